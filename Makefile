@@ -1,0 +1,53 @@
+# The two commands a new user needs: `make dev` (the demo) and `make test` (every test).
+# Both install what they need first (scripts/setup.sh: idempotent, seconds when done).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+TOOLS := source scripts/tools.sh
+
+RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src/*.rs)
+TRACKER_OUT := www/cdp/tracker_bg.wasm
+EDGE_OUT := edge/build/index.js
+
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size clean
+
+help:
+	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
+	@echo "make test   run every test: host units, lint, tracker in Chromium, end to end"
+
+setup:
+	@scripts/setup.sh
+
+# Real file targets, so `wrangler dev` (which runs `make build`) rebuilds only what changed.
+build: $(TRACKER_OUT) $(EDGE_OUT)
+
+$(TRACKER_OUT): $(RUST_COMMON) $(wildcard tracker/Cargo.toml tracker/src/*.rs tracker/js/*.js) scripts/build-tracker.sh
+	@scripts/build-tracker.sh
+
+$(EDGE_OUT): $(RUST_COMMON) $(wildcard edge/Cargo.toml edge/src/*.rs) scripts/build-edge.sh
+	@scripts/build-edge.sh
+
+dev: setup
+	@scripts/dev.sh
+
+test: setup
+	@scripts/test.sh
+
+test-unit:
+	@$(TOOLS); cargo test --workspace --exclude cdp-tracker --exclude cdp-edge
+
+test-lint:
+	@$(TOOLS); cargo fmt --all --check && \
+	  cargo clippy --quiet -p cdp-protocol --all-targets -- -D warnings && \
+	  cargo clippy --quiet -p cdp-edge -p cdp-tracker --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+test-browser:
+	@$(TOOLS); cd tracker && cargo test --target wasm32-unknown-unknown
+
+test-e2e: build
+	@$(TOOLS); node --test --test-concurrency=1 tests/e2e/
+
+size: $(TRACKER_OUT)
+	@$(TOOLS); node scripts/size.mjs
+
+clean:
+	rm -rf edge/build tracker/pkg www/cdp www/cdp.js

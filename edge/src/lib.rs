@@ -1,0 +1,39 @@
+//! The Cloudflare Worker: the collector, the admin API and the profile store, in one script.
+//!
+//! `fetch` only dispatches. Each route lives with its resource: [`collect`] takes
+//! Segment-format events in, [`admin`] answers questions about profiles, and
+//! [`profile_store`] is the Durable Object class that keeps each profile. The rules they
+//! apply come from the pure `cdp-protocol` crate; this crate adapts Workers I/O to them.
+//! Static pages (`www/`) are served by Workers static assets before this code runs.
+
+mod admin;
+mod collect;
+mod config;
+mod http;
+mod profile_store;
+
+pub use profile_store::ProfileStore;
+
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let config = match config::Config::from_env(&env) {
+        Ok(config) => config,
+        Err(message) => return http::error(500, "misconfigured", &message),
+    };
+    let path = req.path();
+    match (req.method(), path.as_str()) {
+        (Method::Options, p) if p.starts_with("/v1/") => http::preflight(&req),
+        (Method::Post, p) if collect::is_collector_path(p) => {
+            collect::handle(req, &env, &config).await
+        }
+        (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
+        (_, p) if p.starts_with("/v1/") => http::error(
+            404,
+            "not_found",
+            &format!("no API route {} {p}", req.method().as_ref()),
+        ),
+        _ => http::error(404, "not_found", "no such page"),
+    }
+}

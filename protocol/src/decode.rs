@@ -1,0 +1,214 @@
+//! Decoding a request body into the raw events it carries, before any event is judged.
+
+use serde_json::{Map, Value};
+
+use crate::event::EventType;
+use crate::time::{parse_rfc3339, Millis};
+
+/// Size limits, named once so the collector and its tests agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest event, serialised, in bytes.
+    pub max_event_bytes: usize,
+    /// Largest request body, in bytes.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Segment's HTTP tracking API limits.
+        Self {
+            max_event_bytes: 32 * 1024,
+            max_batch_bytes: 500 * 1024,
+        }
+    }
+}
+
+/// Which collector path the body was posted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/batch`: `{"batch": [...]}`.
+    Batch,
+    /// `POST /v1/track` and friends: the body is one event whose type the path gives.
+    Single(EventType),
+}
+
+impl Endpoint {
+    /// Maps a request path to an endpoint; `None` when it is not a collector path.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let name = path.strip_prefix("/v1/")?;
+        if name == "batch" || name == "import" {
+            return Some(Self::Batch);
+        }
+        EventType::parse(name).map(Self::Single)
+    }
+}
+
+/// What a body holds: the write key if it carries one, the client's send time, the raw events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// `writeKey` from the body, for clients that cannot set headers.
+    pub write_key: Option<String>,
+    /// The batch's `sentAt`, when present and valid.
+    pub sent_at: Option<Millis>,
+    /// The events, not yet validated.
+    pub events: Vec<Value>,
+}
+
+/// Why a whole request was refused: nothing in it could be read as events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The body is larger than the batch limit.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not JSON (or not UTF-8).
+    InvalidJson(String),
+    /// The body is JSON but not an object.
+    NotAnObject,
+    /// A batch body without a `batch` array.
+    MissingBatch,
+    /// A batch with no events.
+    EmptyBatch,
+}
+
+impl DecodeError {
+    /// A stable, machine-readable reason, also used as a counter label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "body_too_large",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::NotAnObject => "not_an_object",
+            Self::MissingBatch => "missing_batch",
+            Self::EmptyBatch => "empty_batch",
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge { limit } => write!(f, "request body is larger than {limit} bytes"),
+            Self::InvalidJson(e) => write!(f, "request body is not valid JSON: {e}"),
+            Self::NotAnObject => f.write_str("request body must be a JSON object"),
+            Self::MissingBatch => f.write_str("a batch body needs a \"batch\" array of events"),
+            Self::EmptyBatch => f.write_str("the \"batch\" array is empty"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Reads a request body posted to `endpoint`.
+pub fn decode(body: &[u8], endpoint: Endpoint, limits: &Limits) -> Result<Envelope, DecodeError> {
+    if body.len() > limits.max_batch_bytes {
+        return Err(DecodeError::TooLarge {
+            limit: limits.max_batch_bytes,
+        });
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let Value::Object(mut object) = value else {
+        return Err(DecodeError::NotAnObject);
+    };
+    let write_key = take_string(&mut object, "writeKey");
+    let sent_at = object
+        .get("sentAt")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339);
+    let events = match endpoint {
+        Endpoint::Batch => match object.remove("batch") {
+            Some(Value::Array(events)) if events.is_empty() => return Err(DecodeError::EmptyBatch),
+            Some(Value::Array(events)) => events,
+            _ => return Err(DecodeError::MissingBatch),
+        },
+        Endpoint::Single(kind) => {
+            object.insert("type".into(), Value::String(kind.as_str().into()));
+            vec![Value::Object(object)]
+        }
+    };
+    Ok(Envelope {
+        write_key,
+        sent_at,
+        events,
+    })
+}
+
+fn take_string(object: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match object.remove(key) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(body: &str) -> Result<Envelope, DecodeError> {
+        decode(body.as_bytes(), Endpoint::Batch, &Limits::default())
+    }
+
+    #[test]
+    fn reads_batch_write_key_and_sent_at() {
+        let env =
+            batch(r#"{"batch":[{"type":"page"}],"writeKey":"k","sentAt":"1970-01-01T00:00:01Z"}"#)
+                .expect("valid batch");
+        assert_eq!(env.write_key.as_deref(), Some("k"));
+        assert_eq!(env.sent_at, Some(1_000));
+        assert_eq!(env.events.len(), 1);
+    }
+
+    #[test]
+    fn single_call_takes_type_from_path() {
+        let endpoint = Endpoint::from_path("/v1/track").expect("collector path");
+        let env = decode(
+            br#"{"event":"Order Completed","type":"page"}"#,
+            endpoint,
+            &Limits::default(),
+        )
+        .expect("valid body");
+        assert_eq!(env.events[0]["type"], "track");
+    }
+
+    #[test]
+    fn refuses_unreadable_bodies_with_reasons() {
+        let cases = [
+            ("{", "invalid_json"),
+            ("\u{0}", "invalid_json"),
+            ("[1,2]", "not_an_object"),
+            ("{}", "missing_batch"),
+            (r#"{"batch":{}}"#, "missing_batch"),
+            (r#"{"batch":[]}"#, "empty_batch"),
+        ];
+        for (body, reason) in cases {
+            assert_eq!(
+                batch(body).map(|_| ()).unwrap_err().reason(),
+                reason,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_body_over_batch_limit() {
+        let limits = Limits {
+            max_batch_bytes: 10,
+            ..Limits::default()
+        };
+        let err = decode(br#"{"batch":[{"type":"page"}]}"#, Endpoint::Batch, &limits).unwrap_err();
+        assert_eq!(err, DecodeError::TooLarge { limit: 10 });
+    }
+
+    #[test]
+    fn invalid_utf8_is_invalid_json() {
+        let err = decode(
+            b"{\"batch\":[\"\xff\"]}",
+            Endpoint::Batch,
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "invalid_json");
+    }
+}

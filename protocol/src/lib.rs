@@ -1,0 +1,14 @@
+//! The wire format and the pure ingestion rules shared by the collector and the profile store.
+//!
+//! Nothing here knows about Workers or browsers: a request body goes in as bytes
+//! ([`decode::decode`]), each event is judged on its own ([`validate::check_batch`]),
+//! and what comes out is plain data ([`event::Event`]) that the edge routes to a
+//! profile ([`route::profile_key`]). Keeping it pure lets `cargo test` cover every rule
+//! natively and fast.
+
+pub mod auth;
+pub mod decode;
+pub mod event;
+pub mod route;
+pub mod time;
+pub mod validate;

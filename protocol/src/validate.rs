@@ -1,0 +1,311 @@
+//! Judging each event of a batch on its own, so one bad event never costs the others.
+
+use serde_json::{Map, Value};
+
+use crate::decode::{Envelope, Limits};
+use crate::event::{Event, EventType};
+use crate::time::{format_rfc3339, parse_rfc3339, Millis};
+
+/// Longest `messageId`, `anonymousId` or `userId` accepted.
+pub const MAX_ID_CHARS: usize = 256;
+
+/// Why one event was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Position of the event in the batch.
+    pub index: usize,
+    /// Its `messageId`, when it had a readable one.
+    pub message_id: Option<String>,
+    /// Stable reason, also a counter label.
+    pub reason: &'static str,
+    /// What is wrong, for a person.
+    pub detail: String,
+}
+
+/// The outcome of validating a batch: what to keep and what to report.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Checked {
+    /// Events to store.
+    pub accepted: Vec<Event>,
+    /// Events refused, with reasons.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Validates every event of an envelope received at `received_at`.
+pub fn check_batch(envelope: Envelope, received_at: Millis, limits: &Limits) -> Checked {
+    let mut checked = Checked::default();
+    for (index, raw) in envelope.events.into_iter().enumerate() {
+        match validate_event(raw, received_at, limits) {
+            Ok(event) => checked.accepted.push(event),
+            Err((reason, detail, message_id)) => checked.rejected.push(Rejection {
+                index,
+                message_id,
+                reason,
+                detail,
+            }),
+        }
+    }
+    checked
+}
+
+type Refusal = (&'static str, String, Option<String>);
+
+fn validate_event(raw: Value, received_at: Millis, limits: &Limits) -> Result<Event, Refusal> {
+    let Value::Object(mut body) = raw else {
+        return Err((
+            "not_an_object",
+            "an event must be a JSON object".into(),
+            None,
+        ));
+    };
+    let claimed_id = body
+        .get("messageId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let refuse = |reason: &'static str, detail: String| (reason, detail, claimed_id.clone());
+
+    let size = serde_json::to_string(&body)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
+    if size > limits.max_event_bytes {
+        return Err(refuse(
+            "event_too_large",
+            format!(
+                "event is {size} bytes; the limit is {}",
+                limits.max_event_bytes
+            ),
+        ));
+    }
+
+    let kind = match body.get("type") {
+        Some(Value::String(t)) => EventType::parse(t).ok_or_else(|| {
+            refuse(
+                "invalid_type",
+                format!("type \"{t}\" is not one of track, page, screen, identify, group, alias"),
+            )
+        })?,
+        _ => return Err(refuse("missing_type", "\"type\" must be a string".into())),
+    };
+
+    let anonymous_id =
+        identifier(&body, "anonymousId").map_err(|d| refuse("invalid_identifier", d))?;
+    let user_id = identifier(&body, "userId").map_err(|d| refuse("invalid_identifier", d))?;
+    if anonymous_id.is_none() && user_id.is_none() {
+        return Err(refuse(
+            "missing_identifier",
+            "an event needs an anonymousId or a userId".into(),
+        ));
+    }
+
+    let name_field = if kind == EventType::Track {
+        "event"
+    } else {
+        "name"
+    };
+    let name = match body.get(name_field) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        None | Some(Value::Null) if kind != EventType::Track => None,
+        _ if kind == EventType::Track => {
+            return Err(refuse(
+                "missing_event_name",
+                "a track call needs a non-empty \"event\" string".into(),
+            ))
+        }
+        _ => {
+            return Err(refuse(
+                "invalid_field",
+                format!("\"{name_field}\" must be a string"),
+            ))
+        }
+    };
+
+    for field in ["properties", "traits", "context", "integrations"] {
+        match body.get(field) {
+            None | Some(Value::Null | Value::Object(_)) => {}
+            Some(_) => {
+                return Err(refuse(
+                    "invalid_field",
+                    format!("\"{field}\" must be an object"),
+                ))
+            }
+        }
+    }
+
+    let timestamp = match body.get("timestamp") {
+        None | Some(Value::Null) => received_at,
+        Some(Value::String(s)) => parse_rfc3339(s).ok_or_else(|| {
+            refuse(
+                "invalid_timestamp",
+                format!("timestamp \"{s}\" is not an ISO 8601 date-time"),
+            )
+        })?,
+        Some(_) => {
+            return Err(refuse(
+                "invalid_timestamp",
+                "timestamp must be a string".into(),
+            ))
+        }
+    };
+
+    let message_id = match body.get("messageId") {
+        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_CHARS => {
+            id.clone()
+        }
+        None | Some(Value::Null) => derived_message_id(&body),
+        Some(_) => {
+            return Err(refuse(
+                "invalid_message_id",
+                format!(
+                    "messageId must be a non-empty string of at most {MAX_ID_CHARS} characters"
+                ),
+            ))
+        }
+    };
+
+    body.insert("messageId".into(), Value::String(message_id.clone()));
+    body.insert("timestamp".into(), Value::String(format_rfc3339(timestamp)));
+    body.insert(
+        "receivedAt".into(),
+        Value::String(format_rfc3339(received_at)),
+    );
+    for (field, value) in [("anonymousId", &anonymous_id), ("userId", &user_id)] {
+        if let Some(v) = value {
+            body.insert(field.into(), Value::String(v.clone()));
+        }
+    }
+    Ok(Event {
+        kind,
+        message_id,
+        anonymous_id,
+        user_id,
+        name,
+        timestamp,
+        received_at,
+        body,
+    })
+}
+
+/// Reads an identifier that may be a string or a number (some server libraries send numbers).
+fn identifier(body: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
+    let id = match body.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(format!("{field} must be a string or a number")),
+    };
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if id.chars().count() > MAX_ID_CHARS {
+        return Err(format!("{field} is longer than {MAX_ID_CHARS} characters"));
+    }
+    Ok(Some(id))
+}
+
+/// A `messageId` for a client that sent none, derived from the content so a resend of the
+/// same payload is still recognised as a duplicate.
+fn derived_message_id(body: &Map<String, Value>) -> String {
+    // serde_json's default map is ordered, so the serialisation is canonical.
+    let text = serde_json::to_string(body).unwrap_or_default();
+    let fnv = |seed: u64| {
+        text.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    format!(
+        "derived-{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode, Endpoint};
+
+    const NOW: Millis = 1_795_341_600_000;
+
+    fn check(body: &str) -> Checked {
+        let envelope =
+            decode(body.as_bytes(), Endpoint::Batch, &Limits::default()).expect("decodes");
+        check_batch(envelope, NOW, &Limits::default())
+    }
+
+    fn reasons(checked: &Checked) -> Vec<&'static str> {
+        checked.rejected.iter().map(|r| r.reason).collect()
+    }
+
+    #[test]
+    fn accepts_a_segment_page_event() {
+        let checked = check(
+            r#"{"batch":[{"type":"page","messageId":"m1","anonymousId":"a1","name":"Home",
+                "timestamp":"2026-11-22T09:59:59.000Z","context":{"page":{"url":"http://x/"}}}]}"#,
+        );
+        assert!(checked.rejected.is_empty());
+        let event = &checked.accepted[0];
+        assert_eq!(event.kind, EventType::Page);
+        assert_eq!(event.message_id, "m1");
+        assert_eq!(event.name.as_deref(), Some("Home"));
+        assert_eq!(event.timestamp, NOW - 1_000);
+        assert_eq!(event.body["receivedAt"], "2026-11-22T10:00:00.000Z");
+    }
+
+    #[test]
+    fn keeps_valid_events_beside_invalid_ones() {
+        let checked = check(
+            r#"{"batch":[
+                {"type":"track","event":"A","anonymousId":"a","messageId":"ok1"},
+                {"type":"track","anonymousId":"a","messageId":"bad1"},
+                {"type":"teleport","anonymousId":"a"},
+                {"type":"page","messageId":"bad2"},
+                7,
+                {"type":"page","anonymousId":"a","timestamp":"noon"},
+                {"type":"identify","userId":42,"traits":{"email":"x@y.z"}},
+                {"type":"page","anonymousId":"a","properties":[1]},
+                {"type":"page","anonymousId":{"nested":true}},
+                {"type":"page","anonymousId":"a","messageId":""}
+            ]}"#,
+        );
+        assert_eq!(checked.accepted.len(), 2);
+        assert_eq!(checked.accepted[1].user_id.as_deref(), Some("42"));
+        assert_eq!(
+            reasons(&checked),
+            [
+                "missing_event_name",
+                "invalid_type",
+                "missing_identifier",
+                "not_an_object",
+                "invalid_timestamp",
+                "invalid_field",
+                "invalid_identifier",
+                "invalid_message_id"
+            ]
+        );
+        assert_eq!(checked.rejected[0].index, 1);
+        assert_eq!(checked.rejected[0].message_id.as_deref(), Some("bad1"));
+    }
+
+    #[test]
+    fn rejects_event_over_32_kb() {
+        let big = "x".repeat(33 * 1024);
+        let checked = check(&format!(
+            r#"{{"batch":[{{"type":"track","event":"A","anonymousId":"a","properties":{{"p":"{big}"}}}}]}}"#
+        ));
+        assert_eq!(reasons(&checked), ["event_too_large"]);
+    }
+
+    #[test]
+    fn missing_message_id_is_derived_from_content_and_stable() {
+        let body = r#"{"batch":[{"type":"track","event":"A","anonymousId":"a","timestamp":"2026-01-01T00:00:00Z"}]}"#;
+        let first = check(body).accepted[0].message_id.clone();
+        assert!(first.starts_with("derived-"));
+        assert_eq!(check(body).accepted[0].message_id, first);
+    }
+
+    #[test]
+    fn missing_timestamp_becomes_received_at() {
+        let checked = check(r#"{"batch":[{"type":"page","anonymousId":"a"}]}"#);
+        assert_eq!(checked.accepted[0].timestamp, NOW);
+    }
+}

@@ -1,0 +1,114 @@
+// Shared by the end-to-end tests: start `wrangler dev` (real workerd) on a free port with a
+// fresh state directory, open Chromium through playwright-core, and always stop both.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const WRITE_KEY = 'demo-write-key';
+export const ADMIN_TOKEN = 'demo-admin-token';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the Worker under `wrangler dev`; resolves to { url, stop } once it answers. */
+export async function startWorker() {
+  const port = await freePort();
+  const state = mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
+  const child = spawn(
+    join(ROOT, 'node_modules', '.bin', 'wrangler'),
+    ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
+      '--var', `WRITE_KEYS:${WRITE_KEY}`, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
+      '--show-interactive-dev-session=false', '--log-level', 'warn'],
+    // Its own process group, so stopping it also stops workerd and the build it spawns.
+    { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } },
+  );
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  let stopped = false;
+  const signal = (sig) => { try { process.kill(-child.pid, sig); } catch { /* already gone */ } };
+  // Resolves once wrangler and its workerd children are gone: SIGTERM, then SIGKILL after 3 s.
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    signal('SIGTERM');
+    const exited = child.exitCode !== null ? Promise.resolve()
+      : new Promise((r) => child.once('exit', r));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    signal('SIGKILL');
+    rmSync(state, { recursive: true, force: true });
+  };
+  // Last resort if the test process dies without running its `after` hooks.
+  process.once('exit', () => signal('SIGKILL'));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    try {
+      const res = await fetch(`${url}/v1/health-probe`);
+      if (res.status === 404) return { url, stop, output: () => output };
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stop();
+  throw new Error(`wrangler dev did not start on ${url}:\n${output}`);
+}
+
+/** Launches Debian's Chromium headless with the flags this machine needs. */
+export async function launchBrowser() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'cdp-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const close = async () => {
+    await context.close().catch(() => {});
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
+  return { context, close };
+}
+
+/** Calls the admin API. */
+export async function admin(url, path) {
+  const res = await fetch(`${url}${path}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Posts a Segment batch with the write key in HTTP Basic auth. */
+export async function sendBatch(url, batch, writeKey = WRITE_KEY) {
+  const res = await fetch(`${url}/v1/batch`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Basic ${btoa(`${writeKey}:`)}` },
+    body: typeof batch === 'string' ? batch : JSON.stringify({ batch, sentAt: new Date().toISOString() }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Polls `probe` until it returns a truthy value (events travel asynchronously). */
+export async function eventually(probe, { timeout = 10_000, interval = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, interval));
+  }
+  return last;
+}
