@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
-# Builds the tracker: Rust → Wasm → wasm-bindgen glue → wasm-opt -Oz, and the loader, into www/.
+# Builds the tracker: Rust → Wasm → wasm-bindgen glue → wasm-opt -Oz, then
+#  - the script-tag build into www/ (loader www/cdp.js, tracker www/cdp/), minified;
+#  - the npm package files into tracker/npm/ (ESM, not minified: the app's bundler does that);
+#  - the single-page-app demo, which uses the npm package, into www/spa/.
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$ROOT"
 cargo build --quiet -p cdp-tracker --release --target wasm32-unknown-unknown
+rm -rf tracker/pkg
 wasm-bindgen --target web --no-typescript --out-dir tracker/pkg --out-name tracker \
   target/wasm32-unknown-unknown/release/cdp_tracker.wasm
-mkdir -p www/cdp
-wasm-opt -Oz --strip-debug --strip-producers tracker/pkg/tracker_bg.wasm -o www/cdp/tracker_bg.wasm
-esbuild --log-level=warning --minify --format=esm tracker/pkg/tracker.js --outfile=www/cdp/tracker.js
-esbuild --log-level=warning --minify tracker/js/cdp.js --outfile=www/cdp.js
+wasm-opt -Oz --strip-debug --strip-producers tracker/pkg/tracker_bg.wasm -o tracker/pkg/tracker_bg.opt.wasm
+
+# (wasm-bindgen's glue repeats an import key when one snippet serves several imports: harmless.)
+mkdir -p www/cdp www/spa
+cp tracker/pkg/tracker_bg.opt.wasm www/cdp/tracker_bg.wasm
+esbuild --log-level=warning --log-override:duplicate-object-key=silent --bundle --minify --format=esm --target=es2017 \
+  tracker/pkg/tracker.js --outfile=www/cdp/tracker.js
+esbuild --log-level=warning --log-override:duplicate-object-key=silent --bundle --minify --format=iife --target=es2017 \
+  tracker/js/cdp.js --outfile=www/cdp.js
+
+cp tracker/pkg/tracker_bg.opt.wasm tracker/npm/tracker_bg.wasm
+cp tracker/js/api.js tracker/npm/api.js
+esbuild --log-level=warning --log-override:duplicate-object-key=silent --bundle --format=esm --target=es2020 \
+  tracker/pkg/tracker.js --outfile=tracker/npm/tracker.js
+
+esbuild --log-level=warning --log-override:duplicate-object-key=silent --bundle --minify --format=esm --target=es2022 \
+  --alias:@edge-cdp/tracker=./tracker/npm/index.js \
+  demo/spa/main.js --outfile=www/spa/app.js
+cp tracker/pkg/tracker_bg.opt.wasm www/spa/tracker_bg.wasm

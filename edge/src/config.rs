@@ -3,6 +3,9 @@
 
 use worker::Env;
 
+/// Binding name of the static assets (`www/`), as in `wrangler.toml`.
+pub const ASSETS: &str = "ASSETS";
+
 /// Binding name of the profile store's Durable Object namespace, as in `wrangler.toml`.
 pub const PROFILES: &str = "PROFILES";
 

@@ -23,6 +23,8 @@ pub fn allow_origin(response: Response, req: &Request) -> Result<Response> {
     if let Some(origin) = origin {
         headers.set("Access-Control-Allow-Origin", &origin)?;
         headers.set("Access-Control-Allow-Credentials", "true")?;
+        // The tracker honours Retry-After, which a cross-origin page can only read if exposed.
+        headers.set("Access-Control-Expose-Headers", "Retry-After")?;
         headers.append("Vary", "Origin")?;
     }
     Ok(response.with_headers(headers))

@@ -29,6 +29,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             collect::handle(req, &env, &config).await
         }
         (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
+        (Method::Get, p) if p.starts_with("/spa/") => single_page_app(req, &env).await,
         (_, p) if p.starts_with("/v1/") => http::error(
             404,
             "not_found",
@@ -36,4 +37,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         ),
         _ => http::error(404, "not_found", "no such page"),
     }
+}
+
+/// The single-page-app demo: its files as they are, any other path under `/spa/` is a
+/// client-side route and gets the app's page.
+async fn single_page_app(req: Request, env: &Env) -> Result<Response> {
+    let assets = env.assets(config::ASSETS)?;
+    let path = req.path();
+    let is_file = path
+        .rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains('.'));
+    let target = if is_file { path } else { "/spa/".to_owned() };
+    let mut url = req.url()?;
+    url.set_path(&target);
+    assets.fetch(url.to_string(), None).await
 }

@@ -252,7 +252,7 @@ impl ProfileStore {
             .n;
         let events: Vec<Value> = sql
             .exec(
-                "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC LIMIT ?",
+                "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, rowid DESC LIMIT ?",
                 vec![VIEW_EVENTS.into()],
             )?
             .to_array::<BodyRow>()?

@@ -69,20 +69,20 @@ export async function startWorker() {
   throw new Error(`wrangler dev did not start on ${url}:\n${output}`);
 }
 
-/** Launches Debian's Chromium headless with the flags this machine needs. */
+/** Launches Debian's Chromium headless (a fresh temporary profile) with the flags this machine needs. */
 export async function launchBrowser() {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'cdp-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
+  const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const close = async () => {
-    await context.close().catch(() => {});
-    rmSync(userDataDir, { recursive: true, force: true });
+  const context = await browser.newContext();
+  return {
+    context,
+    newContext: (options) => browser.newContext(options),
+    close: () => browser.close().catch(() => {}),
   };
-  return { context, close };
 }
 
 /** Calls the admin API. */
@@ -111,4 +111,21 @@ export async function eventually(probe, { timeout = 10_000, interval = 100 } = {
     await new Promise((r) => setTimeout(r, interval));
   }
   return last;
+}
+
+/** Every `/v1/batch` request the pages of `context` send: `{ events, status }` each. */
+export function watchBatches(context) {
+  const sent = [];
+  context.on('requestfinished', async (request) => {
+    if (!request.url().endsWith('/v1/batch')) return;
+    const response = await request.response();
+    sent.push({ events: JSON.parse(request.postData()).batch, status: response ? response.status() : 0 });
+  });
+  return sent;
+}
+
+/** The events of the profile holding `anonymousId`, oldest first (empty if none). */
+export async function profileEvents(url, anonymousId) {
+  const { status, body } = await admin(url, `/v1/profiles/lookup?anonymousId=${encodeURIComponent(anonymousId)}`);
+  return status === 200 ? body.events.slice().reverse() : [];
 }

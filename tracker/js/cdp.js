@@ -1,39 +1,47 @@
 /*
  * The script-tag loader. It defines `window.cdp` at once, so calls made before the Wasm
- * tracker has loaded are queued and replayed in order, then loads the tracker beside it.
+ * tracker has loaded are queued (with the time they were made) and replayed in order;
+ * then it loads the tracker from `cdp/` beside itself.
  *
  *   <script src="/cdp.js" data-write-key="KEY" async></script>
  *
- * Attributes: data-write-key (required), data-endpoint (collector origin; default: where
- * this script came from), data-auto-page="false" (no page() on load).
- * It never throws into the page: where Wasm cannot run (old browser, a CSP without
- * 'wasm-unsafe-eval') calls are kept in the queue and nothing else happens.
+ * Settings are data attributes: data-write-key (required), data-endpoint (collector origin;
+ * default where this script came from), data-consent="required", data-consent-category,
+ * data-honor-gpc="false", data-honor-dnt="true", data-auto-page="false", data-track-hash,
+ * data-flush-at, data-flush-interval, data-max-queue, data-cookie-domain, data-cookie-days.
+ * It never throws into the page: where Wasm cannot run (an old browser, a CSP without
+ * 'wasm-unsafe-eval') the calls stay queued and nothing else happens.
  */
-(function (w, d) {
-  var script = d.currentScript;
-  if (!script || w.cdp && w.cdp.loaded) return;
+import { createApi, METHODS } from './api.js';
+
+(function (w) {
+  var script = document.currentScript;
   var queue = w.cdp = w.cdp || [];
-  var methods = ['page', 'track', 'ready'];
-  methods.forEach(function (m) {
-    queue[m] = queue[m] || function () { queue.push([m, [].slice.call(arguments)]); return queue; };
+  if (!script || queue.loaded || queue.loading) return;
+  queue.loading = true;
+  METHODS.forEach(function (m) {
+    if (!queue[m]) queue[m] = function () {
+      var call = [m].concat([].slice.call(arguments));
+      call.t = Date.now();
+      queue.push(call);
+      return queue;
+    };
   });
-  if (script.getAttribute('data-auto-page') !== 'false') queue.unshift(['page', []]);
+  var config = Object.assign({}, script.dataset);
+  config.endpoint = config.endpoint || new URL(script.src).origin;
+  if (config.autoPage !== 'false') {
+    // The page view happened first, whatever was called before the loader ran.
+    var start = Math.round(w.performance && performance.timeOrigin || Date.now());
+    var view = ['page'];
+    view.t = start;
+    queue.unshift(view);
+  }
   var base = new URL('.', script.src).href;
-  var endpoint = script.getAttribute('data-endpoint') || new URL(script.src).origin;
   import(base + 'cdp/tracker.js').then(function (mod) {
     return mod.default({ module_or_path: base + 'cdp/tracker_bg.wasm' }).then(function () {
-      var tracker = new mod.Tracker(script.getAttribute('data-write-key') || '', endpoint);
-      var api = {
-        loaded: true,
-        tracker: tracker,
-        anonymousId: function () { return tracker.anonymousId; },
-        page: function (name, props) { return tracker.page(name, props).catch(warn); },
-        track: function (name, props) { return tracker.track(name, props).catch(warn); },
-        ready: function (fn) { try { fn(api); } catch (e) { warn(e); } }
-      };
+      var api = createApi(new mod.Tracker(config));
       w.cdp = api;
-      queue.forEach(function (call) { if (api[call[0]]) api[call[0]].apply(null, call[1]); });
+      for (var i = 0; i < queue.length; i++) api.replay(queue[i], queue[i].t);
     });
-  }).catch(warn);
-  function warn(e) { if (w.console) console.warn('[cdp]', e); }
-})(window, document);
+  }).catch(function (e) { if (w.console) console.warn('[cdp] tracker not loaded:', e); });
+})(window);

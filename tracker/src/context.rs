@@ -1,54 +1,51 @@
 //! What the page and browser tell about where an event happened (`context`).
 
-use js_sys::{Intl, Object, Reflect};
-use wasm_bindgen::JsValue;
+use js_sys::Object;
+use wasm_bindgen::prelude::*;
 
-use crate::event::{set, LIBRARY_NAME, LIBRARY_VERSION};
+use crate::event::{LIBRARY_NAME, LIBRARY_VERSION};
 
-/// `context.page`: url, path, title, referrer and search of the current document.
-pub fn page() -> Object {
-    let page = Object::new();
-    let Some(window) = web_sys::window() else {
-        return page;
-    };
-    let location = window.location();
-    let text = |r: Result<String, JsValue>| JsValue::from(r.unwrap_or_default());
-    set(&page, "url", &text(location.href()));
-    set(&page, "path", &text(location.pathname()));
-    set(&page, "search", &text(location.search()));
-    if let Some(document) = window.document() {
-        set(&page, "title", &document.title().into());
-        set(&page, "referrer", &document.referrer().into());
-    }
-    page
+#[wasm_bindgen(inline_js = r#"
+export function page_info() {
+  var l = location;
+  return { url: l.href, path: l.pathname, search: l.search, title: document.title, referrer: document.referrer };
+}
+export function fixed_context(name, version) {
+  var n = navigator, s = self.screen || {};
+  var c = { userAgent: n.userAgent, locale: n.language, library: { name: name, version: version },
+            screen: { width: s.width, height: s.height, density: self.devicePixelRatio } };
+  try { c.timezone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) {}
+  var q = new URLSearchParams(location.search), map = { utm_source: 'source', utm_medium: 'medium', utm_campaign: 'name', utm_term: 'term', utm_content: 'content' };
+  for (var k in map) { var v = q.get(k); if (v) { c.campaign = c.campaign || {}; c.campaign[map[k]] = v; } }
+  return c;
+}
+export function gpc() { return navigator.globalPrivacyControl === true; }
+export function dnt() { return navigator.doNotTrack === '1' || self.doNotTrack === '1'; }
+"#)]
+extern "C" {
+    fn page_info() -> Object;
+    fn fixed_context(name: &str, version: &str) -> Object;
+    fn gpc() -> bool;
+    fn dnt() -> bool;
 }
 
-/// The event `context`: page, user agent, locale, time zone and library.
-pub fn context() -> Object {
-    let context = Object::new();
-    set(&context, "page", &page());
-    if let Some(window) = web_sys::window() {
-        let navigator = window.navigator();
-        set(
-            &context,
-            "userAgent",
-            &navigator.user_agent().unwrap_or_default().into(),
-        );
-        if let Some(locale) = navigator.language() {
-            set(&context, "locale", &locale.into());
-        }
-    }
-    let zone = Reflect::get(
-        &Intl::DateTimeFormat::default().resolved_options(),
-        &"timeZone".into(),
-    )
-    .unwrap_or(JsValue::UNDEFINED);
-    if zone.is_string() {
-        set(&context, "timezone", &zone);
-    }
-    let library = Object::new();
-    set(&library, "name", &LIBRARY_NAME.into());
-    set(&library, "version", &LIBRARY_VERSION.into());
-    set(&context, "library", &library);
-    context
+/// `context.page` now: url, path, search, title and referrer of the document.
+pub fn page() -> Object {
+    page_info()
+}
+
+/// The parts of `context` that stay the same for the life of the page: user agent, locale,
+/// time zone, screen, library, and the campaign of the landing URL.
+pub fn fixed() -> Object {
+    fixed_context(LIBRARY_NAME, LIBRARY_VERSION)
+}
+
+/// Whether the browser sends Global Privacy Control.
+pub fn global_privacy_control() -> bool {
+    gpc()
+}
+
+/// Whether the browser sends Do Not Track.
+pub fn do_not_track() -> bool {
+    dnt()
 }

@@ -1,72 +1,92 @@
-//! Building Segment-spec events as JavaScript objects.
+//! Segment-spec events as JavaScript objects: captured cheaply when the page calls, and
+//! completed (id, time, context) and serialised later, off the page's critical path.
 
-use js_sys::{Array, Date, Object, Reflect, JSON};
+use js_sys::{Date, Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
 
 use crate::context;
 
-/// The library name and version every event carries in `context.library`.
+/// The library name every event carries in `context.library`.
 pub const LIBRARY_NAME: &str = "edge-cdp-tracker";
 /// This tracker's version.
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Sets `object[key] = value`; setting a property on a plain object cannot fail.
-pub(crate) fn set(object: &Object, key: &str, value: &JsValue) {
+pub fn set(object: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(object, &JsValue::from_str(key), value);
 }
 
-/// The current time as an ISO 8601 string, the form the collector reads.
-pub fn now_iso() -> JsValue {
-    Date::new_0().to_iso_string().into()
+/// Reads `object[key]`.
+pub fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn base(kind: &str, anonymous_id: &str) -> Object {
-    let event = Object::new();
-    set(&event, "type", &kind.into());
-    set(&event, "messageId", &crate::identity::new_id().into());
-    set(&event, "anonymousId", &anonymous_id.into());
-    set(&event, "timestamp", &now_iso());
-    set(&event, "context", &context::context());
-    event
+/// An ISO 8601 time string for `ms` since the epoch, the form the collector reads.
+pub fn iso(ms: f64) -> String {
+    Date::new(&JsValue::from_f64(ms)).to_iso_string().into()
 }
 
-/// A `page` event for the current page; its properties default to the page's url, path,
-/// title, referrer and search, as Segment's analytics.js sends them.
-pub fn page(anonymous_id: &str, name: Option<&str>, properties: Option<Object>) -> Object {
-    let event = base("page", anonymous_id);
-    if let Some(name) = name {
-        set(&event, "name", &name.into());
+/// A call as the page made it: what it said, when, and on which page.
+pub struct Captured {
+    /// The event so far: type, name, properties or traits, identifiers.
+    pub event: Object,
+    /// When the call was made, in milliseconds since the epoch.
+    pub at: f64,
+    /// `context.page` at call time (a single-page app may have moved on by send time).
+    pub page: Object,
+}
+
+/// Records a call of type `kind` with its fields (`event`, `name`, `properties`, `traits`,
+/// `groupId`, `previousId`, …), made at `at`, by the given visitor.
+pub fn capture(
+    kind: &str,
+    fields: Object,
+    at: f64,
+    anonymous_id: &str,
+    user_id: Option<&str>,
+) -> Captured {
+    set(&fields, "type", &kind.into());
+    set(&fields, "anonymousId", &anonymous_id.into());
+    if let Some(user_id) = user_id {
+        if get(&fields, "userId").is_undefined() {
+            set(&fields, "userId", &user_id.into());
+        }
     }
-    let props = Object::assign(&Object::new(), &context::page());
-    if let Some(extra) = properties {
-        Object::assign(&props, &extra);
+    Captured {
+        event: fields,
+        at,
+        page: context::page(),
     }
-    set(&event, "properties", &props);
-    event
 }
 
-/// A `track` event named `name`.
-pub fn track(anonymous_id: &str, name: &str, properties: Option<Object>) -> Object {
-    let event = base("track", anonymous_id);
-    set(&event, "event", &name.into());
-    set(&event, "properties", &properties.unwrap_or_default());
-    event
-}
-
-/// The body of `POST /v1/batch`: the events, stamped with `sentAt` now, and the write key.
-///
-/// The key travels in the body, not in an `Authorization` header, so the request stays a
-/// CORS "simple request" (`text/plain`) with no preflight.
-pub fn batch_body(events: &[Object], write_key: &str) -> String {
-    let sent_at = now_iso();
-    let batch = Array::new();
-    for event in events {
-        set(event, "sentAt", &sent_at);
-        batch.push(event);
+/// Completes a captured event and serialises it: `messageId`, `timestamp`, and `context`
+/// (the page's fixed context, the page at call time, session and consent).
+pub fn complete(
+    captured: &Captured,
+    fixed: &Object,
+    session_id: f64,
+    consent: &JsValue,
+) -> Option<String> {
+    let event = &captured.event;
+    set(event, "messageId", &crate::identity::new_id().into());
+    set(event, "timestamp", &iso(captured.at).into());
+    let context = Object::assign(&Object::new(), fixed);
+    set(&context, "page", &captured.page);
+    set(&context, "sessionId", &JsValue::from_f64(session_id));
+    if !consent.is_undefined() {
+        let wrapper = Object::new();
+        set(&wrapper, "categoryPreferences", consent);
+        set(&context, "consent", &wrapper);
     }
-    let body = Object::new();
-    set(&body, "batch", &batch);
-    set(&body, "sentAt", &sent_at);
-    set(&body, "writeKey", &write_key.into());
-    JSON::stringify(&body).map(String::from).unwrap_or_default()
+    set(event, "context", &context);
+    if get(event, "type").as_string().as_deref() == Some("page") {
+        // analytics.js sends the page fields as the page event's properties too.
+        let props = Object::assign(&Object::new(), &captured.page);
+        let given = get(event, "properties");
+        if given.is_object() {
+            Object::assign(&props, &given.into());
+        }
+        set(event, "properties", &props);
+    }
+    JSON::stringify(event).ok().and_then(|s| s.as_string())
 }

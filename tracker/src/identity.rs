@@ -1,75 +1,96 @@
-//! The anonymous id: created once per browser, kept in a first-party cookie with a
-//! localStorage copy, so either surviving is enough to recognise a returning visitor.
+//! Who the visitor is: the anonymous id (a first-party cookie with a localStorage copy, so
+//! either surviving is enough to recognise a returning visitor), the user id once
+//! identified, and the user's traits.
 
+use js_sys::{Object, JSON};
 use wasm_bindgen::JsCast;
-use web_sys::HtmlDocument;
 
-/// Name of the cookie and of the localStorage key.
-pub const STORAGE_KEY: &str = "cdp_aid";
-/// How long the cookie lives: one year, in seconds.
-const COOKIE_MAX_AGE: &str = "31536000";
+use crate::storage;
+
+/// Name of the anonymous-id cookie and localStorage key.
+pub const ANONYMOUS_ID: &str = "cdp_aid";
+/// localStorage key of the user id.
+pub const USER_ID: &str = "cdp_uid";
+/// localStorage key of the user's traits (JSON).
+pub const TRAITS: &str = "cdp_traits";
 
 /// A fresh random id (RFC 4122 version 4).
 pub fn new_id() -> String {
     web_sys::window()
         .and_then(|w| w.crypto().ok())
         .map(|c| c.random_uuid())
-        // No Web Crypto (very old browsers): fall back to Math.random, unique enough here.
+        // No Web Crypto (very old browsers): Math.random is unique enough for an id.
         .unwrap_or_else(|| {
-            let r = js_sys::Math::random().to_bits() ^ (js_sys::Date::now() as u64);
-            ["r-", &r.to_string()].concat()
+            js_sys::Number::from(js_sys::Math::random())
+                .to_string_with_radix(36)
+                .map(String::from)
+                .unwrap_or_default()
         })
 }
 
-/// The anonymous id kept for this browser, created and stored if there is none.
-pub fn anonymous_id() -> String {
-    let id = read_cookie()
-        .or_else(read_local)
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(new_id);
-    write(&id);
-    id
+/// What is remembered about the visitor.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The anonymous id.
+    pub anonymous_id: String,
+    /// The user id, once identified.
+    pub user_id: Option<String>,
+    /// The user's traits, as given to `identify`.
+    pub traits: Object,
 }
 
-fn document() -> Option<HtmlDocument> {
-    web_sys::window()?.document()?.dyn_into().ok()
-}
-
-fn read_cookie() -> Option<String> {
-    let cookies = document()?.cookie().ok()?;
-    cookies.split(';').find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name == STORAGE_KEY).then(|| value.to_owned())
-    })
-}
-
-fn read_local() -> Option<String> {
-    web_sys::window()?
-        .local_storage()
-        .ok()??
-        .get_item(STORAGE_KEY)
-        .ok()?
-}
-
-/// Writes both copies; storage that is blocked or full is skipped, never an error.
-fn write(id: &str) {
-    if let Some(doc) = document() {
-        let secure = web_sys::window()
-            .and_then(|w| w.location().protocol().ok())
-            .is_some_and(|p| p == "https:");
-        let cookie = [
-            STORAGE_KEY,
-            "=",
-            id,
-            "; Max-Age=",
-            COOKIE_MAX_AGE,
-            "; Path=/; SameSite=Lax",
-            if secure { "; Secure" } else { "" },
-        ]
-        .concat();
-        let _ = doc.set_cookie(&cookie);
+impl Identity {
+    /// Reads what storage remembers; a new anonymous id if there is none (not saved yet:
+    /// with consent pending nothing may be written).
+    pub fn load() -> Identity {
+        let anonymous_id = storage::cookie(ANONYMOUS_ID)
+            .or_else(|| storage::get(ANONYMOUS_ID))
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(new_id);
+        let traits = storage::get(TRAITS)
+            .and_then(|t| JSON::parse(&t).ok())
+            .and_then(|t| t.dyn_into::<Object>().ok())
+            .unwrap_or_default();
+        Identity {
+            anonymous_id,
+            user_id: storage::get(USER_ID).filter(|id| !id.is_empty()),
+            traits,
+        }
     }
-    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.local_storage()) {
-        let _ = storage.set_item(STORAGE_KEY, id);
+
+    /// Writes everything to storage; the cookie lives `cookie_days` on `cookie_domain`.
+    pub fn save(&self, cookie_days: f64, cookie_domain: &str) {
+        storage::set_cookie(
+            ANONYMOUS_ID,
+            &self.anonymous_id,
+            cookie_days * 86_400.0,
+            cookie_domain,
+        );
+        storage::set(ANONYMOUS_ID, &self.anonymous_id);
+        match &self.user_id {
+            Some(id) => storage::set(USER_ID, id),
+            None => {
+                storage::remove(USER_ID);
+                true
+            }
+        };
+        match JSON::stringify(&self.traits)
+            .ok()
+            .and_then(|t| t.as_string())
+        {
+            Some(t) if t != "{}" => storage::set(TRAITS, &t),
+            _ => {
+                storage::remove(TRAITS);
+                true
+            }
+        };
+    }
+
+    /// Removes every stored trace of the visitor (consent withdrawn).
+    pub fn erase(cookie_domain: &str) {
+        storage::set_cookie(ANONYMOUS_ID, "", 0.0, cookie_domain);
+        for key in [ANONYMOUS_ID, USER_ID, TRAITS] {
+            storage::remove(key);
+        }
     }
 }

@@ -1,0 +1,207 @@
+// The tracker in Chromium against the Worker under `wrangler dev`: delivery through
+// failures, page closes and offline periods; single-page-app routes; the call queue;
+// consent; several tabs.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { eventually, launchBrowser, profileEvents, startWorker, watchBatches } from './harness.mjs';
+
+let worker;
+let browser;
+
+before(async () => {
+  worker = await startWorker();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+});
+
+async function openShop(context, path = '/') {
+  const page = await context.newPage();
+  await page.goto(`${worker.url}${path}`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  const anonymousId = await page.evaluate(() => window.cdp.anonymousId());
+  return { page, anonymousId };
+}
+
+// The loader snippet of the README: defines the call queue before anything loads.
+const SNIPPET = readFileSync(new URL('../../tracker/js/snippet.min.js', import.meta.url), 'utf8');
+
+const names = (events) => events.map((e) => (e.type === 'track' ? e.event : `${e.type}:${e.context.page.path}`));
+
+/** Pages opened by one test share a context; each test gets its own storage via a new user. */
+async function withContext(fn) {
+  const context = await browser.newContext();
+  try { return await fn(context); } finally { await context.close(); }
+}
+
+test('events survive a failing then unreachable collector and arrive exactly once', () => withContext(async (context) => {
+  let mode = 'fail';
+  const attempts = { fail: 0, down: 0 };
+  await context.route('**/v1/batch', (route) => {
+    if (mode === 'fail') { attempts.fail++; return route.fulfill({ status: 503, headers: { 'Retry-After': '1' }, body: '{}' }); }
+    if (mode === 'down') { attempts.down++; return route.abort('connectionrefused'); }
+    return route.continue();
+  });
+  const sent = watchBatches(context);
+  const { page, anonymousId } = await openShop(context);
+  await page.evaluate(() => { for (const n of ['One', 'Two', 'Three']) window.cdp.track(n); });
+  assert.ok(await eventually(() => attempts.fail >= 2, { timeout: 15_000 }), 'retried while failing');
+  mode = 'down';
+  assert.ok(await eventually(() => attempts.down >= 1, { timeout: 15_000 }), 'retried while unreachable');
+  const queued = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:')).length);
+  assert.equal(queued, 4, 'all four events still in the durable queue');
+  mode = 'up';
+  const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length >= 4 ? e : null; }, { timeout: 30_000 });
+  assert.deepEqual(names(events ?? []), ['page:/', 'One', 'Two', 'Three']);
+  const accepted = () => sent.filter((b) => b.status === 200).flatMap((b) => b.events.map((e) => e.messageId));
+  await eventually(() => accepted().length >= 4); // request events trail the responses a little
+  await page.waitForTimeout(500);
+  const delivered = accepted();
+  assert.equal(delivered.length, 4, 'each event delivered once');
+  assert.equal(new Set(delivered).size, 4);
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:')).length), 0, 'queue empty');
+}));
+
+test('an order completed right before the page closes still arrives', () => withContext(async (context) => {
+  const { page, anonymousId } = await openShop(context, '/product?id=stove');
+  await page.evaluate(() => window.cdp.orderCompleted({ order_id: 'CLOSE-1', total: 59, revenue: 59, currency: 'EUR' }));
+  await page.close({ runBeforeUnload: true });
+  const order = await eventually(async () => (await profileEvents(worker.url, anonymousId)).find((e) => e.event === 'Order Completed'));
+  assert.equal(order?.properties.order_id, 'CLOSE-1');
+}));
+
+test('an order completed right before navigating away still arrives', () => withContext(async (context) => {
+  const { page, anonymousId } = await openShop(context, '/product?id=lamp');
+  await page.evaluate(() => { window.cdp.orderCompleted({ order_id: 'NAV-1', total: 39 }); location.href = 'about:blank'; });
+  const order = await eventually(async () => (await profileEvents(worker.url, anonymousId)).find((e) => e.event === 'Order Completed'));
+  assert.equal(order?.properties.order_id, 'NAV-1');
+}));
+
+test('events made offline are sent when the browser is back online', () => withContext(async (context) => {
+  const { page, anonymousId } = await openShop(context);
+  await eventually(async () => (await profileEvents(worker.url, anonymousId)).length === 1);
+  await context.setOffline(true);
+  await page.evaluate(() => { window.cdp.track('Offline One'); window.cdp.track('Offline Two'); });
+  await page.waitForTimeout(1500);
+  assert.equal((await profileEvents(worker.url, anonymousId)).length, 1, 'nothing arrives while offline');
+  await context.setOffline(false);
+  const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length === 3 ? e : null; });
+  assert.deepEqual(names(events ?? []).slice(1), ['Offline One', 'Offline Two']);
+}));
+
+test('a single-page app gets one page view per real route change', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/spa/`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  const anonymousId = await page.evaluate(() => window.cdp.anonymousId());
+  await page.click('a[href="/spa/product/stove"]');
+  await page.waitForSelector('#add');
+  await page.click('#add');
+  await page.click('header a[href="/spa/cart"]');
+  await page.evaluate(() => {
+    // One navigation done the way some routers do it: replaceState, then pushState.
+    history.replaceState(null, '', '/spa/cart?step=1');
+    history.pushState(null, '', '/spa/checkout');
+  });
+  await page.evaluate(() => { location.hash = 'summary'; });                 // hash only: no page
+  await page.evaluate(() => history.pushState(null, '', location.href));     // same URL: no page
+  await page.evaluate(() => history.go(-3));                                  // popstate back to the cart
+  await page.evaluate(() => window.cdp.flush());
+  const expected = ['page:/spa/', 'page:/spa/product/stove', 'Product Viewed', 'Product Added', 'page:/spa/cart', 'Cart Viewed',
+    'page:/spa/checkout', 'page:/spa/cart'];
+  const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length >= expected.length ? e : null; });
+  const pages = names(events ?? []).filter((n) => n.startsWith('page:'));
+  assert.deepEqual(pages, expected.filter((n) => n.startsWith('page:')));
+  assert.ok(names(events).includes('Product Added'), 'npm package tracks e-commerce calls');
+  const sentPages = () => sent.flatMap((b) => b.events).filter((e) => e.type === 'page').length;
+  await eventually(() => sentPages() >= pages.length); // request events trail the responses a little
+  await page.waitForTimeout(500);
+  assert.equal(sentPages(), pages.length, 'no extra page event sent');
+}));
+
+test('calls made before the tracker loads arrive, in the order they were made', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  await context.route('**/cdp.js', async (route) => { await new Promise((r) => setTimeout(r, 500)); await route.continue(); });
+  await context.route('**/early.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Early</title>
+    <script>${SNIPPET}</script>
+    <script>cdp.track('First'); cdp.identify('early-user', { plan: 'pro' });</script>
+    <script src="/cdp.js" data-write-key="demo-write-key" async></script>
+    <script>cdp.track('Second', { n: 2 }); cdp.track('Third', { n: 3 });</script>` }));
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/early.html`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  await page.evaluate(() => window.cdp.flush());
+  const order = await eventually(() => { const e = sent.flatMap((b) => b.events); return e.length >= 5 ? e : null; });
+  assert.deepEqual(order.map((e) => e.event ?? e.type), ['page', 'First', 'identify', 'Second', 'Third']);
+  assert.equal(order[3].userId, 'early-user', 'calls after identify carry the user id');
+  const times = order.map((e) => Date.parse(e.timestamp));
+  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'timestamps follow call order');
+}));
+
+test('with consent required and not given, nothing is sent or stored', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  await context.route('**/consent.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Consent</title>
+    <script src="/cdp.js" data-write-key="demo-write-key" data-consent="required" async></script>` }));
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/consent.html`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  await page.evaluate(() => { window.cdp.track('Without Consent'); return window.cdp.flush(); });
+  await page.waitForTimeout(1500);
+  const anonymousId = await page.evaluate(() => window.cdp.anonymousId());
+  assert.equal(sent.length, 0, 'no request');
+  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_'))), []);
+  assert.equal((await context.cookies()).filter((c) => c.name.startsWith('cdp_')).length, 0, 'no cookie');
+  assert.deepEqual(await profileEvents(worker.url, anonymousId), [], 'nothing stored');
+
+  await page.evaluate(() => { window.cdp.consent({ analytics: true }); return window.cdp.flush(); });
+  const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length >= 2 ? e : null; });
+  assert.deepEqual(names(events ?? []), ['page:/consent.html', 'Without Consent'], 'held events go out once consent is given');
+  assert.equal(events[1].context.consent.categoryPreferences.analytics, true);
+}));
+
+test('two tabs of one site never send the same event twice', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  const a = await openShop(context);
+  const b = await openShop(context, '/product?id=tent-2p');
+  assert.equal(a.anonymousId, b.anonymousId, 'one visitor');
+  await Promise.all([a.page, b.page].map((page, tab) => page.evaluate((t) => {
+    for (let i = 0; i < 15; i++) window.cdp.track(`Tab ${t} Event ${i}`);
+  }, tab)));
+  const expected = 2 + 1 + 30; // two page views, one Product Viewed, thirty tracks
+  const events = await eventually(async () => { const e = await profileEvents(worker.url, a.anonymousId); return e.length >= expected ? e : null; }, { timeout: 20_000 });
+  assert.equal(events?.length, expected);
+  await a.page.waitForTimeout(1500);
+  const ids = sent.flatMap((batch) => batch.events.map((e) => e.messageId));
+  assert.equal(ids.length, new Set(ids).size, `no messageId sent twice (${ids.length} sent)`);
+  assert.equal(ids.length, expected);
+}));
+
+test('marked elements and shop pages send the e-commerce events', () => withContext(async (context) => {
+  const { page, anonymousId } = await openShop(context, '/product?id=stove');
+  await page.click('#add');
+  await page.goto(`${worker.url}/cart`);
+  await page.click('#checkout');
+  await page.waitForSelector('#email');
+  await page.fill('#email', 'ada@example.com');
+  await page.fill('#fullname', 'Ada');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#thanks:not([hidden])');
+  await page.evaluate(() => window.cdp.flush());
+  const want = ['Product Viewed', 'Product Added', 'Cart Viewed', 'Checkout Started', 'Order Completed'];
+  const events = await eventually(async () => {
+    const e = await profileEvents(worker.url, anonymousId);
+    return want.every((n) => e.some((x) => x.event === n)) ? e : null;
+  });
+  assert.ok(events, `all of ${want.join(', ')} arrive`);
+  const added = events.find((e) => e.event === 'Product Added');
+  assert.equal(added.properties.product_id, 'stove');
+  assert.equal(added.properties.price, 59);
+  const order = events.find((e) => e.event === 'Order Completed');
+  assert.equal(order.properties.products[0].product_id, 'stove');
+  assert.equal(events.find((e) => e.type === 'identify').traits.email, 'ada@example.com');
+}));

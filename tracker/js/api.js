@@ -1,0 +1,59 @@
+// The page-facing API over the Wasm tracker, shared by the script-tag loader and the npm
+// package: Segment-compatible names, e-commerce helpers, and no exception ever reaching the page.
+
+/** Segment e-commerce spec v2 event names, by helper. */
+export const ECOMMERCE = {
+  productViewed: 'Product Viewed',
+  productAdded: 'Product Added',
+  productRemoved: 'Product Removed',
+  cartViewed: 'Cart Viewed',
+  checkoutStarted: 'Checkout Started',
+  orderCompleted: 'Order Completed',
+};
+
+/** Every method a page may call, before or after the tracker has loaded. */
+export const METHODS = ['page', 'track', 'identify', 'alias', 'group', 'reset', 'consent', 'flush', 'ready']
+  .concat(Object.keys(ECOMMERCE));
+
+function warn(error) {
+  if (typeof console !== 'undefined') console.warn('[cdp]', error);
+}
+
+const str = (v) => (v == null ? undefined : String(v));
+const obj = (v) => (v && typeof v === 'object' ? v : undefined);
+
+/** Wraps a Wasm `Tracker` in the public API. */
+export function createApi(tracker) {
+  const guard = (fn) => function () {
+    try { return fn.apply(null, arguments); } catch (e) { warn(e); }
+  };
+  const api = {
+    loaded: true,
+    page: guard((name, properties) => {
+      if (obj(name)) { properties = name; name = undefined; }
+      tracker.page(str(name), obj(properties));
+    }),
+    track: guard((event, properties) => tracker.track(String(event), obj(properties))),
+    identify: guard((userId, traits) => {
+      if (obj(userId)) { traits = userId; userId = undefined; }
+      tracker.identify(str(userId), obj(traits));
+    }),
+    alias: guard((userId, previousId) => tracker.alias(String(userId), str(previousId))),
+    group: guard((groupId, traits) => tracker.group(String(groupId), obj(traits))),
+    reset: guard(() => tracker.reset()),
+    consent: guard((preferences) => tracker.consent(obj(preferences) || {})),
+    flush: () => { try { return tracker.flush(); } catch (e) { warn(e); return Promise.resolve(); } },
+    anonymousId: () => tracker.anonymousId,
+    userId: () => tracker.userId,
+    ready: guard((callback) => callback(api)),
+    /** @internal replays a call queued before load, stamped with the time it was made. */
+    replay: (call, at) => {
+      tracker.callTime(typeof at === 'number' ? at : undefined);
+      try { if (typeof api[call[0]] === 'function') api[call[0]].apply(null, call.slice(1)); } finally { tracker.callTime(undefined); }
+    },
+  };
+  Object.keys(ECOMMERCE).forEach((helper) => {
+    api[helper] = (properties) => api.track(ECOMMERCE[helper], properties);
+  });
+  return api;
+}

@@ -1,0 +1,90 @@
+//! The site's settings, read once from the object the loader or the npm package passes.
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::JsValue;
+
+use crate::consent;
+
+/// Tracker settings; every field has a default but the write key.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The source's write key.
+    pub write_key: String,
+    /// Collector origin (or origin and path prefix), without the trailing `/v1/batch`.
+    pub endpoint: String,
+    /// Send as soon as this many events are queued.
+    pub flush_at: usize,
+    /// Otherwise send this long after the first queued event, in milliseconds.
+    pub flush_interval_ms: f64,
+    /// Most events kept in the browser's queue; the oldest go first beyond it.
+    pub max_queue: usize,
+    /// Domain of the anonymous-id cookie (e.g. `example.com` to share it with subdomains).
+    pub cookie_domain: String,
+    /// Lifetime of the anonymous-id cookie, in days.
+    pub cookie_days: f64,
+    /// Consent rules.
+    pub consent: consent::Policy,
+    /// Whether a change of `#fragment` alone is a new page (hash-routed apps).
+    pub track_hash: bool,
+}
+
+fn field(config: &Object, name: &str) -> JsValue {
+    Reflect::get(config, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn text(config: &Object, name: &str, default: &str) -> String {
+    field(config, name)
+        .as_string()
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn number(config: &Object, name: &str, default: f64) -> f64 {
+    let value = field(config, name);
+    // Attributes of a script tag arrive as strings.
+    let n = value.as_f64().or_else(|| {
+        value
+            .as_string()
+            .and_then(|s| js_sys::Number::from(JsValue::from_str(&s)).as_f64())
+    });
+    n.filter(|n| n.is_finite() && *n >= 0.0).unwrap_or(default)
+}
+
+fn flag(config: &Object, name: &str, default: bool) -> bool {
+    let value = field(config, name);
+    match value.as_bool() {
+        Some(b) => b,
+        None => match value.as_string().as_deref() {
+            Some("false" | "0" | "no") => false,
+            Some(_) => true,
+            None => default,
+        },
+    }
+}
+
+impl Config {
+    /// Reads settings from `{ writeKey, endpoint, flushAt, flushInterval, maxQueue,
+    /// cookieDomain, cookieDays, consent, consentCategory, honorGpc, honorDnt, trackHash }`.
+    pub fn read(config: &Object) -> Config {
+        let consent_mode = field(config, "consent");
+        let required = consent_mode.as_bool().unwrap_or(false)
+            || consent_mode.as_string().as_deref() == Some("required");
+        Config {
+            write_key: text(config, "writeKey", ""),
+            endpoint: text(config, "endpoint", "")
+                .trim_end_matches('/')
+                .to_owned(),
+            flush_at: number(config, "flushAt", 20.0).max(1.0) as usize,
+            flush_interval_ms: number(config, "flushInterval", 1_000.0),
+            max_queue: number(config, "maxQueue", 1_000.0).max(1.0) as usize,
+            cookie_domain: text(config, "cookieDomain", ""),
+            cookie_days: number(config, "cookieDays", 365.0),
+            consent: consent::Policy {
+                required,
+                category: text(config, "consentCategory", "analytics"),
+                honor_gpc: flag(config, "honorGpc", true),
+                honor_dnt: flag(config, "honorDnt", false),
+            },
+            track_hash: flag(config, "trackHash", false),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Single-page-app route changes, from the Navigation API where the browser has it, else
+//! from History API hooks (`pushState`, `replaceState`) and `popstate`.
+//!
+//! Every change schedules one check for the next task, so a router's `replaceState` then
+//! `pushState` for one navigation is seen once, with the final URL.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(inline_js = r#"
+export function watch_routes(f) {
+  var check = function () { setTimeout(function () { f(); }, 0); };
+  var nav = self.navigation;
+  if (nav && nav.addEventListener) { nav.addEventListener('currententrychange', check); return; }
+  ['pushState', 'replaceState'].forEach(function (m) {
+    var original = history[m];
+    history[m] = function () { var r = original.apply(this, arguments); check(); return r; };
+  });
+  addEventListener('popstate', check);
+}
+export function href() { return location.href; }
+"#)]
+extern "C" {
+    fn watch_routes(f: &JsValue);
+    fn href() -> String;
+}
+
+/// Calls `f` after any change of the page's URL without a page load.
+pub fn on_route_change(f: impl FnMut() + 'static) {
+    watch_routes(&Closure::<dyn FnMut()>::new(f).into_js_value());
+}
+
+/// The current URL.
+pub fn current_url() -> String {
+    href()
+}
