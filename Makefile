@@ -8,7 +8,7 @@ RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size bench-tracker clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -46,8 +46,13 @@ test-browser:
 test-e2e: build
 	@$(TOOLS); node --test --test-concurrency=1 tests/e2e/
 
+# Benchmarks: they print figures and assert nothing.
 size: $(TRACKER_OUT)
+	@$(TOOLS); [ -d bench/peers/node_modules ] || npm ci --prefix bench/peers --no-audit --no-fund --loglevel=error
 	@$(TOOLS); node scripts/size.mjs
+
+bench-tracker: $(TRACKER_OUT)
+	@$(TOOLS); node bench/tracker.mjs
 
 clean:
 	rm -rf edge/build tracker/pkg www/cdp www/cdp.js

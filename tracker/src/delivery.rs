@@ -30,6 +30,8 @@ pub const SESSION: &str = "cdp_sid";
 pub const DROPPED: &str = "cdp_drop";
 /// Name of the Web Lock that one tab at a time holds while sending the queue.
 const SEND_LOCK: &str = "cdp-send";
+/// Most events stored in one idle slice: more would risk a long task (> 50 ms).
+const STORE_SLICE: usize = 100;
 /// Without Web Locks a tab sends only its own events, and those of tabs gone this long.
 const ORPHAN_AFTER_MS: f64 = 60_000.0;
 /// What all in-flight keepalive requests may carry together (the browser's 64 KB, less margin).
@@ -175,18 +177,25 @@ pub fn record(shared: &Shared, kind: &str, fields: Object) {
     if !state.store_scheduled {
         state.store_scheduled = true;
         let shared = shared.clone();
-        lifecycle::idle(move || store(&shared));
+        lifecycle::idle(move || store(&shared, STORE_SLICE));
     }
 }
 
-/// Moves pending events into the durable queue, then schedules a send.
-fn store(shared: &Shared) {
+/// Moves up to `limit` pending events into the durable queue, then schedules a send (and
+/// another slice, if events remain).
+fn store(shared: &Shared, limit: usize) {
     let mut state = shared.borrow_mut();
     state.store_scheduled = false;
     if state.decision != Decision::Collect || state.pending.is_empty() {
         return;
     }
-    let pending = std::mem::take(&mut state.pending);
+    let take = limit.min(state.pending.len());
+    let pending: Vec<Captured> = state.pending.drain(..take).collect();
+    if !state.pending.is_empty() {
+        state.store_scheduled = true;
+        let shared = shared.clone();
+        lifecycle::idle(move || store(&shared, STORE_SLICE));
+    }
     let mut queued = storage::keys(outbox::PREFIX);
     let dropped_before = state.dropped;
     let mut session = state.session;
@@ -409,7 +418,7 @@ async fn deliver(shared: &Shared, url: &str, body: String, keys: &[String]) -> b
 /// The page is being hidden or closed: store what is pending now, and send what is queued
 /// with `keepalive` within the browser's budget, without waiting for the lock.
 fn on_hide(shared: &Shared) {
-    store(shared);
+    store(shared, usize::MAX);
     let batches = {
         let state = shared.borrow();
         if state.decision != Decision::Collect || !lifecycle::is_online() {
@@ -482,7 +491,7 @@ pub fn note_page(shared: &Shared) {
 
 /// Stores and sends now; resolves when the attempt is over.
 pub fn flush_now(shared: &Shared) -> Promise {
-    store(shared);
+    store(shared, usize::MAX);
     flush(shared)
 }
 
@@ -545,7 +554,7 @@ pub fn consent(shared: &Shared, preferences: Object) {
             let held = std::mem::take(&mut state.held);
             state.pending.extend(held);
             drop(state);
-            store(shared);
+            store(shared, usize::MAX);
         }
         Decision::Refuse => {
             state.held.clear();

@@ -24,6 +24,13 @@ pub mod session;
 pub mod storage;
 pub mod transport;
 
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+#[allow(unsafe_code)]
+// SAFETY: a page's Wasm tracker runs on one thread, which `AssumeSingleThreaded` requires.
+static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
