@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod decode;
+pub mod enrich;
 pub mod event;
 pub mod route;
 pub mod time;
