@@ -33,7 +33,7 @@ test: setup
 	@scripts/test.sh
 
 test-unit:
-	@$(TOOLS); cargo test --workspace --exclude cdp-tracker --exclude cdp-edge
+	@$(TOOLS); cargo test --workspace --exclude cdp-edge
 
 test-lint:
 	@$(TOOLS); cargo fmt --all --check && \
@@ -41,7 +41,7 @@ test-lint:
 	  cargo clippy --quiet -p cdp-edge -p cdp-tracker --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 test-browser:
-	@$(TOOLS); cd tracker && cargo test --target wasm32-unknown-unknown
+	@scripts/test-browser.sh
 
 test-e2e: build
 	@$(TOOLS); node --test --test-concurrency=1 tests/e2e/

@@ -1,11 +1,11 @@
 //! The admin API: questions about profiles, behind the admin bearer token.
 
 use cdp_protocol::route::identifier_key;
+use cdp_protocol::time::parse_rfc3339;
 use worker::{Env, Request, Response, Result};
 
 use crate::config::Config;
-use crate::http;
-use crate::profile_store;
+use crate::{archive, http, profile_store, stats};
 
 /// Identifier kinds a profile can be looked up by.
 const LOOKUP_KINDS: [&str; 2] = ["anonymousId", "userId"];
@@ -34,6 +34,72 @@ pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response
             &format!("no profile has {kind} {value}"),
         ),
     }
+}
+
+/// `GET /v1/stats`: the pipeline's counters, summed over their shards.
+pub async fn stats(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    http::json(200, &stats::read(env).await?)
+}
+
+/// `POST /v1/admin/replay?from=2026-11-23T00:00:00Z&to=…`: re-ingests the archived events
+/// received in those hours (inclusive). Idempotent.
+pub async fn replay(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    let url = req.url()?;
+    let time = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| parse_rfc3339(&v))
+    };
+    let (Some(from), Some(to)) = (time("from"), time("to")) else {
+        return http::error(
+            400,
+            "invalid_range",
+            "give ?from= and &to= as ISO 8601 times, e.g. 2026-11-23T00:00:00Z",
+        );
+    };
+    if to < from || to - from > 31 * 24 * 3_600_000 {
+        return http::error(
+            400,
+            "invalid_range",
+            "to must follow from, by at most 31 days",
+        );
+    }
+    http::json(200, &archive::replay(env, from, to).await?)
+}
+
+/// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): the profile
+/// holding that id fails its next N writes, to show that delivery retries lose nothing.
+pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    if !config.development {
+        return http::error(
+            404,
+            "not_found",
+            "fault injection exists only in local development",
+        );
+    }
+    let url = req.url()?;
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (Some(id), Some(failures)) = (
+        param("anonymousId"),
+        param("failures").and_then(|f| f.parse::<u32>().ok()),
+    ) else {
+        return http::error(400, "invalid_fault", "give ?anonymousId=…&failures=N");
+    };
+    profile_store::inject_failures(env, &identifier_key("anonymousId", &id), failures).await?;
+    http::json(200, &serde_json::json!({"ok": true}))
 }
 
 /// `Some(401 answer)` unless the request carries the admin token.

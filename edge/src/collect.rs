@@ -1,45 +1,134 @@
 //! The collector: Segment's HTTP tracking API (`/v1/batch`, `/v1/track`, …).
 //!
-//! It answers success only once every accepted event is stored by its profile, so a
-//! client that sees 200 may forget the batch; on any store failure it answers 503 and the
-//! client retries, which is safe because the store is idempotent by `messageId`.
-
-use std::collections::BTreeMap;
+//! Stages, in order: size limits, gzip, decode, write key and source, origin, per-event
+//! validation, consent, enrichment, then the queue. It answers success only once the queue
+//! holds every accepted event, so a client that sees 200 may forget the batch; on a queue
+//! failure it answers 503 and the client retries, which is safe because delivery is
+//! deduplicated by `(source, messageId)` downstream.
 
 use cdp_protocol::auth::write_key_from_basic;
-use cdp_protocol::decode::{decode, DecodeError, Endpoint, Limits};
-use cdp_protocol::event::Event;
-use cdp_protocol::route::profile_key;
+use cdp_protocol::decode::{decode, DecodeError, Endpoint};
+use cdp_protocol::enrich::geo::Location;
+use cdp_protocol::enrich::{enrich, EnrichInput};
+use cdp_protocol::source::Source;
 use cdp_protocol::validate::{check_batch, Rejection};
 use serde_json::json;
-use worker::{Date, Env, Request, Response, Result};
+use worker::{Context, Date, Env, Request, Response, Result};
 
+use crate::compression::{gunzip, GunzipError};
 use crate::config::Config;
-use crate::http;
-use crate::profile_store;
+use crate::stats::{self, Counts};
+use crate::{http, queue};
+
+/// Header that stands in for Cloudflare's request geography in local development only.
+pub const DEV_GEO_HEADER: &str = "X-CDP-Dev-Geo";
 
 /// Whether `path` is one of the collector's paths.
 pub fn is_collector_path(path: &str) -> bool {
     Endpoint::from_path(path).is_some()
 }
 
-/// Takes a request to a collector path in, stores what is valid, and reports what is not.
-pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+/// Takes a request to a collector path in, enqueues what is valid, and reports what is not.
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    ctx: &Context,
+) -> Result<Response> {
+    let origin = req.headers().get("Origin")?;
+    let mut counts = Counts::new();
+    let outcome = collect(&mut req, env, config, &mut counts).await;
+    if !counts.is_empty() {
+        let env = env.clone();
+        ctx.wait_until(async move { stats::add(&env, counts).await });
+    }
+    let (response, cors) = outcome?;
+    if cors {
+        http::allow_origin(response, origin.as_deref())
+    } else {
+        Ok(response)
+    }
+}
+
+fn refuse(
+    status: u16,
+    reason: &str,
+    message: &str,
+    counts: &mut Counts,
+) -> Result<(Response, bool)> {
+    *counts.entry(["rejected.", reason].concat()).or_default() += 1;
+    Ok((http::error(status, reason, message)?, true))
+}
+
+async fn collect(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+    counts: &mut Counts,
+) -> Result<(Response, bool)> {
     let Some(endpoint) = Endpoint::from_path(&req.path()) else {
-        return http::error(404, "not_found", "not a collector path");
+        return Ok((http::error(404, "not_found", "not a collector path")?, true));
     };
+    let limits = config.limits;
     let header_key = req
         .headers()
         .get("Authorization")?
         .and_then(|h| write_key_from_basic(&h));
-    if let Some(key) = &header_key {
-        if !config.accepts_write_key(key) {
-            return http::allow_origin(unknown_write_key()?, &req);
+    if header_key
+        .as_deref()
+        .is_some_and(|k| config.sources.by_key(k).is_none())
+    {
+        return refuse(401, "unknown_write_key", UNKNOWN_KEY, counts);
+    }
+    let too_large = format!("the body is larger than {} bytes", limits.max_batch_bytes);
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|l| l > limits.max_batch_bytes) {
+        return refuse(413, "body_too_large", &too_large, counts);
+    }
+    let mut body = req.bytes().await?;
+    if body.len() > limits.max_batch_bytes {
+        return refuse(413, "body_too_large", &too_large, counts);
+    }
+    let encoding = req
+        .headers()
+        .get("Content-Encoding")?
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match encoding.trim() {
+        "" | "identity" => {}
+        "gzip" | "x-gzip" => match gunzip(&body, limits.max_batch_bytes).await {
+            Ok(inflated) => body = inflated,
+            Err(GunzipError::TooLarge) => {
+                return refuse(
+                    413,
+                    "body_too_large",
+                    &format!("{too_large} once decompressed"),
+                    counts,
+                )
+            }
+            Err(GunzipError::Invalid) => {
+                return refuse(
+                    400,
+                    "invalid_gzip",
+                    "the body says gzip but is not valid gzip",
+                    counts,
+                )
+            }
+        },
+        other => {
+            return refuse(
+                415,
+                "unsupported_encoding",
+                &format!("Content-Encoding {other} is not supported; use gzip or none"),
+                counts,
+            )
         }
     }
+
     let received_at = Date::now().as_millis() as i64;
-    let limits = Limits::default();
-    let body = req.bytes().await?;
     let envelope = match decode(&body, endpoint, &limits) {
         Ok(envelope) => envelope,
         Err(e) => {
@@ -48,24 +137,80 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             } else {
                 400
             };
-            return http::allow_origin(http::error(status, e.reason(), &e.to_string())?, &req);
+            return refuse(status, e.reason(), &e.to_string(), counts);
         }
     };
-    match header_key.or_else(|| envelope.write_key.clone()) {
-        Some(key) if config.accepts_write_key(&key) => {}
-        _ => return http::allow_origin(unknown_write_key()?, &req),
+    let Some(source) = header_key
+        .or_else(|| envelope.write_key.clone())
+        .and_then(|k| config.sources.by_key(&k))
+    else {
+        return refuse(401, "unknown_write_key", UNKNOWN_KEY, counts);
+    };
+    let origin = req.headers().get("Origin")?;
+    if !source.allows_origin(origin.as_deref()) {
+        *counts
+            .entry("rejected.origin_not_allowed".into())
+            .or_default() += 1;
+        let message = format!(
+            "origin {} may not send events for this source",
+            origin.unwrap_or_default()
+        );
+        return Ok((http::error(403, "origin_not_allowed", &message)?, false));
+    }
+    if envelope.client_dropped > 0 {
+        *counts.entry("client_dropped".into()).or_default() += envelope.client_dropped;
     }
 
+    let sent_at = envelope.sent_at;
     let checked = check_batch(envelope, received_at, &limits);
-    let response = if checked.accepted.is_empty() {
-        http::json(
-            400,
-            &json!({"success": false, "error": {"reason": "no_valid_events",
-                "message": "no event in the request is valid"}, "rejected": report(&checked.rejected)}),
-        )?
-    } else if let Err(message) = store(env, checked.accepted).await {
-        http::error(503, "store_unavailable", &message)?
-    } else if checked.rejected.is_empty() {
+    for rejection in &checked.rejected {
+        *counts
+            .entry(["rejected.", rejection.reason].concat())
+            .or_default() += 1;
+    }
+    let input = enrich_input(req, config, received_at, sent_at)?;
+    let mut keep = Vec::with_capacity(checked.accepted.len());
+    for mut event in checked.accepted {
+        if !source.consent_allows(&event) {
+            *counts.entry("consent_dropped".into()).or_default() += 1;
+            continue;
+        }
+        let found = enrich(&mut event, &input, &source.enrich);
+        if found.clamped.is_some() {
+            *counts.entry("clock_clamped".into()).or_default() += 1;
+        }
+        if found.is_bot {
+            *counts.entry("bots".into()).or_default() += 1;
+            if found.drop_as_bot(&source.enrich) {
+                *counts.entry("bots_dropped".into()).or_default() += 1;
+                continue;
+            }
+        }
+        keep.push(event);
+    }
+
+    if keep.is_empty() && !checked.rejected.is_empty() {
+        let body = json!({"success": false, "error": {"reason": "no_valid_events",
+            "message": "no event in the request is valid"}, "rejected": report(&checked.rejected)});
+        return Ok((http::json(400, &body)?, true));
+    }
+    let anonymous_id = keep.iter().find_map(|e| e.anonymous_id.clone());
+    let accepted = keep.len() as i64;
+    if !keep.is_empty() {
+        if let Err(e) = queue::enqueue(env, &source.write_key, received_at, keep, false).await {
+            worker::console_error!("enqueue failed: {e}");
+            return Ok((
+                http::error(
+                    503,
+                    "queue_unavailable",
+                    "the events could not be queued; retry later",
+                )?,
+                true,
+            ));
+        }
+        *counts.entry("accepted".into()).or_default() += accepted;
+    }
+    let mut response = if checked.rejected.is_empty() {
         http::json(200, &json!({"success": true}))?
     } else {
         http::json(
@@ -73,16 +218,14 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             &json!({"success": false, "rejected": report(&checked.rejected)}),
         )?
     };
-    http::allow_origin(response, &req)
+    if let Some(id) = anonymous_id {
+        response = refresh_cookie(response, req, source, &id)?;
+    }
+    Ok((response, true))
 }
 
-fn unknown_write_key() -> Result<Response> {
-    http::error(
-        401,
-        "unknown_write_key",
-        "the write key is missing or unknown; send it as HTTP Basic user name or as \"writeKey\"",
-    )
-}
+const UNKNOWN_KEY: &str =
+    "the write key is missing or unknown; send it as the HTTP Basic user name or as \"writeKey\"";
 
 fn report(rejected: &[Rejection]) -> Vec<serde_json::Value> {
     rejected
@@ -91,20 +234,98 @@ fn report(rejected: &[Rejection]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Sends each profile its events, all profiles at once, and waits until every one has stored them.
-async fn store(env: &Env, events: Vec<Event>) -> std::result::Result<(), String> {
-    let mut by_profile: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for event in events {
-        by_profile
-            .entry(profile_key(&event))
-            .or_default()
-            .push(event);
+/// What the request says about every event: IP, user agent, geography, times.
+fn enrich_input(
+    req: &Request,
+    config: &Config,
+    received_at: i64,
+    sent_at: Option<i64>,
+) -> Result<EnrichInput> {
+    let headers = req.headers();
+    let dev_geo = if config.development {
+        headers.get(DEV_GEO_HEADER)?
+    } else {
+        None
+    };
+    let location = match dev_geo {
+        Some(value) => Location::from_dev_header(&value).ok(),
+        None => req.cf().map(|cf| {
+            let text = |v: Option<String>| v.unwrap_or_default();
+            let (lat, lon) = cf
+                .coordinates()
+                .map_or((String::new(), String::new()), |(a, b)| {
+                    (a.to_string(), b.to_string())
+                });
+            let pairs = [
+                ("country", text(cf.country())),
+                ("region", text(cf.region())),
+                ("regionCode", text(cf.region_code())),
+                ("city", text(cf.city())),
+                ("postalCode", text(cf.postal_code())),
+                ("timezone", cf.timezone_name()),
+                ("latitude", lat),
+                ("longitude", lon),
+                ("asn", cf.asn().map(|a| a.to_string()).unwrap_or_default()),
+                ("asOrganization", text(cf.as_organization())),
+            ];
+            Location::from_cf_pairs(
+                pairs
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (*k, v.as_str())),
+            )
+        }),
+    };
+    Ok(EnrichInput {
+        received_at,
+        sent_at,
+        ip: headers.get("CF-Connecting-IP")?,
+        user_agent: headers.get("User-Agent")?,
+        location,
+    })
+}
+
+/// When the collector is first-party (the page and the collector share a site), refreshes
+/// the anonymous-id cookie from the server: browsers that cap script-set cookies at 7 days
+/// keep server-set ones for their full lifetime.
+fn refresh_cookie(
+    response: Response,
+    req: &Request,
+    source: &Source,
+    anonymous_id: &str,
+) -> Result<Response> {
+    let rule = &source.cookie;
+    let url = req.url()?;
+    let same_site = match req.headers().get("Origin")? {
+        Some(origin) => origin.eq_ignore_ascii_case(&url.origin().ascii_serialization()),
+        None => false,
+    };
+    if rule.name.is_empty()
+        || !same_site
+        || anonymous_id.len() > 128
+        || !anonymous_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Ok(response);
     }
-    let writes = by_profile
-        .iter()
-        .map(|(key, events)| profile_store::ingest(env, key, events));
-    for outcome in futures_util::future::join_all(writes).await {
-        outcome.map_err(|e| format!("the profile store did not confirm the write: {e}"))?;
+    let mut cookie = [
+        &rule.name,
+        "=",
+        anonymous_id,
+        "; Max-Age=",
+        &(u64::from(rule.days) * 86_400).to_string(),
+        "; Path=/; SameSite=Lax",
+    ]
+    .concat();
+    if !rule.domain.is_empty() {
+        cookie.push_str("; Domain=");
+        cookie.push_str(&rule.domain);
     }
-    Ok(())
+    if url.scheme() == "https" {
+        cookie.push_str("; Secure");
+    }
+    let headers = response.headers().clone();
+    headers.append("Set-Cookie", &cookie)?;
+    Ok(response.with_headers(headers))
 }

@@ -1,46 +1,69 @@
 //! The Worker's configuration, read from its environment (wrangler.toml vars, `.dev.vars`
-//! locally, Worker secrets in production), never from code.
+//! locally, Worker secrets in production), never from code. Binding names are constants
+//! that mirror `wrangler.toml` once.
 
+use cdp_protocol::decode::Limits;
+use cdp_protocol::source::Sources;
 use worker::Env;
 
-/// Binding name of the static assets (`www/`), as in `wrangler.toml`.
+/// The static assets (`www/`).
 pub const ASSETS: &str = "ASSETS";
-
-/// Binding name of the profile store's Durable Object namespace, as in `wrangler.toml`.
+/// The profile store's Durable Object namespace.
 pub const PROFILES: &str = "PROFILES";
+/// The dedup shards' Durable Object namespace.
+pub const DEDUP: &str = "DEDUP";
+/// The counters' Durable Object namespace.
+pub const STATS: &str = "STATS";
+/// The queue between the collector and the profile store.
+pub const EVENTS: &str = "EVENTS";
+/// Name of the dead-letter queue, as its consumer sees it.
+pub const DEAD_LETTER_QUEUE: &str = "cdp-events-dlq";
+/// The R2 bucket of raw accepted batches.
+pub const ARCHIVE: &str = "ARCHIVE";
 
 /// What the Worker needs to know about its deployment.
 pub struct Config {
-    /// Write keys that may send events.
-    pub write_keys: Vec<String>,
+    /// The sources that may send events, by write key.
+    pub sources: Sources,
     /// Bearer token of the admin API.
     pub admin_token: String,
+    /// Body and event size limits.
+    pub limits: Limits,
+    /// Local development (`ENVIRONMENT=development`): honours the geography header and
+    /// the fault-injection route, which production never does.
+    pub development: bool,
 }
 
 impl Config {
-    /// Reads `WRITE_KEYS` (comma-separated) and `ADMIN_TOKEN`; an error names what is missing.
+    /// Reads `SOURCES` and/or `WRITE_KEYS`, `ADMIN_TOKEN`, `MAX_EVENT_BYTES`,
+    /// `MAX_BATCH_BYTES` and `ENVIRONMENT`; an error names what is wrong.
     pub fn from_env(env: &Env) -> Result<Self, String> {
         let read = |name: &str| {
             env.var(name)
                 .map(|v| v.to_string())
                 .ok()
                 .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| format!("the Worker variable or secret {name} is not set"))
         };
-        let write_keys = read("WRITE_KEYS")?
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let sources = Sources::parse(read("SOURCES").as_deref(), read("WRITE_KEYS").as_deref())
+            .map_err(|e| e.to_string())?;
+        let admin_token =
+            read("ADMIN_TOKEN").ok_or("the Worker variable or secret ADMIN_TOKEN is not set")?;
+        let defaults = Limits::default();
+        let size = |name: &str, default: usize| -> Result<usize, String> {
+            read(name).map_or(Ok(default), |v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| format!("{name} must be a number of bytes, not {v:?}"))
+            })
+        };
         Ok(Self {
-            write_keys,
-            admin_token: read("ADMIN_TOKEN")?,
+            sources,
+            admin_token,
+            limits: Limits {
+                max_event_bytes: size("MAX_EVENT_BYTES", defaults.max_event_bytes)?,
+                max_batch_bytes: size("MAX_BATCH_BYTES", defaults.max_batch_bytes)?,
+            },
+            development: read("ENVIRONMENT").as_deref() == Some("development"),
         })
-    }
-
-    /// Whether `key` may send events.
-    pub fn accepts_write_key(&self, key: &str) -> bool {
-        self.write_keys.iter().any(|k| k == key)
     }
 }

@@ -1,5 +1,6 @@
 //! JSON answers, errors and CORS, the same shape on every route.
 
+use cdp_protocol::source::Sources;
 use serde::Serialize;
 use worker::{Headers, Request, Response, Result};
 
@@ -17,11 +18,10 @@ pub fn error(status: u16, reason: &str, message: &str) -> Result<Response> {
 }
 
 /// Adds the CORS headers that let a page on `origin` read the answer.
-pub fn allow_origin(response: Response, req: &Request) -> Result<Response> {
-    let origin = req.headers().get("Origin")?;
+pub fn allow_origin(response: Response, origin: Option<&str>) -> Result<Response> {
     let headers = response.headers().clone();
     if let Some(origin) = origin {
-        headers.set("Access-Control-Allow-Origin", &origin)?;
+        headers.set("Access-Control-Allow-Origin", origin)?;
         headers.set("Access-Control-Allow-Credentials", "true")?;
         // The tracker honours Retry-After, which a cross-origin page can only read if exposed.
         headers.set("Access-Control-Expose-Headers", "Retry-After")?;
@@ -30,8 +30,13 @@ pub fn allow_origin(response: Response, req: &Request) -> Result<Response> {
     Ok(response.with_headers(headers))
 }
 
-/// Answers a CORS preflight, for clients that send `application/json` from a browser.
-pub fn preflight(req: &Request) -> Result<Response> {
+/// Answers a CORS preflight (clients that send `application/json` or `Authorization` from
+/// a browser), for origins some source allows.
+pub fn preflight(req: &Request, sources: &Sources) -> Result<Response> {
+    let origin = req.headers().get("Origin")?;
+    if !origin.as_deref().is_some_and(|o| sources.any_allows(o)) {
+        return error(403, "origin_not_allowed", "no source allows this origin");
+    }
     let headers = Headers::new();
     headers.set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")?;
     headers.set(
@@ -41,7 +46,7 @@ pub fn preflight(req: &Request) -> Result<Response> {
     headers.set("Access-Control-Max-Age", "86400")?;
     allow_origin(
         Response::empty()?.with_status(204).with_headers(headers),
-        req,
+        origin.as_deref(),
     )
 }
 

@@ -7,28 +7,45 @@
 //! Static pages (`www/`) are served by Workers static assets before this code runs.
 
 mod admin;
+mod archive;
 mod collect;
+mod compression;
 mod config;
+mod consumer;
+mod dedup;
 mod http;
 mod profile_store;
+mod queue;
+mod stats;
 
+pub use dedup::DedupShard;
 pub use profile_store::ProfileStore;
+pub use stats::StatsShard;
 
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use wasm_bindgen::JsValue;
+use worker::{event, Context, Env, MessageBatch, Method, Request, Response, Result};
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
+    consumer::consume(batch, &env).await
+}
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let config = match config::Config::from_env(&env) {
         Ok(config) => config,
         Err(message) => return http::error(500, "misconfigured", &message),
     };
     let path = req.path();
     match (req.method(), path.as_str()) {
-        (Method::Options, p) if p.starts_with("/v1/") => http::preflight(&req),
+        (Method::Options, p) if p.starts_with("/v1/") => http::preflight(&req, &config.sources),
         (Method::Post, p) if collect::is_collector_path(p) => {
-            collect::handle(req, &env, &config).await
+            collect::handle(req, &env, &config, &ctx).await
         }
         (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
+        (Method::Get, "/v1/stats") => admin::stats(req, &env, &config).await,
+        (Method::Post, "/v1/admin/replay") => admin::replay(req, &env, &config).await,
+        (Method::Post, "/v1/admin/faults") => admin::faults(req, &env, &config).await,
         (Method::Get, p) if p.starts_with("/spa/") => single_page_app(req, &env).await,
         (_, p) if p.starts_with("/v1/") => http::error(
             404,

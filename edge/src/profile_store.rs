@@ -82,6 +82,16 @@ pub async fn view(env: &Env, key: &str) -> Result<Option<Value>> {
     }
 }
 
+/// Makes the profile named `key` fail its next `failures` writes (local development only).
+pub async fn inject_failures(env: &Env, key: &str, failures: u32) -> Result<()> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(failures.to_string().into()));
+    let req = Request::new_with_init("https://profile-store/faults", &init)?;
+    stub(env, key)?.fetch_with_request(req).await?;
+    Ok(())
+}
+
 fn stub(env: &Env, key: &str) -> Result<worker::Stub> {
     env.durable_object(PROFILES)?.id_from_name(key)?.get_stub()
 }
@@ -99,7 +109,20 @@ impl DurableObject for ProfileStore {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
+            (Method::Post, "/faults") => {
+                let failures: i64 = req.text().await?.trim().parse().unwrap_or(0);
+                let sql = self.sql();
+                sql.exec("CREATE TABLE IF NOT EXISTS faults (id INTEGER PRIMARY KEY CHECK (id = 1), remaining INTEGER NOT NULL)", None)?;
+                sql.exec(
+                    "INSERT OR REPLACE INTO faults (id, remaining) VALUES (1, ?)",
+                    vec![failures.into()],
+                )?;
+                http::json(200, &json!({"ok": true}))
+            }
             (Method::Post, "/events") => {
+                if self.take_injected_failure()? {
+                    return http::error(500, "injected_failure", "a failure injected for testing");
+                }
                 let events: Vec<Event> = match req.json().await {
                     Ok(events) => events,
                     Err(e) => return http::error(400, "invalid_events", &e.to_string()),
@@ -140,6 +163,31 @@ struct BodyRow {
 impl ProfileStore {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
+    }
+
+    fn take_injected_failure(&self) -> Result<bool> {
+        let sql = self.sql();
+        let exists =
+            sql.exec(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'faults'",
+                None,
+            )?
+            .one::<Count>()?
+            .n > 0;
+        if !exists {
+            return Ok(false);
+        }
+        let remaining = sql
+            .exec("SELECT remaining AS n FROM faults WHERE id = 1", None)?
+            .to_array::<Count>()?;
+        if remaining.first().is_some_and(|r| r.n > 0) {
+            sql.exec(
+                "UPDATE faults SET remaining = remaining - 1 WHERE id = 1",
+                None,
+            )?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Stores events not seen before. No `await` between the writes, so the runtime

@@ -53,6 +53,11 @@ pub struct Envelope {
     pub sent_at: Option<Millis>,
     /// The events, not yet validated.
     pub events: Vec<Value>,
+    /// How many events the client's queue had to drop (our tracker's `dropped`), to count.
+    pub client_dropped: i64,
+    /// The body was not valid UTF-8 and was read with replacement characters; events that
+    /// contain one are refused, the others kept.
+    pub lossy: bool,
 }
 
 /// Why a whole request was refused: nothing in it could be read as events.
@@ -107,8 +112,14 @@ pub fn decode(body: &[u8], endpoint: Endpoint, limits: &Limits) -> Result<Envelo
             limit: limits.max_batch_bytes,
         });
     }
+    // Invalid UTF-8 in one event must not cost the others: read it with replacement
+    // characters and let validation refuse the events that hold one.
+    let (text, lossy) = match std::str::from_utf8(body) {
+        Ok(text) => (std::borrow::Cow::Borrowed(text), false),
+        Err(_) => (String::from_utf8_lossy(body), true),
+    };
     let value: Value =
-        serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     let Value::Object(mut object) = value else {
         return Err(DecodeError::NotAnObject);
     };
@@ -117,6 +128,11 @@ pub fn decode(body: &[u8], endpoint: Endpoint, limits: &Limits) -> Result<Envelo
         .get("sentAt")
         .and_then(Value::as_str)
         .and_then(parse_rfc3339);
+    let client_dropped = object
+        .get("dropped")
+        .and_then(Value::as_i64)
+        .filter(|n| *n > 0)
+        .unwrap_or(0);
     let events = match endpoint {
         Endpoint::Batch => match object.remove("batch") {
             Some(Value::Array(events)) if events.is_empty() => return Err(DecodeError::EmptyBatch),
@@ -132,6 +148,8 @@ pub fn decode(body: &[u8], endpoint: Endpoint, limits: &Limits) -> Result<Envelo
         write_key,
         sent_at,
         events,
+        client_dropped,
+        lossy,
     })
 }
 
@@ -202,13 +220,14 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_invalid_json() {
-        let err = decode(
+    fn invalid_utf8_is_read_lossily_and_flagged() {
+        let env = decode(
             b"{\"batch\":[\"\xff\"]}",
             Endpoint::Batch,
             &Limits::default(),
         )
-        .unwrap_err();
-        assert_eq!(err.reason(), "invalid_json");
+        .expect("still JSON");
+        assert!(env.lossy);
+        assert_eq!(env.events[0], "\u{fffd}");
     }
 }

@@ -11,5 +11,6 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod route;
+pub mod source;
 pub mod time;
 pub mod validate;

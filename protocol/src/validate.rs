@@ -8,6 +8,8 @@ use crate::time::{format_rfc3339, parse_rfc3339, Millis};
 
 /// Longest `messageId`, `anonymousId` or `userId` accepted.
 pub const MAX_ID_CHARS: usize = 256;
+/// Deepest nesting of objects and arrays accepted in an event.
+pub const MAX_DEPTH: usize = 32;
 
 /// Why one event was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +36,9 @@ pub struct Checked {
 /// Validates every event of an envelope received at `received_at`.
 pub fn check_batch(envelope: Envelope, received_at: Millis, limits: &Limits) -> Checked {
     let mut checked = Checked::default();
+    let lossy = envelope.lossy;
     for (index, raw) in envelope.events.into_iter().enumerate() {
-        match validate_event(raw, received_at, limits) {
+        match validate_event(raw, received_at, limits, lossy) {
             Ok(event) => checked.accepted.push(event),
             Err((reason, detail, message_id)) => checked.rejected.push(Rejection {
                 index,
@@ -50,7 +53,12 @@ pub fn check_batch(envelope: Envelope, received_at: Millis, limits: &Limits) -> 
 
 type Refusal = (&'static str, String, Option<String>);
 
-fn validate_event(raw: Value, received_at: Millis, limits: &Limits) -> Result<Event, Refusal> {
+fn validate_event(
+    raw: Value,
+    received_at: Millis,
+    limits: &Limits,
+    lossy: bool,
+) -> Result<Event, Refusal> {
     let Value::Object(mut body) = raw else {
         return Err((
             "not_an_object",
@@ -64,9 +72,20 @@ fn validate_event(raw: Value, received_at: Millis, limits: &Limits) -> Result<Ev
         .map(str::to_owned);
     let refuse = |reason: &'static str, detail: String| (reason, detail, claimed_id.clone());
 
-    let size = serde_json::to_string(&body)
-        .map(|s| s.len())
-        .unwrap_or(usize::MAX);
+    if 1 + body.values().map(depth).max().unwrap_or(0) > MAX_DEPTH {
+        return Err(refuse(
+            "too_deep",
+            format!("objects and arrays are nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let serialised = serde_json::to_string(&body).unwrap_or_default();
+    if lossy && serialised.contains('\u{fffd}') {
+        return Err(refuse(
+            "invalid_utf8",
+            "the event holds bytes that are not UTF-8".into(),
+        ));
+    }
+    let size = serialised.len();
     if size > limits.max_event_bytes {
         return Err(refuse(
             "event_too_large",
@@ -185,6 +204,15 @@ fn validate_event(raw: Value, received_at: Millis, limits: &Limits) -> Result<Ev
     })
 }
 
+/// How deeply objects and arrays nest in `value` (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Reads an identifier that may be a string or a number (some server libraries send numbers).
 fn identifier(body: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
     let id = match body.get(field) {
@@ -301,6 +329,23 @@ mod tests {
         let first = check(body).accepted[0].message_id.clone();
         assert!(first.starts_with("derived-"));
         assert_eq!(check(body).accepted[0].message_id, first);
+    }
+
+    #[test]
+    fn rejects_deep_nesting_and_invalid_utf8_per_event() {
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let checked = check(&format!(
+            r#"{{"batch":[{{"type":"track","event":"A","anonymousId":"a","properties":{{"p":{deep}}}}},
+                {{"type":"track","event":"B","anonymousId":"a"}}]}}"#
+        ));
+        assert_eq!(reasons(&checked), ["too_deep"]);
+        assert_eq!(checked.accepted.len(), 1);
+
+        let body = b"{\"batch\":[{\"type\":\"track\",\"event\":\"\xff\",\"anonymousId\":\"a\"},{\"type\":\"page\",\"anonymousId\":\"a\"}]}";
+        let envelope = decode(body, Endpoint::Batch, &Limits::default()).expect("decodes");
+        let checked = check_batch(envelope, NOW, &Limits::default());
+        assert_eq!(reasons(&checked), ["invalid_utf8"]);
+        assert_eq!(checked.accepted.len(), 1);
     }
 
     #[test]

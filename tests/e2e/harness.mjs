@@ -12,6 +12,14 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WRITE_KEY = 'demo-write-key';
 export const ADMIN_TOKEN = 'demo-admin-token';
 
+/** The sources the end-to-end Worker knows: an open one, and one per policy under test. */
+export const SOURCES = [
+  { writeKey: WRITE_KEY, name: 'Demo shop', allowedOrigins: ['*'] },
+  { writeKey: 'strict-key', name: 'One origin', allowedOrigins: ['https://shop.example'] },
+  { writeKey: 'consent-key', name: 'Consent required', consent: { required: true, category: 'analytics' } },
+  { writeKey: 'nobots-key', name: 'Bots dropped', enrich: { bots: 'drop', ip: 'drop' } },
+];
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -31,7 +39,8 @@ export async function startWorker() {
   const child = spawn(
     join(ROOT, 'node_modules', '.bin', 'wrangler'),
     ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
-      '--var', `WRITE_KEYS:${WRITE_KEY}`, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
+      '--var', `SOURCES:${JSON.stringify(SOURCES)}`, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
+      '--var', 'ENVIRONMENT:development',
       '--show-interactive-dev-session=false', '--log-level', 'warn'],
     // Its own process group, so stopping it also stops workerd and the build it spawns.
     { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
@@ -91,14 +100,14 @@ export async function admin(url, path) {
   return { status: res.status, body: await res.json() };
 }
 
-/** Posts a Segment batch with the write key in HTTP Basic auth. */
-export async function sendBatch(url, batch, writeKey = WRITE_KEY) {
+/** Posts a Segment batch with the write key in HTTP Basic auth (extra headers optional). */
+export async function sendBatch(url, batch, writeKey = WRITE_KEY, headers = {}) {
   const res = await fetch(`${url}/v1/batch`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Basic ${btoa(`${writeKey}:`)}` },
-    body: typeof batch === 'string' ? batch : JSON.stringify({ batch, sentAt: new Date().toISOString() }),
+    headers: { 'Content-Type': 'application/json', Authorization: `Basic ${btoa(`${writeKey}:`)}`, ...headers },
+    body: typeof batch === 'string' || batch instanceof Uint8Array ? batch : JSON.stringify({ batch, sentAt: new Date().toISOString() }),
   });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: await res.json(), headers: res.headers };
 }
 
 /** Polls `probe` until it returns a truthy value (events travel asynchronously). */

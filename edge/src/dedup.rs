@@ -1,0 +1,163 @@
+//! Exact duplicate detection: has `(source, messageId)` been delivered in the last 7 days?
+//!
+//! Keys are spread over many Durable Objects by a hash, so each object sees a small share
+//! of traffic and the set scales by adding shards; each object forgets keys older than the
+//! window with an alarm. The consumer asks before delivering and records after delivering,
+//! so a failure in between can only lead to a second delivery (which the profile store
+//! absorbs, being idempotent by `messageId`), never to a lost event.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
+};
+
+use crate::config::DEDUP;
+use crate::http;
+
+/// How long a delivered `(source, messageId)` is remembered.
+pub const WINDOW_MS: i64 = 8 * 24 * 3_600_000; // 7 days promised, one more of margin
+/// How many objects share the keys.
+pub const SHARDS: u64 = 64;
+
+/// The dedup key of an event.
+pub fn key(source: &str, message_id: &str) -> String {
+    [source, "\u{1f}", message_id].concat()
+}
+
+fn shard_of(key: &str) -> u64 {
+    // FNV-1a: stable across deployments, which a std hasher is not.
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }) % SHARDS
+}
+
+#[derive(Serialize, Deserialize)]
+struct Keys {
+    keys: Vec<String>,
+    #[serde(default)]
+    at: i64,
+}
+
+async fn call(env: &Env, shard: u64, path: &str, body: &Keys) -> Result<Keys> {
+    let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(text.into()));
+    let req = Request::new_with_init(&["https://dedup", path].concat(), &init)?;
+    let stub = env
+        .durable_object(DEDUP)?
+        .id_from_name(&["dedup-", &shard.to_string()].concat())?
+        .get_stub()?;
+    let mut res = stub.fetch_with_request(req).await?;
+    if res.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "dedup shard answered {}",
+            res.status_code()
+        )));
+    }
+    res.json().await
+}
+
+fn by_shard(keys: &[String]) -> BTreeMap<u64, Vec<String>> {
+    let mut shards: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for key in keys {
+        shards.entry(shard_of(key)).or_default().push(key.clone());
+    }
+    shards
+}
+
+/// Which of `keys` were delivered already.
+pub async fn seen(env: &Env, keys: &[String]) -> Result<Vec<String>> {
+    let calls = by_shard(keys)
+        .into_iter()
+        .map(|(shard, keys)| async move { call(env, shard, "/seen", &Keys { keys, at: 0 }).await });
+    let mut seen = Vec::new();
+    for answer in futures_util::future::join_all(calls).await {
+        seen.extend(answer?.keys);
+    }
+    Ok(seen)
+}
+
+/// Records `keys` as delivered at `at`.
+pub async fn record(env: &Env, keys: &[String], at: i64) -> Result<()> {
+    let calls = by_shard(keys)
+        .into_iter()
+        .map(|(shard, keys)| async move { call(env, shard, "/record", &Keys { keys, at }).await });
+    for answer in futures_util::future::join_all(calls).await {
+        answer?;
+    }
+    Ok(())
+}
+
+/// One shard of the delivered-keys set.
+#[durable_object]
+pub struct DedupShard {
+    state: State,
+}
+
+#[derive(Deserialize)]
+struct KeyRow {
+    key: String,
+}
+
+impl DurableObject for DedupShard {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS delivered (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS delivered_by_time ON delivered (at);",
+            None,
+        )?;
+        let body: Keys = req.json().await?;
+        match req.path().as_str() {
+            "/seen" => {
+                let mut seen = Vec::new();
+                for key in body.keys {
+                    let found = sql
+                        .exec("SELECT key FROM delivered WHERE key = ?", vec![key.into()])?
+                        .to_array::<KeyRow>()?;
+                    seen.extend(found.into_iter().map(|r| r.key));
+                }
+                http::json(200, &Keys { keys: seen, at: 0 })
+            }
+            "/record" => {
+                for key in &body.keys {
+                    sql.exec(
+                        "INSERT OR IGNORE INTO delivered (key, at) VALUES (?, ?)",
+                        vec![key.as_str().into(), body.at.into()],
+                    )?;
+                }
+                let storage = self.state.storage();
+                if storage.get_alarm().await?.is_none() {
+                    storage
+                        .set_alarm(worker::Date::now().as_millis() as i64 + 3_600_000)
+                        .await?;
+                }
+                http::json(
+                    200,
+                    &Keys {
+                        keys: Vec::new(),
+                        at: body.at,
+                    },
+                )
+            }
+            _ => http::error(404, "not_found", "no such dedup route"),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let now = worker::Date::now().as_millis() as i64;
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "DELETE FROM delivered WHERE at < ?",
+            vec![(now - WINDOW_MS).into()],
+        )?;
+        self.state.storage().set_alarm(now + 3_600_000).await?;
+        Response::empty()
+    }
+}

@@ -1,0 +1,199 @@
+// The collector against the Worker under `wrangler dev`: a real Segment client library,
+// a malformed corpus, duplicates, origins and keys, consent and bot policies, enrichment,
+// queue retries, the archive and its replay, counters.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { Analytics } from '@segment/analytics-node';
+import { ADMIN_TOKEN, WRITE_KEY, admin, eventually, profileEvents, sendBatch, startWorker } from './harness.mjs';
+
+let worker;
+
+before(async () => { worker = await startWorker(); });
+after(async () => { await worker?.stop(); });
+
+const stats = async () => (await admin(worker.url, '/v1/stats')).body;
+const eventsOf = (anonymousId, count) => eventually(async () => {
+  const events = await profileEvents(worker.url, anonymousId);
+  return events.length >= count ? events : null;
+});
+const page = (anonymousId, messageId, extra = {}) => ({ type: 'page', anonymousId, messageId, ...extra });
+
+test('events from the real Segment Node.js library land unchanged', async () => {
+  const analytics = new Analytics({ writeKey: WRITE_KEY, host: worker.url, flushAt: 3, maxRetries: 2 });
+  const errors = [];
+  analytics.on('error', (e) => errors.push(e));
+  analytics.identify({ anonymousId: 'node-lib', traits: { plan: 'gold' } });
+  analytics.track({ anonymousId: 'node-lib', event: 'Order Completed', properties: { order_id: 'N-1', revenue: 42 } });
+  analytics.page({ anonymousId: 'node-lib', name: 'Pricing' });
+  await analytics.closeAndFlush({ timeout: 10_000 });
+  assert.deepEqual(errors, []);
+  const events = await eventsOf('node-lib', 3);
+  assert.deepEqual(events.map((e) => e.type).sort(), ['identify', 'page', 'track']);
+  const order = events.find((e) => e.type === 'track');
+  assert.equal(order.properties.revenue, 42);
+  assert.equal(order.context.library.name, '@segment/analytics-node');
+});
+
+test('a malformed corpus gets 4xx with reasons while the valid events of a batch land', async () => {
+  const cases = [
+    ['invalid JSON', '{"batch": [', 400, 'invalid_json'],
+    ['not an object', '[1, 2]', 400, 'not_an_object'],
+    ['no batch', '{"writeKey": "x"}', 400, 'missing_batch'],
+    ['10 MB body', JSON.stringify({ batch: [page('big', 'big-1', { properties: { x: 'y'.repeat(10 * 1024 * 1024) } })] }), 413, 'body_too_large'],
+    ['gzip bomb', gzipSync(Buffer.alloc(50 * 1024 * 1024, 32)), 413, 'body_too_large', { 'Content-Encoding': 'gzip' }],
+    ['broken gzip', new Uint8Array([0x1f, 0x8b, 1, 2, 3]), 400, 'invalid_gzip', { 'Content-Encoding': 'gzip' }],
+    ['unknown encoding', '{}', 415, 'unsupported_encoding', { 'Content-Encoding': 'br' }],
+  ];
+  for (const [name, body, status, reason, headers] of cases) {
+    const res = await sendBatch(worker.url, typeof body === 'string' ? body : new Uint8Array(body), WRITE_KEY, headers);
+    assert.equal(res.status, status, name);
+    assert.equal(res.body.error.reason, reason, name);
+    assert.ok(res.body.error.message.length > 10, `${name}: a message a person can act on`);
+  }
+
+  const deep = JSON.parse(`${'['.repeat(40)}1${']'.repeat(40)}`);
+  const mixed = JSON.stringify({ batch: [
+    page('corpus', 'ok-1'),
+    { type: 'track', anonymousId: 'corpus', messageId: 'bad-type', properties: 'not an object', event: 'X' },
+    { type: 'track', anonymousId: 'corpus', messageId: 'huge', event: 'X', properties: { s: 'z'.repeat(40 * 1024) } },
+    { type: 'track', anonymousId: 'corpus', messageId: 'deep', event: 'X', properties: { deep } },
+    { type: 'track', anonymousId: 'corpus', messageId: 'bad-utf8', event: 'BADUTF8' },
+    { type: 'track', anonymousId: 'corpus', messageId: 'bad-time', event: 'X', timestamp: 'yesterday' },
+    page('corpus', 'ok-2'),
+  ] });
+  // Put one invalid UTF-8 byte inside the fifth event's name.
+  const bytes = Buffer.from(mixed);
+  bytes[bytes.indexOf('BADUTF8') + 3] = 0xff;
+  const res = await sendBatch(worker.url, new Uint8Array(bytes));
+  assert.equal(res.status, 207);
+  assert.deepEqual(res.body.rejected.map((r) => [r.index, r.messageId, r.reason]), [
+    [1, 'bad-type', 'invalid_field'], [2, 'huge', 'event_too_large'], [3, 'deep', 'too_deep'],
+    [4, 'bad-utf8', 'invalid_utf8'], [5, 'bad-time', 'invalid_timestamp'],
+  ]);
+  const stored = await eventsOf('corpus', 2);
+  assert.deepEqual(stored.map((e) => e.messageId).sort(), ['ok-1', 'ok-2']);
+
+  const gz = await sendBatch(worker.url, new Uint8Array(gzipSync(JSON.stringify({ batch: [page('gzipped', 'gz-1')] }))), WRITE_KEY,
+    { 'Content-Encoding': 'gzip' });
+  assert.equal(gz.status, 200, 'a gzip body is read');
+  await eventsOf('gzipped', 1);
+});
+
+test('a batch sent three times is stored once, and the duplicates are counted', async () => {
+  const before = (await stats()).duplicates ?? 0;
+  const batch = [page('thrice', 't-1'), { type: 'track', event: 'Thrice', anonymousId: 'thrice', messageId: 't-2' }];
+  for (let i = 0; i < 3; i++) assert.equal((await sendBatch(worker.url, batch)).status, 200);
+  await eventsOf('thrice', 2);
+  const counted = await eventually(async () => { const s = await stats(); return (s.duplicates ?? 0) - before >= 4 ? s : null; });
+  assert.equal((counted?.duplicates ?? 0) - before, 4);
+  assert.equal((await profileEvents(worker.url, 'thrice')).length, 2);
+});
+
+test('keys and origins: wrong key 401, disallowed origin 403, preflights for allowed origins only', async () => {
+  assert.equal((await sendBatch(worker.url, [page('k', 'k-1')], 'no-such-key')).status, 401);
+  const refused = await sendBatch(worker.url, [page('origin-test', 'o-1')], 'strict-key', { Origin: 'https://evil.example' });
+  assert.equal(refused.status, 403);
+  assert.equal(refused.body.error.reason, 'origin_not_allowed');
+  assert.equal(refused.headers.get('access-control-allow-origin'), null);
+  const allowed = await sendBatch(worker.url, [page('origin-test', 'o-2')], 'strict-key', { Origin: 'https://shop.example' });
+  assert.equal(allowed.status, 200);
+  assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://shop.example');
+  const preflight = (origin) => fetch(`${worker.url}/v1/batch`, { method: 'OPTIONS',
+    headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } });
+  assert.equal((await preflight('https://shop.example')).status, 204);
+  const events = await eventsOf('origin-test', 1);
+  assert.deepEqual(events.map((e) => e.messageId), ['o-2']);
+});
+
+test('consent and bot policies drop events and count them', async () => {
+  const before = await stats();
+  const withConsent = { context: { consent: { categoryPreferences: { analytics: true } } } };
+  const res = await sendBatch(worker.url, [page('consent-test', 'c-no'), page('consent-test', 'c-yes', withConsent)], 'consent-key');
+  assert.equal(res.status, 200);
+  const kept = await eventsOf('consent-test', 1);
+  assert.deepEqual(kept.map((e) => e.messageId), ['c-yes']);
+
+  const bot = await sendBatch(worker.url, [page('bot-test', 'b-1')], 'nobots-key', { 'User-Agent': 'Mozilla/5.0 (compatible; Googlebot/2.1)' });
+  assert.equal(bot.status, 200, 'a bot is not told it was dropped');
+  const human = await sendBatch(worker.url, [page('bot-test', 'b-2')], 'nobots-key',
+    { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36' });
+  assert.equal(human.status, 200);
+  const humans = await eventsOf('bot-test', 1);
+  assert.deepEqual(humans.map((e) => e.messageId), ['b-2']);
+  assert.equal(humans[0].context.ip, undefined, 'ip: drop leaves no address');
+  const after = await eventually(async () => { const s = await stats(); return (s.bots_dropped ?? 0) > (before.bots_dropped ?? 0) ? s : null; });
+  assert.equal((after.consent_dropped ?? 0) - (before.consent_dropped ?? 0), 1);
+  assert.equal((after.bots_dropped ?? 0) - (before.bots_dropped ?? 0), 1);
+});
+
+test('events are enriched: geography, anonymised IP, user agent, campaign, referrer, clock skew', async () => {
+  const now = Date.now();
+  const body = JSON.stringify({ batch: [{
+    type: 'page', anonymousId: 'enriched', messageId: 'e-1', timestamp: new Date(now - 65_000).toISOString(),
+    context: { page: { url: 'https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=winter', referrer: 'https://www.google.com/' } },
+  }], sentAt: new Date(now - 60_000).toISOString() }); // the device clock is a minute behind
+  const res = await sendBatch(worker.url, body, WRITE_KEY, {
+    'X-CDP-Dev-Geo': 'country=DE;region=Berlin;city=Berlin;postalCode=10115;timezone=Europe/Berlin;latitude=52.5208;longitude=13.4094;asn=3320',
+    'CF-Connecting-IP': '203.0.113.77',
+    'User-Agent': 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1',
+  });
+  assert.equal(res.status, 200);
+  const [event] = await eventsOf('enriched', 1);
+  const ctx = event.context;
+  assert.equal(ctx.location.country, 'DE');
+  assert.equal(ctx.location.city, 'Berlin');
+  assert.equal(ctx.location.latitude, 52.5, 'coordinates coarsened');
+  assert.notEqual(ctx.ip, '203.0.113.77', 'never the whole address');
+  assert.equal(ctx.device.type, 'mobile');
+  assert.equal(ctx.os.name, 'iOS');
+  assert.equal(ctx.campaign.source, 'newsletter');
+  assert.equal(ctx.campaign.name, 'winter');
+  assert.ok(['search', 'email'].includes(ctx.referrerType));
+  const corrected = Date.parse(event.timestamp);
+  assert.ok(Math.abs(corrected - (Date.parse(event.receivedAt) - 5_000)) < 50, 'event time corrected for the device clock');
+  assert.ok(Math.abs(event.skewMs - 60_000) < 2_000, 'skew kept');
+});
+
+test('a failing profile write is retried by the queue and nothing is lost', async () => {
+  const before = (await stats()).queue_retries ?? 0;
+  const fault = await fetch(`${worker.url}/v1/admin/faults?anonymousId=flaky&failures=2`, {
+    method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(fault.status, 200);
+  assert.equal((await sendBatch(worker.url, [page('flaky', 'f-1'), page('flaky', 'f-2')])).status, 200);
+  const events = await eventsOf('flaky', 2);
+  assert.deepEqual(events.map((e) => e.messageId).sort(), ['f-1', 'f-2']);
+  const s = await eventually(async () => { const now = await stats(); return (now.queue_retries ?? 0) - before >= 2 ? now : null; });
+  assert.ok(s, 'two retries counted');
+});
+
+test('the first-party collector refreshes the anonymous-id cookie from the server', async () => {
+  const res = await sendBatch(worker.url, [page('cookie-visitor', 'ck-1')], WRITE_KEY, { Origin: worker.url });
+  const cookie = res.headers.get('set-cookie') ?? '';
+  assert.match(cookie, /^cdp_aid=cookie-visitor; Max-Age=31536000; Path=\/; SameSite=Lax/);
+  const thirdParty = await sendBatch(worker.url, [page('cookie-visitor', 'ck-2')], WRITE_KEY, { Origin: 'https://elsewhere.example' });
+  assert.equal(thirdParty.headers.get('set-cookie'), null, 'never from another site');
+});
+
+test('accepted batches are archived to R2 and a replay re-ingests them idempotently', async () => {
+  const from = new Date(Date.now() - 3_600_000).toISOString();
+  assert.equal((await sendBatch(worker.url, [page('archived', 'a-1'), page('archived', 'a-2')])).status, 200);
+  await eventsOf('archived', 2);
+  await new Promise((r) => setTimeout(r, 1000)); // the archive write follows delivery
+  const to = new Date(Date.now() + 3_600_000).toISOString();
+  const replay = await fetch(`${worker.url}/v1/admin/replay?from=${from}&to=${to}`, {
+    method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(replay.status, 200);
+  const report = await replay.json();
+  assert.ok(report.objects >= 1 && report.events >= 2, JSON.stringify(report));
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal((await profileEvents(worker.url, 'archived')).length, 2, 'replay adds nothing twice');
+  const bad = await fetch(`${worker.url}/v1/admin/replay?from=yesterday`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(bad.status, 400);
+});
+
+test('the counters need the admin token and report the pipeline', async () => {
+  assert.equal((await fetch(`${worker.url}/v1/stats`)).status, 401);
+  const s = await stats();
+  for (const name of ['accepted', 'delivered', 'duplicates', 'rejected.invalid_json']) assert.ok(s[name] > 0, `${name} counted`);
+});
