@@ -8,7 +8,7 @@ RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size bench-tracker clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size bench-tracker bench-collector clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -53,6 +53,9 @@ size: $(TRACKER_OUT)
 
 bench-tracker: $(TRACKER_OUT)
 	@$(TOOLS); node bench/tracker.mjs
+
+bench-collector: build
+	@$(TOOLS); node bench/collector.mjs
 
 clean:
 	rm -rf edge/build tracker/pkg www/cdp www/cdp.js

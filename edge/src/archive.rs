@@ -100,7 +100,13 @@ pub async fn replay(env: &Env, from: i64, to: i64) -> Result<ReplayReport> {
                 let checked = check_batch(envelope, received_at, &Limits::default());
                 report.objects += 1;
                 report.events += checked.accepted.len();
-                queue::enqueue(env, &source, received_at, checked.accepted, true).await?;
+                let origin = queue::Origin {
+                    source: &source,
+                    received_at,
+                    body_bytes: usize::MAX,
+                    replay: true,
+                };
+                queue::enqueue(env, origin, checked.accepted, Default::default()).await?;
             }
             match page.cursor().filter(|_| page.truncated()) {
                 Some(next) => cursor = Some(next),

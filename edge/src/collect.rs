@@ -129,6 +129,7 @@ async fn collect(
     }
 
     let received_at = Date::now().as_millis() as i64;
+    let body_bytes = body.len();
     let envelope = match decode(&body, endpoint, &limits) {
         Ok(envelope) => envelope,
         Err(e) => {
@@ -195,20 +196,22 @@ async fn collect(
         return Ok((http::json(400, &body)?, true));
     }
     let anonymous_id = keep.iter().find_map(|e| e.anonymous_id.clone());
-    let accepted = keep.len() as i64;
     if !keep.is_empty() {
-        if let Err(e) = queue::enqueue(env, &source.write_key, received_at, keep, false).await {
+        // The counters travel with the events; the consumer adds them once per delivery.
+        let mut travelling = std::mem::take(counts);
+        *travelling.entry("accepted".into()).or_default() += keep.len() as i64;
+        let origin = queue::Origin {
+            source: &source.write_key,
+            received_at,
+            body_bytes,
+            replay: false,
+        };
+        let queued = queue::enqueue(env, origin, keep, travelling).await;
+        if let Err(e) = queued {
             worker::console_error!("enqueue failed: {e}");
-            return Ok((
-                http::error(
-                    503,
-                    "queue_unavailable",
-                    "the events could not be queued; retry later",
-                )?,
-                true,
-            ));
+            let message = "the events could not be queued; retry later";
+            return Ok((http::error(503, "queue_unavailable", message)?, true));
         }
-        *counts.entry("accepted".into()).or_default() += accepted;
     }
     let mut response = if checked.rejected.is_empty() {
         http::json(200, &json!({"success": true}))?

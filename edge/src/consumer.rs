@@ -19,9 +19,15 @@ use crate::stats::{self, Counts};
 use crate::{archive, dedup, profile_store};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
+///
+/// The messages of a batch are delivered together (one dedup round, one write per profile,
+/// one record round), which keeps the number of Durable Object calls per event low; if any
+/// step fails, every message of the batch is retried, which is safe because each step is
+/// idempotent.
 pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     let dead_letters = batch.queue() == DEAD_LETTER_QUEUE;
     let mut counts = Counts::new();
+    let mut readable = Vec::new();
     for message in batch.raw_iter() {
         let text = message.body().as_string().unwrap_or_default();
         if dead_letters {
@@ -46,18 +52,25 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
             }
             continue;
         }
-        let outcome = match serde_json::from_str::<QueuedBatch>(&text) {
-            Ok(queued) => deliver(env, &message.id(), &queued, &mut counts).await,
-            Err(e) => Err(worker::Error::RustError(format!(
-                "unreadable queue message: {e}"
-            ))),
-        };
-        match outcome {
-            Ok(()) => message.ack(),
+        match serde_json::from_str::<QueuedBatch>(&text) {
+            Ok(queued) => readable.push((message, queued)),
             Err(e) => {
-                worker::console_error!("delivery failed, will retry: {e}");
+                // Never readable: retried until the queue moves it to the dead-letter queue.
+                worker::console_error!("unreadable queue message {}: {e}", message.id());
                 *counts.entry("queue_retries".into()).or_default() += 1;
                 message.retry();
+            }
+        }
+    }
+    if !readable.is_empty() {
+        let batches: Vec<(String, &QueuedBatch)> =
+            readable.iter().map(|(m, q)| (m.id(), q)).collect();
+        match deliver(env, &batches, &mut counts).await {
+            Ok(()) => readable.iter().for_each(|(m, _)| m.ack()),
+            Err(e) => {
+                worker::console_error!("delivery failed, will retry: {e}");
+                *counts.entry("queue_retries".into()).or_default() += readable.len() as i64;
+                readable.iter().for_each(|(m, _)| m.retry());
             }
         }
     }
@@ -65,35 +78,44 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     Ok(())
 }
 
-async fn deliver(
-    env: &Env,
-    message_id: &str,
-    queued: &QueuedBatch,
-    counts: &mut Counts,
-) -> Result<()> {
-    let keys: Vec<String> = queued
-        .events
-        .iter()
-        .map(|e| dedup::key(&queued.source, &e.message_id))
-        .collect();
-    let seen: HashSet<String> = if queued.replay {
+async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Counts) -> Result<()> {
+    let mut checked_keys = Vec::new();
+    for (_, queued) in batches.iter().filter(|(_, q)| !q.replay) {
+        checked_keys.extend(
+            queued
+                .events
+                .iter()
+                .map(|e| dedup::key(&queued.source, &e.message_id)),
+        );
+    }
+    let seen: HashSet<String> = if checked_keys.is_empty() {
         HashSet::new()
     } else {
-        dedup::seen(env, &keys).await?.into_iter().collect()
+        dedup::seen(env, &checked_keys).await?.into_iter().collect()
     };
     let mut fresh_keys = Vec::new();
+    let mut delivered = 0i64;
     let mut by_profile: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    let mut in_message = HashSet::new();
-    for (event, key) in queued.events.iter().zip(keys) {
-        if seen.contains(&key) || !in_message.insert(key.clone()) {
-            *counts.entry("duplicates".into()).or_default() += 1;
-            continue;
+    let mut in_batch = HashSet::new();
+    for (_, queued) in batches {
+        for (name, value) in &queued.counts {
+            *counts.entry(name.clone()).or_default() += value;
         }
-        by_profile
-            .entry(profile_key(event))
-            .or_default()
-            .push(event.clone());
-        fresh_keys.push(key);
+        for event in &queued.events {
+            let key = dedup::key(&queued.source, &event.message_id);
+            if (!queued.replay && seen.contains(&key)) || !in_batch.insert(key.clone()) {
+                *counts.entry("duplicates".into()).or_default() += 1;
+                continue;
+            }
+            by_profile
+                .entry(profile_key(event))
+                .or_default()
+                .push(event.clone());
+            delivered += 1;
+            if !queued.replay {
+                fresh_keys.push(key);
+            }
+        }
     }
     let writes = by_profile
         .iter()
@@ -101,12 +123,16 @@ async fn deliver(
     for outcome in futures_util::future::join_all(writes).await {
         outcome?;
     }
-    if !fresh_keys.is_empty() && !queued.replay {
+    if !fresh_keys.is_empty() {
         dedup::record(env, &fresh_keys, Date::now().as_millis() as i64).await?;
     }
-    if !queued.replay {
-        archive::store(env, message_id, queued).await?;
+    let archives = batches
+        .iter()
+        .filter(|(_, q)| !q.replay)
+        .map(|(id, q)| archive::store(env, id, q));
+    for outcome in futures_util::future::join_all(archives).await {
+        outcome?;
     }
-    *counts.entry("delivered".into()).or_default() += fresh_keys.len() as i64;
+    *counts.entry("delivered".into()).or_default() += delivered;
     Ok(())
 }

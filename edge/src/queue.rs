@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use worker::{Env, Result};
 
 use crate::config::EVENTS;
+use crate::stats::Counts;
 
 /// A queue message must stay under 128 KB; leave room for the envelope.
 const MAX_MESSAGE_BYTES: usize = 100 * 1024;
@@ -24,10 +25,19 @@ pub struct QueuedBatch {
     /// idempotency still holds), so a replay can restore what a store lost.
     #[serde(default)]
     pub replay: bool,
+    /// The collector's counters for the request, added by the consumer: one write to the
+    /// counters per delivered batch instead of one per request.
+    #[serde(default)]
+    pub counts: Counts,
 }
 
-/// Splits events into messages under the queue's size limit, in order.
-fn split(events: Vec<Event>) -> Vec<Vec<Event>> {
+/// Splits events into messages under the queue's size limit, in order. `source_bytes` is the
+/// size of the request body they came from: when it and what enrichment adds (well under
+/// 2 KB an event) fit in one message, nothing needs measuring.
+fn split(events: Vec<Event>, source_bytes: usize) -> Vec<Vec<Event>> {
+    if source_bytes.saturating_add(events.len().saturating_mul(2_048)) < MAX_MESSAGE_BYTES {
+        return vec![events];
+    }
     let mut messages = vec![Vec::new()];
     let mut bytes = 0;
     for event in events {
@@ -48,21 +58,40 @@ fn split(events: Vec<Event>) -> Vec<Vec<Event>> {
     messages
 }
 
-/// Sends events durably into the queue; resolves once the queue has them all.
+/// What the collector knows of a request whose events it enqueues.
+pub struct Origin<'a> {
+    /// The source's write key.
+    pub source: &'a str,
+    /// When the request was received (ms).
+    pub received_at: i64,
+    /// Size of the (decompressed) request body; `usize::MAX` when unknown.
+    pub body_bytes: usize,
+    /// Re-ingested from the archive.
+    pub replay: bool,
+}
+
+/// Sends events durably into the queue; resolves once the queue has them all. `counts`
+/// travel with the first message.
 pub async fn enqueue(
     env: &Env,
-    source: &str,
-    received_at: i64,
+    origin: Origin<'_>,
     events: Vec<Event>,
-    replay: bool,
+    mut counts: Counts,
 ) -> Result<()> {
     let queue = env.queue(EVENTS)?;
-    for chunk in split(events) {
+    let Origin {
+        source,
+        received_at,
+        body_bytes,
+        replay,
+    } = origin;
+    for chunk in split(events, body_bytes) {
         let message = QueuedBatch {
             source: source.to_owned(),
             received_at,
             events: chunk,
             replay,
+            counts: std::mem::take(&mut counts),
         };
         let text =
             serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;

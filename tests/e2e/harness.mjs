@@ -32,13 +32,14 @@ function freePort() {
   });
 }
 
-/** Starts the Worker under `wrangler dev`; resolves to { url, stop } once it answers. */
-export async function startWorker() {
+/** Starts the Worker under `wrangler dev`; resolves to { url, stop } once it answers.
+ * `config` runs another wrangler.toml instead (the benchmark's empty baseline). */
+export async function startWorker({ config } = {}) {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
   const child = spawn(
     join(ROOT, 'node_modules', '.bin', 'wrangler'),
-    ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
+    ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
       '--var', `SOURCES:${JSON.stringify(SOURCES)}`, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
       '--var', 'ENVIRONMENT:development',
       '--show-interactive-dev-session=false', '--log-level', 'warn'],
@@ -70,7 +71,7 @@ export async function startWorker() {
     if (child.exitCode !== null) break;
     try {
       const res = await fetch(`${url}/v1/health-probe`);
-      if (res.status === 404) return { url, stop, output: () => output };
+      if (res.status === 404 || (config && res.ok)) return { url, stop, output: () => output };
     } catch { /* not listening yet */ }
     await new Promise((r) => setTimeout(r, 250));
   }
