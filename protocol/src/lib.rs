@@ -10,6 +10,7 @@ pub mod auth;
 pub mod decode;
 pub mod enrich;
 pub mod event;
+pub mod identity;
 pub mod route;
 pub mod source;
 pub mod time;

@@ -1,0 +1,524 @@
+//! Identity resolution rules: which identifiers an event carries, how they are normalised,
+//! which values never link anything, and how the identifiers of a profile may be joined.
+//!
+//! The merge algebra is [`IdentityGraph`]: profiles are the connected groups of identifiers
+//! that events link, except where a link would give one profile more identifiers of a kind
+//! than the rules allow (by default: one `userId`, the shared-device guard). Links are
+//! applied in a canonical order (event time, then `messageId`), so the same events in any
+//! order and with any duplicates give the same profiles.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::{Event, EventType};
+use crate::time::Millis;
+
+/// Kinds of identifier, highest priority first.
+pub const KINDS: [&str; 4] = ["userId", "email", "phone", "anonymousId"];
+
+/// Values that mean "no identifier" and must never link two people.
+const BLOCKED: [&str; 12] = [
+    "",
+    "null",
+    "undefined",
+    "none",
+    "nil",
+    "0",
+    "-1",
+    "anonymous",
+    "unknown",
+    "n/a",
+    "guest",
+    "[object object]",
+];
+
+/// One identifier, normalised: `kind` is one of [`KINDS`] (or a type a source declares).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Identifier {
+    /// `userId`, `email`, `phone`, `anonymousId`, …
+    pub kind: String,
+    /// The normalised value.
+    pub value: String,
+}
+
+impl Identifier {
+    /// `kind:value`, the identifier's name in the index.
+    pub fn key(&self) -> String {
+        [self.kind.as_str(), ":", self.value.as_str()].concat()
+    }
+
+    /// Priority of the kind: lower is stronger.
+    pub fn rank(&self) -> usize {
+        KINDS
+            .iter()
+            .position(|k| *k == self.kind)
+            .unwrap_or(KINDS.len())
+    }
+}
+
+/// Normalises a raw identifier of `kind`; `None` for a blocked or malformed value.
+pub fn normalize(kind: &str, raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    if BLOCKED.contains(&trimmed.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    match kind {
+        "email" => {
+            let email = trimmed.to_lowercase();
+            let (local, domain) = email.split_once('@')?;
+            (!local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace))
+                .then_some(email)
+        }
+        "phone" => {
+            // E.164: a plus and 8 to 15 digits; "00" is the international prefix too.
+            let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+            let digits = if trimmed.starts_with('+') {
+                digits
+            } else {
+                digits.strip_prefix("00")?.to_owned()
+            };
+            (8..=15)
+                .contains(&digits.len())
+                .then(|| ["+", &digits].concat())
+        }
+        _ => Some(trimmed.to_owned()),
+    }
+}
+
+fn identifier(kind: &str, raw: Option<&Value>) -> Option<Identifier> {
+    let raw = match raw? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    normalize(kind, &raw).map(|value| Identifier {
+        kind: kind.to_owned(),
+        value,
+    })
+}
+
+/// The identifiers an event carries: `userId`, `anonymousId`, `traits.email` and
+/// `traits.phone` (of identify calls, or `context.traits`), and an alias's `previousId`.
+pub fn identifiers_of(event: &Event) -> Vec<Identifier> {
+    let body = &event.body;
+    let traits = body
+        .get("traits")
+        .filter(|_| matches!(event.kind, EventType::Identify))
+        .or_else(|| body.get("context").and_then(|c| c.get("traits")));
+    let mut ids: Vec<Identifier> = [
+        identifier(
+            "userId",
+            event
+                .user_id
+                .as_ref()
+                .map(|s| Value::String(s.clone()))
+                .as_ref(),
+        ),
+        identifier(
+            "anonymousId",
+            event
+                .anonymous_id
+                .as_ref()
+                .map(|s| Value::String(s.clone()))
+                .as_ref(),
+        ),
+        identifier("email", traits.and_then(|t| t.get("email"))),
+        identifier("phone", traits.and_then(|t| t.get("phone"))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if event.kind == EventType::Alias {
+        // previousId is whatever the client knew the user as before: an anonymous id or an
+        // earlier user id; it is looked up as both and linked as an anonymous id.
+        ids.extend(identifier("anonymousId", body.get("previousId")));
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Per-profile limits on identifiers of a kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// Most identifiers of each kind one profile may hold (kinds absent here: no limit).
+    pub limits: BTreeMap<String, usize>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            limits: BTreeMap::from([("userId".to_owned(), 1)]),
+        }
+    }
+}
+
+impl Rules {
+    /// Whether a profile holding `ids` respects the limits.
+    pub fn allows(&self, ids: &BTreeSet<Identifier>) -> bool {
+        self.limits
+            .iter()
+            .all(|(kind, max)| ids.iter().filter(|i| &i.kind == kind).count() <= *max)
+    }
+}
+
+/// One event's identifiers, as a link to apply.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Link {
+    /// Event time (ms): links apply oldest first.
+    pub at: Millis,
+    /// The event's `messageId`: breaks ties, and explains the link.
+    pub message_id: String,
+    /// The identifiers the event carries.
+    pub ids: Vec<Identifier>,
+}
+
+/// Why an identifier is in a profile: the event that linked it first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    /// The linking event.
+    pub message_id: String,
+    /// Its time.
+    pub at: Millis,
+    /// The identifier it was linked through (`None` for the event's own first identifier).
+    pub via: Option<Identifier>,
+}
+
+/// The merge algebra: identifiers grouped into profiles by the links of events.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityGraph {
+    rules: Rules,
+    links: BTreeSet<Link>,
+}
+
+/// One resolved profile: its identifiers, each with its cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedProfile {
+    /// The identifiers, with the event that linked each.
+    pub ids: BTreeMap<Identifier, Cause>,
+}
+
+/// What to do with one event's identifiers, given the profiles that hold some of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan<P> {
+    /// The profile the event belongs to; `None`: a new one.
+    pub target: Option<P>,
+    /// Profiles to merge into the target (each joins whole).
+    pub merge: Vec<P>,
+    /// Identifiers to link to the target.
+    pub link: Vec<Identifier>,
+    /// Identifiers that may not join the target: each starts a profile of its own.
+    pub apart: Vec<Identifier>,
+}
+
+/// Plans one event: its identifiers, strongest first, join the profile of the strongest
+/// known one; another profile is merged in, and a new identifier linked, only if the result
+/// respects the rules. `home` says which profile holds an identifier; `holdings` what each
+/// profile holds. This one function is the merge rule of both [`IdentityGraph`] and the store.
+pub fn plan<P: Ord + Clone>(
+    ids: &[Identifier],
+    home: &BTreeMap<Identifier, P>,
+    holdings: &BTreeMap<P, BTreeSet<Identifier>>,
+    rules: &Rules,
+) -> Plan<P> {
+    let mut ids = ids.to_vec();
+    ids.sort_by_key(|i| (i.rank(), i.clone()));
+    ids.dedup();
+    let mut plan = Plan {
+        target: None,
+        merge: Vec::new(),
+        link: Vec::new(),
+        apart: Vec::new(),
+    };
+    let mut held: BTreeSet<Identifier> = BTreeSet::new();
+    let mut started = false;
+    for id in ids {
+        let owner = home.get(&id).cloned();
+        if !started {
+            started = true;
+            if let Some(owner) = &owner {
+                held.extend(holdings.get(owner).cloned().unwrap_or_default());
+            } else {
+                held.insert(id.clone());
+                plan.link.push(id);
+            }
+            plan.target = owner;
+            continue;
+        }
+        match owner {
+            Some(owner) if Some(&owner) == plan.target.as_ref() || plan.merge.contains(&owner) => {}
+            Some(owner) => {
+                let theirs = holdings.get(&owner).cloned().unwrap_or_default();
+                let union: BTreeSet<Identifier> = held.union(&theirs).cloned().collect();
+                if rules.allows(&union) {
+                    held = union;
+                    plan.merge.push(owner);
+                }
+            }
+            None => {
+                let mut union = held.clone();
+                union.insert(id.clone());
+                if rules.allows(&union) {
+                    held = union;
+                    plan.link.push(id);
+                } else {
+                    plan.apart.push(id);
+                }
+            }
+        }
+    }
+    plan
+}
+
+impl IdentityGraph {
+    /// An empty graph under `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            links: BTreeSet::new(),
+        }
+    }
+
+    /// Adds an event's link; adding the same event twice changes nothing.
+    pub fn add(&mut self, link: Link) {
+        if !link.ids.is_empty() {
+            self.links.insert(link);
+        }
+    }
+
+    /// The profiles, as sets of identifiers (each with its cause), in a canonical order:
+    /// the links applied oldest first through [`plan`].
+    pub fn profiles(&self) -> Vec<ResolvedProfile> {
+        let mut groups: BTreeMap<usize, BTreeMap<Identifier, Cause>> = BTreeMap::new();
+        let mut home: BTreeMap<Identifier, usize> = BTreeMap::new();
+        for link in &self.links {
+            let holdings: BTreeMap<usize, BTreeSet<Identifier>> = groups
+                .iter()
+                .map(|(g, ids)| (*g, ids.keys().cloned().collect()))
+                .collect();
+            let step = plan(&link.ids, &home, &holdings, &self.rules);
+            let cause = |via: Option<Identifier>| Cause {
+                message_id: link.message_id.clone(),
+                at: link.at,
+                via,
+            };
+            let target = step
+                .target
+                .unwrap_or_else(|| groups.keys().next_back().map_or(0, |g| g + 1));
+            let first = step.link.first().cloned();
+            for merged in step.merge {
+                for (id, c) in groups.remove(&merged).unwrap_or_default() {
+                    home.insert(id.clone(), target);
+                    groups.entry(target).or_default().insert(id, c);
+                }
+            }
+            for id in step.link {
+                let via = first.clone().filter(|f| f != &id && step.target.is_none());
+                home.insert(id.clone(), target);
+                groups.entry(target).or_default().insert(id, cause(via));
+            }
+            for id in step.apart {
+                let apart = groups.keys().next_back().map_or(0, |g| g + 1);
+                home.insert(id.clone(), apart);
+                groups.insert(apart, BTreeMap::from([(id, cause(None))]));
+            }
+        }
+        let mut profiles: Vec<ResolvedProfile> = groups
+            .into_values()
+            .map(|ids| ResolvedProfile { ids })
+            .collect();
+        profiles.sort_by(|a, b| a.ids.keys().next().cmp(&b.ids.keys().next()));
+        profiles
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn id(kind: &str, value: &str) -> Identifier {
+        Identifier {
+            kind: kind.into(),
+            value: value.into(),
+        }
+    }
+
+    fn link(at: Millis, message_id: &str, ids: &[(&str, &str)]) -> Link {
+        Link {
+            at,
+            message_id: message_id.into(),
+            ids: ids.iter().map(|(k, v)| id(k, v)).collect(),
+        }
+    }
+
+    fn partition(links: &[Link]) -> Vec<BTreeSet<Identifier>> {
+        let mut graph = IdentityGraph::new(Rules::default());
+        for l in links {
+            graph.add(l.clone());
+        }
+        graph
+            .profiles()
+            .into_iter()
+            .map(|p| p.ids.into_keys().collect())
+            .collect()
+    }
+
+    #[test]
+    fn normalises_and_blocks() {
+        assert_eq!(
+            normalize("email", "  Ada@Example.COM "),
+            Some("ada@example.com".into())
+        );
+        assert_eq!(normalize("email", "not-an-email"), None);
+        assert_eq!(
+            normalize("phone", "+49 (30) 1234-5678"),
+            Some("+493012345678".into())
+        );
+        assert_eq!(
+            normalize("phone", "0049 30 12345678"),
+            Some("+493012345678".into())
+        );
+        assert_eq!(normalize("phone", "12"), None);
+        for blocked in [
+            "null",
+            "undefined",
+            "0",
+            "anonymous",
+            "",
+            "  ",
+            "NULL",
+            "[object Object]",
+        ] {
+            assert_eq!(normalize("userId", blocked), None, "{blocked:?}");
+        }
+        assert_eq!(normalize("userId", " u-1 "), Some("u-1".into()));
+    }
+
+    #[test]
+    fn reads_identifiers_of_events() {
+        let mut body = serde_json::Map::new();
+        body.insert("traits".into(), json!({"email": "A@B.co", "phone": "null"}));
+        let event = Event {
+            kind: EventType::Identify,
+            message_id: "m".into(),
+            anonymous_id: Some("anon".into()),
+            user_id: Some("undefined".into()),
+            name: None,
+            timestamp: 0,
+            received_at: 0,
+            body,
+        };
+        assert_eq!(
+            identifiers_of(&event),
+            vec![id("anonymousId", "anon"), id("email", "a@b.co")]
+        );
+    }
+
+    #[test]
+    fn login_keeps_the_anonymous_history() {
+        let profiles = partition(&[
+            link(1, "m1", &[("anonymousId", "a1")]),
+            link(2, "m2", &[("anonymousId", "a1"), ("userId", "u1")]),
+        ]);
+        assert_eq!(
+            profiles,
+            vec![BTreeSet::from([
+                id("anonymousId", "a1"),
+                id("userId", "u1")
+            ])]
+        );
+    }
+
+    #[test]
+    fn two_devices_of_one_user_become_one_profile() {
+        let profiles = partition(&[
+            link(1, "m1", &[("anonymousId", "laptop")]),
+            link(2, "m2", &[("anonymousId", "phone")]),
+            link(3, "m3", &[("anonymousId", "laptop"), ("userId", "u1")]),
+            link(4, "m4", &[("anonymousId", "phone"), ("userId", "u1")]),
+        ]);
+        assert_eq!(profiles.len(), 1);
+        assert_eq!(profiles[0].len(), 3);
+    }
+
+    #[test]
+    fn a_second_user_on_a_shared_device_starts_a_new_profile() {
+        let profiles = partition(&[
+            link(1, "m1", &[("anonymousId", "kiosk"), ("userId", "alice")]),
+            link(2, "m2", &[("anonymousId", "kiosk"), ("userId", "bob")]),
+        ]);
+        assert_eq!(
+            profiles,
+            vec![
+                BTreeSet::from([id("anonymousId", "kiosk"), id("userId", "alice")]),
+                BTreeSet::from([id("userId", "bob")])
+            ]
+        );
+    }
+
+    #[test]
+    fn an_email_never_joins_two_users() {
+        let profiles = partition(&[
+            link(1, "m1", &[("userId", "u1"), ("email", "shared@x.io")]),
+            link(2, "m2", &[("userId", "u2"), ("email", "shared@x.io")]),
+        ]);
+        assert_eq!(profiles.len(), 2);
+    }
+
+    /// A tiny deterministic generator, so the property test needs no extra crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn merges_are_idempotent_and_commutative_over_shuffled_duplicated_streams() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..300 {
+            let pool: Vec<Identifier> = (0..6)
+                .map(|i| id("anonymousId", &format!("a{i}")))
+                .chain((0..3).map(|i| id("userId", &format!("u{i}"))))
+                .chain((0..2).map(|i| id("email", &format!("e{i}@x.io"))))
+                .collect();
+            let links: Vec<Link> = (0..rng.below(12) + 1)
+                .map(|n| {
+                    let count = rng.below(3) + 1;
+                    let ids = (0..count)
+                        .map(|_| pool[rng.below(pool.len() as u64) as usize].clone())
+                        .collect();
+                    Link {
+                        at: rng.below(5) as Millis,
+                        message_id: format!("m{round}-{n}"),
+                        ids,
+                    }
+                })
+                .collect();
+            let expected = partition(&links);
+            // Every identifier lands in exactly one profile, and every profile keeps the rules.
+            let all: BTreeSet<&Identifier> = links.iter().flat_map(|l| &l.ids).collect();
+            assert_eq!(expected.iter().map(BTreeSet::len).sum::<usize>(), all.len());
+            assert!(expected.iter().all(|p| Rules::default().allows(p)));
+            for _ in 0..5 {
+                let mut shuffled = links.clone();
+                for i in (1..shuffled.len()).rev() {
+                    shuffled.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                let dup = shuffled[rng.below(shuffled.len() as u64) as usize].clone();
+                shuffled.push(dup);
+                assert_eq!(partition(&shuffled), expected, "round {round}");
+            }
+        }
+    }
+}
