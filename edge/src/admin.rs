@@ -1,14 +1,15 @@
 //! The admin API: questions about profiles, behind the admin bearer token.
 
-use cdp_protocol::route::identifier_key;
+use cdp_protocol::identity::{normalize, Identifier};
 use cdp_protocol::time::parse_rfc3339;
 use worker::{Env, Request, Response, Result};
 
 use crate::config::Config;
-use crate::{archive, http, profile_store, stats};
+use crate::profile_store::View;
+use crate::{archive, http, identity_index, profile_store, stats};
 
 /// Identifier kinds a profile can be looked up by.
-const LOOKUP_KINDS: [&str; 2] = ["anonymousId", "userId"];
+const LOOKUP_KINDS: [&str; 4] = ["userId", "email", "phone", "anonymousId"];
 
 /// `GET /v1/profiles/lookup?anonymousId=…` (or `userId=…`): the profile holding that identifier.
 pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response> {
@@ -26,14 +27,52 @@ pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response
             "give one identifier to look up: ?anonymousId=… or ?userId=…",
         );
     };
-    match profile_store::view(env, &identifier_key(&kind, value.trim())).await? {
-        Some(profile) => http::json(200, &profile),
-        None => http::error(
-            404,
-            "profile_not_found",
-            &format!("no profile has {kind} {value}"),
-        ),
+    let Some(value) = normalize(&kind, &value) else {
+        return http::error(
+            400,
+            "invalid_identifier",
+            &format!("{value:?} is not a usable {kind}"),
+        );
+    };
+    let key = Identifier {
+        kind: kind.to_string(),
+        value,
     }
+    .key();
+    match identity_index::lookup(env, std::slice::from_ref(&key), false)
+        .await?
+        .get(&key)
+    {
+        Some(profile) => show(env, profile, "/profile").await,
+        None => http::error(404, "profile_not_found", &format!("no profile has {key}")),
+    }
+}
+
+/// `GET /v1/profiles/{id}` and `GET /v1/profiles/{id}/explain`.
+pub async fn profile(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+    explain: bool,
+) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    show(env, id, if explain { "/explain" } else { "/profile" }).await
+}
+
+/// Answers with a profile, following merges to the profile that holds the person now.
+async fn show(env: &Env, id: &str, what: &str) -> Result<Response> {
+    let mut id = id.to_owned();
+    for _ in 0..8 {
+        match profile_store::view(env, &id, what).await? {
+            View::Found(body) => return http::json(200, &body),
+            View::MergedInto(next) => id = next,
+            View::Missing => break,
+        }
+    }
+    http::error(404, "profile_not_found", &format!("no profile {id}"))
 }
 
 /// `GET /v1/stats`: the pipeline's counters, summed over their shards.
@@ -73,8 +112,8 @@ pub async fn replay(req: Request, env: &Env, config: &Config) -> Result<Response
     http::json(200, &archive::replay(env, from, to).await?)
 }
 
-/// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): the profile
-/// holding that id fails its next N writes, to show that delivery retries lose nothing.
+/// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): resolving that
+/// id fails its next N times, to show that delivery retries lose nothing.
 pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if let Some(refusal) = refuse_unless_admin(&req, config)? {
         return Ok(refusal);
@@ -98,7 +137,12 @@ pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response
     ) else {
         return http::error(400, "invalid_fault", "give ?anonymousId=…&failures=N");
     };
-    profile_store::inject_failures(env, &identifier_key("anonymousId", &id), failures).await?;
+    let key = Identifier {
+        kind: "anonymousId".into(),
+        value: id,
+    }
+    .key();
+    identity_index::inject_failures(env, &key, failures).await?;
     http::json(200, &serde_json::json!({"ok": true}))
 }
 

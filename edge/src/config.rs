@@ -10,6 +10,8 @@ use worker::Env;
 pub const ASSETS: &str = "ASSETS";
 /// The profile store's Durable Object namespace.
 pub const PROFILES: &str = "PROFILES";
+/// The identity index's Durable Object namespace.
+pub const IDENTITIES: &str = "IDENTITIES";
 /// The dedup shards' Durable Object namespace.
 pub const DEDUP: &str = "DEDUP";
 /// The counters' Durable Object namespace.

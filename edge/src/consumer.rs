@@ -6,17 +6,16 @@
 //! only repeat work the profile store absorbs, never skip an event. A message that keeps
 //! failing goes to the dead-letter queue, which this consumer counts and archives.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
-use cdp_protocol::event::Event;
-use cdp_protocol::route::profile_key;
+use cdp_protocol::identity::Rules;
 use wasm_bindgen::JsValue;
 use worker::{Date, Env, MessageBatch, MessageExt, Result};
 
 use crate::config::{ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counts};
-use crate::{archive, dedup, profile_store};
+use crate::{archive, dedup, profile_store, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
 ///
@@ -94,8 +93,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
         dedup::seen(env, &checked_keys).await?.into_iter().collect()
     };
     let mut fresh_keys = Vec::new();
-    let mut delivered = 0i64;
-    let mut by_profile: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    let mut fresh = Vec::new();
     let mut in_batch = HashSet::new();
     for (_, queued) in batches {
         for (name, value) in &queued.counts {
@@ -107,19 +105,28 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
                 *counts.entry("duplicates".into()).or_default() += 1;
                 continue;
             }
-            by_profile
-                .entry(profile_key(event))
-                .or_default()
-                .push(event.clone());
-            delivered += 1;
+            fresh.push(event.clone());
             if !queued.replay {
                 fresh_keys.push(key);
             }
         }
     }
-    let writes = by_profile
-        .iter()
-        .map(|(key, events)| profile_store::ingest(env, key, events));
+    let delivered = fresh.len() as i64;
+    let routed = resolver::resolve(env, fresh, &Rules::default(), counts).await?;
+    let profiles: BTreeSet<&String> = routed.events.keys().chain(routed.links.keys()).collect();
+    let writes = profiles.into_iter().map(|profile| {
+        let events = routed
+            .events
+            .get(profile)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let links = routed
+            .links
+            .get(profile)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        profile_store::ingest(env, profile, events, links)
+    });
     for outcome in futures_util::future::join_all(writes).await {
         outcome?;
     }

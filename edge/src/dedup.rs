@@ -6,8 +6,6 @@
 //! so a failure in between can only lead to a second delivery (which the profile store
 //! absorbs, being idempotent by `messageId`), never to a lost event.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
@@ -24,13 +22,6 @@ pub const SHARDS: u64 = 64;
 /// The dedup key of an event.
 pub fn key(source: &str, message_id: &str) -> String {
     [source, "\u{1f}", message_id].concat()
-}
-
-fn shard_of(key: &str) -> u64 {
-    // FNV-1a: stable across deployments, which a std hasher is not.
-    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    }) % SHARDS
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,17 +50,9 @@ async fn call(env: &Env, shard: u64, path: &str, body: &Keys) -> Result<Keys> {
     res.json().await
 }
 
-fn by_shard(keys: &[String]) -> BTreeMap<u64, Vec<String>> {
-    let mut shards: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for key in keys {
-        shards.entry(shard_of(key)).or_default().push(key.clone());
-    }
-    shards
-}
-
 /// Which of `keys` were delivered already.
 pub async fn seen(env: &Env, keys: &[String]) -> Result<Vec<String>> {
-    let calls = by_shard(keys)
+    let calls = crate::shard::group(keys, SHARDS)
         .into_iter()
         .map(|(shard, keys)| async move { call(env, shard, "/seen", &Keys { keys, at: 0 }).await });
     let mut seen = Vec::new();
@@ -81,7 +64,7 @@ pub async fn seen(env: &Env, keys: &[String]) -> Result<Vec<String>> {
 
 /// Records `keys` as delivered at `at`.
 pub async fn record(env: &Env, keys: &[String], at: i64) -> Result<()> {
-    let calls = by_shard(keys)
+    let calls = crate::shard::group(keys, SHARDS)
         .into_iter()
         .map(|(shard, keys)| async move { call(env, shard, "/record", &Keys { keys, at }).await });
     for answer in futures_util::future::join_all(calls).await {

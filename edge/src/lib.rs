@@ -14,11 +14,15 @@ mod config;
 mod consumer;
 mod dedup;
 mod http;
+mod identity_index;
 mod profile_store;
 mod queue;
+mod resolver;
+mod shard;
 mod stats;
 
 pub use dedup::DedupShard;
+pub use identity_index::IdentityShard;
 pub use profile_store::ProfileStore;
 pub use stats::StatsShard;
 
@@ -32,6 +36,18 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    match route(req, env, ctx).await {
+        Ok(response) => Ok(response),
+        // A storage or queue failure: say so in JSON, and that a retry may succeed.
+        Err(e) => http::error(
+            503,
+            "unavailable",
+            &format!("the platform could not answer: {e}; retry later"),
+        ),
+    }
+}
+
+async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let config = match config::Config::from_env(&env) {
         Ok(config) => config,
         Err(message) => return http::error(500, "misconfigured", &message),
@@ -46,6 +62,14 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Method::Get, "/v1/stats") => admin::stats(req, &env, &config).await,
         (Method::Post, "/v1/admin/replay") => admin::replay(req, &env, &config).await,
         (Method::Post, "/v1/admin/faults") => admin::faults(req, &env, &config).await,
+        (Method::Get, p) if p.starts_with("/v1/profiles/") => {
+            let rest = p.trim_start_matches("/v1/profiles/");
+            match rest.split_once('/') {
+                None => admin::profile(req, &env, &config, rest, false).await,
+                Some((id, "explain")) => admin::profile(req, &env, &config, id, true).await,
+                Some(_) => http::error(404, "not_found", &format!("no API route GET {p}")),
+            }
+        }
         (Method::Get, p) if p.starts_with("/spa/") => single_page_app(req, &env).await,
         (_, p) if p.starts_with("/v1/") => http::error(
             404,

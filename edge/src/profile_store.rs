@@ -1,10 +1,15 @@
-//! The profile store: one Durable Object per profile, with its events, identifiers and
-//! traits in the object's own SQLite database.
+//! The profile store: one Durable Object per profile (named by its profile id), with the
+//! profile's events, identifiers (each with the event that linked it), traits and merge log
+//! in the object's own SQLite database.
 //!
 //! Writing is idempotent by `messageId` (the events table's primary key), which is what
-//! turns at-least-once delivery into exactly-once in the profile.
+//! turns at-least-once delivery into exactly-once in the profile. A merge copies a profile
+//! into another (idempotent too), then leaves a forward in the emptied one, so a stale
+//! reference still finds the person.
 
 use cdp_protocol::event::{Event, EventType};
+use cdp_protocol::identity::Identifier;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use worker::{
@@ -28,20 +33,83 @@ CREATE TABLE IF NOT EXISTS events (
     body        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp DESC, received_at DESC);
-CREATE TABLE IF NOT EXISTS identifiers (
+CREATE TABLE IF NOT EXISTS identity (
     kind       TEXT NOT NULL,
     value      TEXT NOT NULL,
     first_seen INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    via        TEXT,
     PRIMARY KEY (kind, value)
 );
-CREATE TABLE IF NOT EXISTS traits (
-    key       TEXT PRIMARY KEY,
-    value     TEXT NOT NULL,
-    timestamp INTEGER NOT NULL
-);
+CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS merge_log (at INTEGER NOT NULL, absorbed TEXT NOT NULL, message_id TEXT NOT NULL, identifiers TEXT NOT NULL);
 ";
 
-/// What an ingest call reports back to the collector.
+/// An identifier as the profile keeps it: with the event that linked it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityRow {
+    /// Identifier kind.
+    pub kind: String,
+    /// Normalised value.
+    pub value: String,
+    /// Time of the linking event.
+    pub first_seen: i64,
+    /// The linking event.
+    pub message_id: String,
+    /// The identifier it was linked through, `kind:value`.
+    pub via: Option<String>,
+}
+
+/// What a profile holds of identity, for resolution.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Holding {
+    /// Set when this profile was merged into another.
+    pub merged_into: Option<String>,
+    /// Its identifiers.
+    pub ids: Vec<Identifier>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IngestBody {
+    profile: String,
+    events: Vec<Event>,
+    links: Vec<IdentityRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventRow {
+    message_id: String,
+    r#type: String,
+    name: Option<String>,
+    timestamp: i64,
+    received_at: i64,
+    body: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TraitRow {
+    key: String,
+    value: String,
+    timestamp: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Dump {
+    events: Vec<EventRow>,
+    identity: Vec<IdentityRow>,
+    traits: Vec<TraitRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Absorb {
+    from: String,
+    message_id: String,
+    at: i64,
+    dump: Dump,
+}
+
+/// What an ingest call reports back.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IngestReport {
     /// Events newly stored.
@@ -50,50 +118,100 @@ pub struct IngestReport {
     pub duplicates: usize,
 }
 
-/// Stores `events` in the profile named `key`; resolves once they are durable.
-pub async fn ingest(env: &Env, key: &str, events: &[Event]) -> Result<IngestReport> {
-    let body =
-        serde_json::to_string(events).map_err(|e| worker::Error::RustError(e.to_string()))?;
+async fn call<T: DeserializeOwned>(
+    env: &Env,
+    profile: &str,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<(u16, T)> {
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://profile-store/events", &init)?;
-    let mut res = stub(env, key)?.fetch_with_request(req).await?;
-    if res.status_code() != 200 {
-        let text = res.text().await.unwrap_or_default();
+    init.with_method(method).with_body(body.map(Into::into));
+    let req = Request::new_with_init(&["https://profile", path].concat(), &init)?;
+    let mut res = env
+        .durable_object(PROFILES)?
+        .id_from_name(profile)?
+        .get_stub()?
+        .fetch_with_request(req)
+        .await?;
+    let status = res.status_code();
+    if status >= 500 {
+        let detail = res.text().await.unwrap_or_default();
         return Err(worker::Error::RustError(format!(
-            "status {}: {text}",
-            res.status_code()
+            "profile store answered {status}: {detail}"
         )));
     }
-    res.json().await
+    Ok((status, res.json().await?))
 }
 
-/// Fetches the view of the profile named `key`; `None` when it holds nothing.
-pub async fn view(env: &Env, key: &str) -> Result<Option<Value>> {
-    let mut res = stub(env, key)?
-        .fetch_with_str("https://profile-store/profile")
-        .await?;
-    match res.status_code() {
-        200 => Ok(Some(res.json().await?)),
-        404 => Ok(None),
-        status => Err(worker::Error::RustError(format!(
-            "profile store answered {status}"
-        ))),
-    }
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-/// Makes the profile named `key` fail its next `failures` writes (local development only).
-pub async fn inject_failures(env: &Env, key: &str, failures: u32) -> Result<()> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(failures.to_string().into()));
-    let req = Request::new_with_init("https://profile-store/faults", &init)?;
-    stub(env, key)?.fetch_with_request(req).await?;
+/// Stores `events` in profile `profile` and links `links` to it; resolves once durable.
+pub async fn ingest(
+    env: &Env,
+    profile: &str,
+    events: &[Event],
+    links: &[IdentityRow],
+) -> Result<IngestReport> {
+    let body = to_json(&IngestBody {
+        profile: profile.to_owned(),
+        events: events.to_vec(),
+        links: links.to_vec(),
+    })?;
+    Ok(call(env, profile, Method::Post, "/events", Some(body))
+        .await?
+        .1)
+}
+
+/// What profile `profile` holds of identity.
+pub async fn holding(env: &Env, profile: &str) -> Result<Holding> {
+    Ok(call(env, profile, Method::Get, "/identity", None).await?.1)
+}
+
+/// Merges profile `from` into `into`, because of event `message_id` at `at`: copies
+/// everything, then leaves a forward in `from`. Idempotent.
+pub async fn merge(env: &Env, from: &str, into: &str, message_id: &str, at: i64) -> Result<()> {
+    let (_, dump): (u16, Dump) = call(env, from, Method::Get, "/dump", None).await?;
+    let absorb = to_json(&Absorb {
+        from: from.to_owned(),
+        message_id: message_id.to_owned(),
+        at,
+        dump,
+    })?;
+    call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
+    call::<Value>(
+        env,
+        from,
+        Method::Post,
+        "/forward",
+        Some(to_json(&json!({"to": into}))?),
+    )
+    .await?;
     Ok(())
 }
 
-fn stub(env: &Env, key: &str) -> Result<worker::Stub> {
-    env.durable_object(PROFILES)?.id_from_name(key)?.get_stub()
+/// A profile as the admin API shows it, or where it went.
+pub enum View {
+    /// The profile.
+    Found(Value),
+    /// Merged into another profile.
+    MergedInto(String),
+    /// No such profile.
+    Missing,
+}
+
+/// The view (`/profile`) or the explanation (`/explain`) of `profile`.
+pub async fn view(env: &Env, profile: &str, what: &str) -> Result<View> {
+    let (status, body): (u16, Value) = call(env, profile, Method::Get, what, None).await?;
+    Ok(
+        match (status, body.get("mergedInto").and_then(Value::as_str)) {
+            (200, Some(to)) => View::MergedInto(to.to_owned()),
+            (200, None) => View::Found(body),
+            _ => View::Missing,
+        },
+    )
 }
 
 /// The Durable Object class holding one profile.
@@ -102,56 +220,13 @@ pub struct ProfileStore {
     state: State,
 }
 
-impl DurableObject for ProfileStore {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state }
-    }
-
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        match (req.method(), req.path().as_str()) {
-            (Method::Post, "/faults") => {
-                let failures: i64 = req.text().await?.trim().parse().unwrap_or(0);
-                let sql = self.sql();
-                sql.exec("CREATE TABLE IF NOT EXISTS faults (id INTEGER PRIMARY KEY CHECK (id = 1), remaining INTEGER NOT NULL)", None)?;
-                sql.exec(
-                    "INSERT OR REPLACE INTO faults (id, remaining) VALUES (1, ?)",
-                    vec![failures.into()],
-                )?;
-                http::json(200, &json!({"ok": true}))
-            }
-            (Method::Post, "/events") => {
-                if self.take_injected_failure()? {
-                    return http::error(500, "injected_failure", "a failure injected for testing");
-                }
-                let events: Vec<Event> = match req.json().await {
-                    Ok(events) => events,
-                    Err(e) => return http::error(400, "invalid_events", &e.to_string()),
-                };
-                http::json(200, &self.store(&events)?)
-            }
-            (Method::Get, "/profile") => match self.profile()? {
-                Some(profile) => http::json(200, &profile),
-                None => http::error(404, "profile_not_found", "no such profile"),
-            },
-            _ => http::error(404, "not_found", "no such profile store route"),
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct Count {
     n: i64,
 }
 
 #[derive(Deserialize)]
-struct IdentifierRow {
-    kind: String,
-    value: String,
-}
-
-#[derive(Deserialize)]
-struct TraitRow {
-    key: String,
+struct Text {
     value: String,
 }
 
@@ -160,41 +235,204 @@ struct BodyRow {
     body: String,
 }
 
+#[derive(Deserialize, Serialize)]
+struct MergeRow {
+    at: i64,
+    absorbed: String,
+    message_id: String,
+    identifiers: String,
+}
+
+impl DurableObject for ProfileStore {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.sql();
+        sql.exec(SCHEMA, None)?;
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, "/events") => {
+                let body: IngestBody = match req.json().await {
+                    Ok(body) => body,
+                    Err(e) => return http::error(400, "invalid_events", &e.to_string()),
+                };
+                self.set_meta("id", &body.profile)?;
+                for link in &body.links {
+                    self.link(link)?;
+                }
+                http::json(200, &self.store(&body.events)?)
+            }
+            (Method::Get, "/identity") => http::json(200, &self.holding()?),
+            (Method::Get, "/dump") => http::json(200, &self.dump()?),
+            (Method::Post, "/absorb") => {
+                let absorb: Absorb = req.json().await?;
+                self.absorb(absorb)?;
+                http::json(200, &json!({"ok": true}))
+            }
+            (Method::Post, "/forward") => {
+                let to: Value = req.json().await?;
+                let to = to
+                    .get("to")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                sql.exec(
+                    "DELETE FROM events; DELETE FROM identity; DELETE FROM traits;",
+                    None,
+                )?;
+                self.set_meta("merged_into", &to)?;
+                http::json(200, &json!({"ok": true}))
+            }
+            (Method::Get, "/profile") => self.answer(|me| me.profile()),
+            (Method::Get, "/explain") => self.answer(|me| me.explain()),
+            _ => http::error(404, "not_found", "no such profile store route"),
+        }
+    }
+}
+
 impl ProfileStore {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
 
-    fn take_injected_failure(&self) -> Result<bool> {
-        let sql = self.sql();
-        let exists =
-            sql.exec(
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'faults'",
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        let rows = self
+            .sql()
+            .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
+            .to_array::<Text>()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.sql().exec(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    fn answer(&self, build: impl Fn(&Self) -> Result<Option<Value>>) -> Result<Response> {
+        if let Some(to) = self.meta("merged_into")? {
+            return http::json(200, &json!({"mergedInto": to}));
+        }
+        match build(self)? {
+            Some(body) => http::json(200, &body),
+            None => http::error(404, "profile_not_found", "no such profile"),
+        }
+    }
+
+    fn link(&self, row: &IdentityRow) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO identity (kind, value, first_seen, message_id, via) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (kind, value) DO UPDATE SET first_seen = excluded.first_seen, message_id = excluded.message_id,
+               via = excluded.via WHERE excluded.first_seen < identity.first_seen",
+            vec![
+                row.kind.as_str().into(),
+                row.value.as_str().into(),
+                row.first_seen.into(),
+                row.message_id.as_str().into(),
+                row.via.clone().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn holding(&self) -> Result<Holding> {
+        let ids = self
+            .sql()
+            .exec(
+                "SELECT kind, value, first_seen, message_id, via FROM identity",
                 None,
             )?
-            .one::<Count>()?
-            .n > 0;
-        if !exists {
-            return Ok(false);
-        }
-        let remaining = sql
-            .exec("SELECT remaining AS n FROM faults WHERE id = 1", None)?
-            .to_array::<Count>()?;
-        if remaining.first().is_some_and(|r| r.n > 0) {
+            .to_array::<IdentityRow>()?
+            .into_iter()
+            .map(|r| Identifier {
+                kind: r.kind,
+                value: r.value,
+            })
+            .collect();
+        Ok(Holding {
+            merged_into: self.meta("merged_into")?,
+            ids,
+        })
+    }
+
+    fn dump(&self) -> Result<Dump> {
+        let sql = self.sql();
+        Ok(Dump {
+            events: sql
+                .exec(
+                    "SELECT message_id, type, name, timestamp, received_at, body FROM events",
+                    None,
+                )?
+                .to_array()?,
+            identity: sql
+                .exec(
+                    "SELECT kind, value, first_seen, message_id, via FROM identity",
+                    None,
+                )?
+                .to_array()?,
+            traits: sql
+                .exec("SELECT key, value, timestamp FROM traits", None)?
+                .to_array()?,
+        })
+    }
+
+    /// Takes in a merged profile: events by `messageId` once, identifiers with their
+    /// earliest cause, traits by event time. Writing it twice changes nothing.
+    fn absorb(&self, absorb: Absorb) -> Result<()> {
+        let sql = self.sql();
+        for e in &absorb.dump.events {
             sql.exec(
-                "UPDATE faults SET remaining = remaining - 1 WHERE id = 1",
-                None,
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                vec![
+                    e.message_id.as_str().into(),
+                    e.r#type.as_str().into(),
+                    e.name.clone().into(),
+                    e.timestamp.into(),
+                    e.received_at.into(),
+                    e.body.as_str().into(),
+                ],
             )?;
-            return Ok(true);
         }
-        Ok(false)
+        for row in &absorb.dump.identity {
+            self.link(row)?;
+        }
+        for t in &absorb.dump.traits {
+            self.put_trait(&t.key, &t.value, t.timestamp)?;
+        }
+        let already = sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM merge_log WHERE absorbed = ?",
+                vec![absorb.from.as_str().into()],
+            )?
+            .one::<Count>()?
+            .n;
+        if already == 0 {
+            let ids: Vec<String> = absorb
+                .dump
+                .identity
+                .iter()
+                .map(|r| [r.kind.as_str(), ":", &r.value].concat())
+                .collect();
+            sql.exec(
+                "INSERT INTO merge_log (at, absorbed, message_id, identifiers) VALUES (?, ?, ?, ?)",
+                vec![
+                    absorb.at.into(),
+                    absorb.from.into(),
+                    absorb.message_id.into(),
+                    ids.join(" ").into(),
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     /// Stores events not seen before. No `await` between the writes, so the runtime
     /// commits them together: a crash cannot leave half a batch.
     fn store(&self, events: &[Event]) -> Result<IngestReport> {
         let sql = self.sql();
-        sql.exec(SCHEMA, None)?;
         let mut report = IngestReport {
             stored: 0,
             duplicates: 0,
@@ -221,70 +459,53 @@ impl ProfileStore {
                 continue;
             }
             report.stored += 1;
-            self.link_identifiers(&sql, event)?;
             if matches!(event.kind, EventType::Identify | EventType::Group) {
-                self.merge_traits(&sql, event)?;
+                if let Some(Value::Object(traits)) = event.body.get("traits") {
+                    for (key, value) in traits {
+                        self.put_trait(key, &value.to_string(), event.timestamp)?;
+                    }
+                }
             }
         }
         Ok(report)
     }
 
-    fn link_identifiers(&self, sql: &SqlStorage, event: &Event) -> Result<()> {
-        let ids = [
-            ("anonymousId", &event.anonymous_id),
-            ("userId", &event.user_id),
-        ];
-        for (kind, value) in ids {
-            if let Some(value) = value {
-                sql.exec(
-                    "INSERT INTO identifiers (kind, value, first_seen) VALUES (?, ?, ?)
-                     ON CONFLICT (kind, value) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen)",
-                    vec![kind.into(), value.as_str().into(), event.timestamp.into()],
-                )?;
-            }
-        }
+    /// Latest value by event time wins, so late-arriving old events cannot overwrite news.
+    fn put_trait(&self, key: &str, value: &str, timestamp: i64) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO traits (key, value, timestamp) VALUES (?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp
+             WHERE excluded.timestamp >= traits.timestamp",
+            vec![key.into(), value.into(), timestamp.into()],
+        )?;
         Ok(())
     }
 
-    /// Latest value by event time wins, so late-arriving old events cannot overwrite news.
-    fn merge_traits(&self, sql: &SqlStorage, event: &Event) -> Result<()> {
-        let Some(Value::Object(traits)) = event.body.get("traits") else {
-            return Ok(());
-        };
-        for (key, value) in traits {
-            sql.exec(
-                "INSERT INTO traits (key, value, timestamp) VALUES (?, ?, ?)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp
-                 WHERE excluded.timestamp >= traits.timestamp",
-                vec![key.as_str().into(), value.to_string().into(), event.timestamp.into()],
-            )?;
-        }
-        Ok(())
+    fn identities(&self) -> Result<Vec<IdentityRow>> {
+        self.sql()
+            .exec("SELECT kind, value, first_seen, message_id, via FROM identity ORDER BY first_seen, kind", None)?
+            .to_array()
     }
 
     fn profile(&self) -> Result<Option<Value>> {
         let sql = self.sql();
-        let has_events =
-            sql.exec(
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'events'",
-                None,
-            )?
+        let total = sql
+            .exec("SELECT COUNT(*) AS n FROM events", None)?
             .one::<Count>()?
-            .n > 0;
-        if !has_events {
+            .n;
+        let identities = self.identities()?;
+        if total == 0 && identities.is_empty() {
             return Ok(None);
         }
-        let identifiers: Vec<Value> = sql
-            .exec(
-                "SELECT kind, value FROM identifiers ORDER BY first_seen, kind",
-                None,
-            )?
-            .to_array::<IdentifierRow>()?
-            .into_iter()
+        let identifiers: Vec<Value> = identities
+            .iter()
             .map(|r| json!({"type": r.kind, "value": r.value}))
             .collect();
         let traits: Map<String, Value> = sql
-            .exec("SELECT key, value FROM traits ORDER BY key", None)?
+            .exec(
+                "SELECT key, value, timestamp FROM traits ORDER BY key",
+                None,
+            )?
             .to_array::<TraitRow>()?
             .into_iter()
             .map(|r| {
@@ -294,10 +515,6 @@ impl ProfileStore {
                 )
             })
             .collect();
-        let total = sql
-            .exec("SELECT COUNT(*) AS n FROM events", None)?
-            .one::<Count>()?
-            .n;
         let events: Vec<Value> = sql
             .exec(
                 "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, rowid DESC LIMIT ?",
@@ -308,11 +525,45 @@ impl ProfileStore {
             .filter_map(|r| serde_json::from_str(&r.body).ok())
             .collect();
         Ok(Some(json!({
-            "id": self.state.id().to_string(),
+            "id": self.meta("id")?.unwrap_or_default(),
             "identifiers": identifiers,
             "traits": traits,
             "eventCount": total,
             "events": events,
         })))
+    }
+
+    /// Why each identifier belongs here, and which profiles were merged in.
+    fn explain(&self) -> Result<Option<Value>> {
+        let identities = self.identities()?;
+        if identities.is_empty() {
+            return Ok(None);
+        }
+        let merges: Vec<MergeRow> = self
+            .sql()
+            .exec(
+                "SELECT at, absorbed, message_id, identifiers FROM merge_log ORDER BY at",
+                None,
+            )?
+            .to_array()?;
+        let why: Vec<Value> = identities
+            .iter()
+            .map(|r| {
+                let because = match &r.via {
+                    Some(via) => format!("event {} carried it together with {via}", r.message_id),
+                    None => format!("event {} carried it", r.message_id),
+                };
+                json!({"type": r.kind, "value": r.value, "since": cdp_protocol::time::format_rfc3339(r.first_seen),
+                       "messageId": r.message_id, "via": r.via, "because": because})
+            })
+            .collect();
+        let merges: Vec<Value> = merges
+            .iter()
+            .map(|m| json!({"at": cdp_protocol::time::format_rfc3339(m.at), "absorbed": m.absorbed, "messageId": m.message_id,
+                            "identifiers": m.identifiers.split(' ').collect::<Vec<_>>()}))
+            .collect();
+        Ok(Some(
+            json!({"id": self.meta("id")?.unwrap_or_default(), "identifiers": why, "merges": merges}),
+        ))
     }
 }

@@ -214,10 +214,13 @@ pub struct Plan<P> {
     pub apart: Vec<Identifier>,
 }
 
-/// Plans one event: its identifiers, strongest first, join the profile of the strongest
-/// known one; another profile is merged in, and a new identifier linked, only if the result
-/// respects the rules. `home` says which profile holds an identifier; `holdings` what each
-/// profile holds. This one function is the merge rule of both [`IdentityGraph`] and the store.
+/// Plans one event. It belongs to the profile of its strongest identifier; if that one is
+/// new, to the profile of its next known identifier when the strongest may join it (an
+/// anonymous visitor logging in), else to a new profile (another user on a shared device).
+/// Its other identifiers, strongest first, then join that profile (a whole profile merged
+/// in, a new identifier linked) only if the result respects the rules. `home` says which
+/// profile holds an identifier; `holdings` what each profile holds. This one function is the
+/// merge rule of both [`IdentityGraph`] and the store.
 pub fn plan<P: Ord + Clone>(
     ids: &[Identifier],
     home: &BTreeMap<Identifier, P>,
@@ -233,29 +236,36 @@ pub fn plan<P: Ord + Clone>(
         link: Vec::new(),
         apart: Vec::new(),
     };
-    let mut held: BTreeSet<Identifier> = BTreeSet::new();
-    let mut started = false;
-    for id in ids {
-        let owner = home.get(&id).cloned();
-        if !started {
-            started = true;
-            if let Some(owner) = &owner {
-                held.extend(holdings.get(owner).cloned().unwrap_or_default());
-            } else {
-                held.insert(id.clone());
-                plan.link.push(id);
-            }
-            plan.target = owner;
-            continue;
+    let Some((strongest, rest)) = ids.split_first() else {
+        return plan;
+    };
+    let held_by = |p: &P| holdings.get(p).cloned().unwrap_or_default();
+    let mut held: BTreeSet<Identifier> = match home.get(strongest) {
+        Some(owner) => {
+            plan.target = Some(owner.clone());
+            held_by(owner)
         }
-        match owner {
-            Some(owner) if Some(&owner) == plan.target.as_ref() || plan.merge.contains(&owner) => {}
+        None => {
+            let joinable = rest.iter().find_map(|id| home.get(id)).filter(|owner| {
+                let mut union = held_by(owner);
+                union.insert(strongest.clone());
+                rules.allows(&union)
+            });
+            plan.target = joinable.cloned();
+            plan.link.push(strongest.clone());
+            let mut held = joinable.map(&held_by).unwrap_or_default();
+            held.insert(strongest.clone());
+            held
+        }
+    };
+    for id in rest {
+        match home.get(id) {
+            Some(owner) if Some(owner) == plan.target.as_ref() || plan.merge.contains(owner) => {}
             Some(owner) => {
-                let theirs = holdings.get(&owner).cloned().unwrap_or_default();
-                let union: BTreeSet<Identifier> = held.union(&theirs).cloned().collect();
+                let union: BTreeSet<Identifier> = held.union(&held_by(owner)).cloned().collect();
                 if rules.allows(&union) {
                     held = union;
-                    plan.merge.push(owner);
+                    plan.merge.push(owner.clone());
                 }
             }
             None => {
@@ -263,9 +273,9 @@ pub fn plan<P: Ord + Clone>(
                 union.insert(id.clone());
                 if rules.allows(&union) {
                     held = union;
-                    plan.link.push(id);
+                    plan.link.push(id.clone());
                 } else {
-                    plan.apart.push(id);
+                    plan.apart.push(id.clone());
                 }
             }
         }
@@ -457,6 +467,51 @@ mod tests {
                 BTreeSet::from([id("anonymousId", "kiosk"), id("userId", "alice")]),
                 BTreeSet::from([id("userId", "bob")])
             ]
+        );
+    }
+
+    #[test]
+    fn plan_sends_the_second_users_event_to_a_new_profile_and_a_login_to_the_visitor() {
+        let home = BTreeMap::from([
+            (id("anonymousId", "kiosk"), "p-alice"),
+            (id("anonymousId", "visitor"), "p-visitor"),
+        ]);
+        let holdings = BTreeMap::from([
+            (
+                "p-alice",
+                BTreeSet::from([id("anonymousId", "kiosk"), id("userId", "alice")]),
+            ),
+            ("p-visitor", BTreeSet::from([id("anonymousId", "visitor")])),
+        ]);
+        let bob = plan(
+            &[id("anonymousId", "kiosk"), id("userId", "bob")],
+            &home,
+            &holdings,
+            &Rules::default(),
+        );
+        assert_eq!(
+            bob,
+            Plan {
+                target: None,
+                merge: vec![],
+                link: vec![id("userId", "bob")],
+                apart: vec![]
+            }
+        );
+        let login = plan(
+            &[id("anonymousId", "visitor"), id("userId", "carol")],
+            &home,
+            &holdings,
+            &Rules::default(),
+        );
+        assert_eq!(
+            login,
+            Plan {
+                target: Some("p-visitor"),
+                merge: vec![],
+                link: vec![id("userId", "carol")],
+                apart: vec![]
+            }
         );
     }
 

@@ -3,7 +3,7 @@
 //! Nothing here knows about Workers or browsers: a request body goes in as bytes
 //! ([`decode::decode`]), each event is judged on its own ([`validate::check_batch`]),
 //! and what comes out is plain data ([`event::Event`]) that the edge routes to a
-//! profile ([`route::profile_key`]). Keeping it pure lets `cargo test` cover every rule
+//! profile. Keeping it pure lets `cargo test` cover every rule
 //! natively and fast.
 
 pub mod auth;
@@ -11,7 +11,6 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod identity;
-pub mod route;
 pub mod source;
 pub mod time;
 pub mod validate;

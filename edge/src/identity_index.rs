@@ -1,0 +1,215 @@
+//! The identity index: which profile holds an identifier (`userId:u-42` → `p-…`).
+//!
+//! Partitioned by identifier over many Durable Objects, so a lookup touches only the
+//! objects of the identifiers asked about and no object sees all traffic.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
+};
+
+use crate::config::IDENTITIES;
+use crate::{http, shard};
+
+/// How many objects share the index.
+pub const SHARDS: u64 = 64;
+
+#[derive(Serialize, Deserialize, Default)]
+struct Entries {
+    #[serde(default)]
+    keys: Vec<String>,
+    /// A lookup for delivery (injected faults apply), not for the admin API.
+    #[serde(default)]
+    delivery: bool,
+    #[serde(default)]
+    found: BTreeMap<String, String>,
+}
+
+async fn call(env: &Env, shard: u64, path: &str, body: &Entries) -> Result<Entries> {
+    let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(text.into()));
+    let req = Request::new_with_init(&["https://identities", path].concat(), &init)?;
+    let name = ["identities-", &shard.to_string()].concat();
+    let mut res = env
+        .durable_object(IDENTITIES)?
+        .id_from_name(&name)?
+        .get_stub()?
+        .fetch_with_request(req)
+        .await?;
+    if res.status_code() != 200 {
+        let detail = res.text().await.unwrap_or_default();
+        return Err(worker::Error::RustError(format!(
+            "identity index answered {}: {detail}",
+            res.status_code()
+        )));
+    }
+    res.json().await
+}
+
+/// The profiles holding `keys` (absent keys are not in the map); `delivery` for the
+/// consumer's lookups, which injected faults (local development) make fail.
+pub async fn lookup(
+    env: &Env,
+    keys: &[String],
+    delivery: bool,
+) -> Result<BTreeMap<String, String>> {
+    let calls = shard::group(keys, SHARDS)
+        .into_iter()
+        .map(|(s, keys)| async move {
+            call(
+                env,
+                s,
+                "/lookup",
+                &Entries {
+                    keys,
+                    delivery,
+                    ..Entries::default()
+                },
+            )
+            .await
+        });
+    let mut found = BTreeMap::new();
+    for answer in futures_util::future::join_all(calls).await {
+        found.extend(answer?.found);
+    }
+    Ok(found)
+}
+
+/// Points each key at its profile (replacing what was there).
+pub async fn assign(env: &Env, entries: &BTreeMap<String, String>) -> Result<()> {
+    let keys: Vec<String> = entries.keys().cloned().collect();
+    let calls = shard::group(&keys, SHARDS).into_iter().map(|(s, keys)| {
+        let found = keys
+            .iter()
+            .filter_map(|k| entries.get(k).map(|p| (k.clone(), p.clone())))
+            .collect();
+        async move {
+            call(
+                env,
+                s,
+                "/assign",
+                &Entries {
+                    found,
+                    ..Entries::default()
+                },
+            )
+            .await
+        }
+    });
+    for answer in futures_util::future::join_all(calls).await {
+        answer?;
+    }
+    Ok(())
+}
+
+/// Makes lookups of `key` fail `failures` times (local development only: shows that
+/// delivery is retried and loses nothing).
+pub async fn inject_failures(env: &Env, key: &str, failures: u32) -> Result<()> {
+    let found = BTreeMap::from([(key.to_owned(), failures.to_string())]);
+    call(
+        env,
+        shard::of(key, SHARDS),
+        "/faults",
+        &Entries {
+            found,
+            ..Entries::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// One partition of the index.
+#[durable_object]
+pub struct IdentityShard {
+    state: State,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    key: String,
+    profile: String,
+}
+
+#[derive(Deserialize)]
+struct Remaining {
+    remaining: i64,
+}
+
+impl DurableObject for IdentityShard {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, profile TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
+            None,
+        )?;
+        let body: Entries = req.json().await?;
+        match req.path().as_str() {
+            "/lookup" => {
+                let mut found = BTreeMap::new();
+                let delivery = body.delivery;
+                for key in body.keys {
+                    let fault = sql
+                        .exec(
+                            "SELECT remaining FROM faults WHERE key = ?",
+                            vec![key.as_str().into()],
+                        )?
+                        .to_array::<Remaining>()?;
+                    if delivery && fault.first().is_some_and(|f| f.remaining > 0) {
+                        sql.exec(
+                            "UPDATE faults SET remaining = remaining - 1 WHERE key = ?",
+                            vec![key.as_str().into()],
+                        )?;
+                        return http::error(
+                            500,
+                            "injected_failure",
+                            "a failure injected for testing",
+                        );
+                    }
+                    let rows = sql
+                        .exec(
+                            "SELECT key, profile FROM identities WHERE key = ?",
+                            vec![key.into()],
+                        )?
+                        .to_array::<Row>()?;
+                    found.extend(rows.into_iter().map(|r| (r.key, r.profile)));
+                }
+                http::json(
+                    200,
+                    &Entries {
+                        found,
+                        ..Entries::default()
+                    },
+                )
+            }
+            "/assign" => {
+                for (key, profile) in body.found {
+                    sql.exec(
+                        "INSERT INTO identities (key, profile) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET profile = excluded.profile",
+                        vec![key.into(), profile.into()],
+                    )?;
+                }
+                http::json(200, &Entries::default())
+            }
+            "/faults" => {
+                for (key, failures) in body.found {
+                    let n: i64 = failures.parse().unwrap_or(0);
+                    sql.exec(
+                        "INSERT OR REPLACE INTO faults (key, remaining) VALUES (?, ?)",
+                        vec![key.into(), n.into()],
+                    )?;
+                }
+                http::json(200, &Entries::default())
+            }
+            _ => http::error(404, "not_found", "no such identity index route"),
+        }
+    }
+}
