@@ -41,11 +41,59 @@ pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response
     .key();
     match identity_index::lookup(env, std::slice::from_ref(&key), false)
         .await?
+        .profiles
         .get(&key)
     {
         Some(profile) => show(env, profile, "/profile").await,
         None => http::error(404, "profile_not_found", &format!("no profile has {key}")),
     }
+}
+
+/// `GET /v1/profiles/{id}/export`: everything held about the person, audited.
+pub async fn export(req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    let response = show(env, id, "/export").await?;
+    if response.status_code() == 200 {
+        archive::audit(env, "export", id, serde_json::json!({})).await?;
+    }
+    Ok(response)
+}
+
+/// `DELETE /v1/profiles/{id}`: erases the person everywhere (profile, events, identifiers,
+/// index, archived raw events) and suppresses their identifiers, so later events carrying
+/// them are dropped and the person is not re-created. Audited.
+pub async fn erase(req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    let mut id = id.to_owned();
+    for _ in 0..8 {
+        match profile_store::view(env, &id, "/profile").await? {
+            View::MergedInto(next) => id = next,
+            View::Found(_) => break,
+            View::Missing => {
+                return http::error(404, "profile_not_found", &format!("no profile {id}"))
+            }
+        }
+    }
+    let erased = profile_store::erase(env, &id).await?;
+    identity_index::suppress(env, &erased.identifiers).await?;
+    let message_ids: std::collections::BTreeSet<String> =
+        erased.message_ids.iter().cloned().collect();
+    let archived = archive::erase(env, &message_ids).await?;
+    let detail = serde_json::json!({"events": erased.message_ids.len(), "identifiers": erased.identifiers, "archivedEvents": archived});
+    archive::audit(env, "erase", &id, detail.clone()).await?;
+    http::json(200, &serde_json::json!({"erased": id, "detail": detail}))
+}
+
+/// `GET /v1/audit`: every export and erasure, oldest first.
+pub async fn audit_log(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    http::json(200, &archive::audit_log(env).await?)
 }
 
 /// `GET /v1/profiles/{id}` and `GET /v1/profiles/{id}/explain`.

@@ -20,13 +20,23 @@ pub fn hour_prefix(ms: i64) -> String {
     ["raw/dt=", &iso[..10], "/hr=", &iso[11..13], "/"].concat()
 }
 
-/// Stores a delivered message; its queue id makes the write idempotent under redelivery.
-pub async fn store(env: &Env, message_id: &str, batch: &QueuedBatch) -> Result<()> {
+/// Stores a delivered message, less the events of `left_out` (erased people); its queue id
+/// makes the write idempotent under redelivery.
+pub async fn store(
+    env: &Env,
+    message_id: &str,
+    batch: &QueuedBatch,
+    left_out: &std::collections::BTreeSet<String>,
+) -> Result<()> {
     let lines: Vec<String> = batch
         .events
         .iter()
+        .filter(|e| !left_out.contains(&e.message_id))
         .filter_map(|e| serde_json::to_string(&e.body).ok())
         .collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
     let compressed = gzip(&lines.join("\n")).await?;
     let key = [
         hour_prefix(batch.received_at),
@@ -116,4 +126,106 @@ pub async fn replay(env: &Env, from: i64, to: i64) -> Result<ReplayReport> {
         hour += HOUR;
     }
     Ok(report)
+}
+
+/// Removes the given events from every archived batch (rewriting the objects that held any,
+/// deleting those left empty). Returns how many events were removed.
+pub async fn erase(env: &Env, message_ids: &std::collections::BTreeSet<String>) -> Result<usize> {
+    let bucket = env.bucket(ARCHIVE)?;
+    let mut removed = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = bucket.list().prefix("raw/");
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await?;
+        for object in page.objects() {
+            let key = object.key();
+            let metadata = object.custom_metadata().unwrap_or_default();
+            let Some(body) = bucket.get(key.clone()).execute().await? else {
+                continue;
+            };
+            let Some(bytes) = body.body() else { continue };
+            let Ok(text) = gunzip(&bytes.bytes().await?, 64 * 1024 * 1024).await else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&text).into_owned();
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|line| {
+                    let id = serde_json::from_str::<Value>(line).ok().and_then(|v| {
+                        v.get("messageId")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    });
+                    !id.is_some_and(|id| message_ids.contains(&id))
+                })
+                .collect();
+            let gone = text.lines().count() - kept.len();
+            if gone == 0 {
+                continue;
+            }
+            removed += gone;
+            if kept.is_empty() {
+                bucket.delete(key).await?;
+            } else {
+                let compressed = gzip(&kept.join("\n")).await?;
+                bucket
+                    .put(key, compressed)
+                    .custom_metadata(metadata)
+                    .execute()
+                    .await?;
+            }
+        }
+        match page.cursor().filter(|_| page.truncated()) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(removed)
+}
+
+/// Appends an entry to the audit log (`audit/…` in the archive bucket): who asked for what
+/// of which profile, and what was done.
+pub async fn audit(
+    env: &Env,
+    action: &str,
+    profile: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let now = worker::Date::now().as_millis() as i64;
+    let entry = serde_json::json!({"at": format_rfc3339(now), "action": action, "profile": profile, "detail": detail});
+    let key = [
+        "audit/",
+        &format_rfc3339(now),
+        "-",
+        action,
+        "-",
+        profile,
+        ".json",
+    ]
+    .concat();
+    env.bucket(ARCHIVE)?
+        .put(key, entry.to_string().into_bytes())
+        .execute()
+        .await?;
+    Ok(())
+}
+
+/// The audit log, oldest first.
+pub async fn audit_log(env: &Env) -> Result<Vec<Value>> {
+    let bucket = env.bucket(ARCHIVE)?;
+    let mut entries = Vec::new();
+    for object in bucket.list().prefix("audit/").execute().await?.objects() {
+        let Some(stored) = bucket.get(object.key()).execute().await? else {
+            continue;
+        };
+        if let Some(body) = stored.body() {
+            if let Ok(entry) = serde_json::from_slice(&body.bytes().await?) {
+                entries.push(entry);
+            }
+        }
+    }
+    Ok(entries)
 }

@@ -136,7 +136,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
     let archives = batches
         .iter()
         .filter(|(_, q)| !q.replay)
-        .map(|(id, q)| archive::store(env, id, q));
+        .map(|(id, q)| archive::store(env, id, q, &routed.suppressed));
     for outcome in futures_util::future::join_all(archives).await {
         outcome?;
     }

@@ -25,6 +25,18 @@ struct Entries {
     delivery: bool,
     #[serde(default)]
     found: BTreeMap<String, String>,
+    /// Keys of erased people: their events are dropped, never stored again.
+    #[serde(default)]
+    suppressed: Vec<String>,
+}
+
+/// What the index knows of some identifiers.
+#[derive(Default)]
+pub struct Known {
+    /// Identifier key → profile id.
+    pub profiles: BTreeMap<String, String>,
+    /// Identifier keys of erased people.
+    pub suppressed: Vec<String>,
 }
 
 async fn call(env: &Env, shard: u64, path: &str, body: &Entries) -> Result<Entries> {
@@ -51,11 +63,7 @@ async fn call(env: &Env, shard: u64, path: &str, body: &Entries) -> Result<Entri
 
 /// The profiles holding `keys` (absent keys are not in the map); `delivery` for the
 /// consumer's lookups, which injected faults (local development) make fail.
-pub async fn lookup(
-    env: &Env,
-    keys: &[String],
-    delivery: bool,
-) -> Result<BTreeMap<String, String>> {
+pub async fn lookup(env: &Env, keys: &[String], delivery: bool) -> Result<Known> {
     let calls = shard::group(keys, SHARDS)
         .into_iter()
         .map(|(s, keys)| async move {
@@ -71,11 +79,35 @@ pub async fn lookup(
             )
             .await
         });
-    let mut found = BTreeMap::new();
+    let mut known = Known::default();
     for answer in futures_util::future::join_all(calls).await {
-        found.extend(answer?.found);
+        let answer = answer?;
+        known.profiles.extend(answer.found);
+        known.suppressed.extend(answer.suppressed);
     }
-    Ok(found)
+    Ok(known)
+}
+
+/// Forgets `keys` and suppresses them: later events carrying one are dropped.
+pub async fn suppress(env: &Env, keys: &[String]) -> Result<()> {
+    let calls = shard::group(keys, SHARDS)
+        .into_iter()
+        .map(|(s, keys)| async move {
+            call(
+                env,
+                s,
+                "/suppress",
+                &Entries {
+                    keys,
+                    ..Entries::default()
+                },
+            )
+            .await
+        });
+    for answer in futures_util::future::join_all(calls).await {
+        answer?;
+    }
+    Ok(())
 }
 
 /// Points each key at its profile (replacing what was there).
@@ -135,6 +167,11 @@ struct Row {
 }
 
 #[derive(Deserialize)]
+struct Key {
+    key: String,
+}
+
+#[derive(Deserialize)]
 struct Remaining {
     remaining: i64,
 }
@@ -148,6 +185,7 @@ impl DurableObject for IdentityShard {
         let sql = self.state.storage().sql();
         sql.exec(
             "CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, profile TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS suppressed (key TEXT PRIMARY KEY);
              CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
             None,
         )?;
@@ -155,6 +193,7 @@ impl DurableObject for IdentityShard {
         match req.path().as_str() {
             "/lookup" => {
                 let mut found = BTreeMap::new();
+                let mut suppressed = Vec::new();
                 let delivery = body.delivery;
                 for key in body.keys {
                     let fault = sql
@@ -174,6 +213,13 @@ impl DurableObject for IdentityShard {
                             "a failure injected for testing",
                         );
                     }
+                    let gone = sql
+                        .exec(
+                            "SELECT key FROM suppressed WHERE key = ?",
+                            vec![key.as_str().into()],
+                        )?
+                        .to_array::<Key>()?;
+                    suppressed.extend(gone.into_iter().map(|k| k.key));
                     let rows = sql
                         .exec(
                             "SELECT key, profile FROM identities WHERE key = ?",
@@ -186,9 +232,23 @@ impl DurableObject for IdentityShard {
                     200,
                     &Entries {
                         found,
+                        suppressed,
                         ..Entries::default()
                     },
                 )
+            }
+            "/suppress" => {
+                for key in body.keys {
+                    sql.exec(
+                        "DELETE FROM identities WHERE key = ?",
+                        vec![key.as_str().into()],
+                    )?;
+                    sql.exec(
+                        "INSERT OR IGNORE INTO suppressed (key) VALUES (?)",
+                        vec![key.into()],
+                    )?;
+                }
+                http::json(200, &Entries::default())
             }
             "/assign" => {
                 for (key, profile) in body.found {

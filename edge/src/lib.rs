@@ -60,6 +60,11 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         }
         (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
         (Method::Get, "/v1/stats") => admin::stats(req, &env, &config).await,
+        (Method::Get, "/v1/audit") => admin::audit_log(req, &env, &config).await,
+        (Method::Delete, p) if p.starts_with("/v1/profiles/") => {
+            let id = p.trim_start_matches("/v1/profiles/").to_owned();
+            admin::erase(req, &env, &config, &id).await
+        }
         (Method::Post, "/v1/admin/replay") => admin::replay(req, &env, &config).await,
         (Method::Post, "/v1/admin/faults") => admin::faults(req, &env, &config).await,
         (Method::Get, p) if p.starts_with("/v1/profiles/") => {
@@ -67,6 +72,7 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
             match rest.split_once('/') {
                 None => admin::profile(req, &env, &config, rest, false).await,
                 Some((id, "explain")) => admin::profile(req, &env, &config, id, true).await,
+                Some((id, "export")) => admin::export(req, &env, &config, id).await,
                 Some(_) => http::error(404, "not_found", &format!("no API route GET {p}")),
             }
         }

@@ -7,6 +7,7 @@
 //! into another (idempotent too), then leaves a forward in the emptied one, so a stale
 //! reference still finds the person.
 
+use cdp_protocol::computed;
 use cdp_protocol::event::{Event, EventType};
 use cdp_protocol::identity::Identifier;
 use serde::de::DeserializeOwned;
@@ -107,6 +108,20 @@ struct Absorb {
     message_id: String,
     at: i64,
     dump: Dump,
+}
+
+/// What an erasure removed, for the index and the archive to forget too.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Erased {
+    /// The person's events.
+    pub message_ids: Vec<String>,
+    /// The person's identifiers, `kind:value`.
+    pub identifiers: Vec<String>,
+}
+
+/// Erases profile `profile`; returns what it held.
+pub async fn erase(env: &Env, profile: &str) -> Result<Erased> {
+    Ok(call(env, profile, Method::Post, "/erase", None).await?.1)
 }
 
 /// What an ingest call reports back.
@@ -231,6 +246,14 @@ struct Text {
 }
 
 #[derive(Deserialize)]
+struct FactRow {
+    r#type: String,
+    name: Option<String>,
+    timestamp: i64,
+    body: String,
+}
+
+#[derive(Deserialize)]
 struct BodyRow {
     body: String,
 }
@@ -285,6 +308,11 @@ impl DurableObject for ProfileStore {
                 http::json(200, &json!({"ok": true}))
             }
             (Method::Get, "/profile") => self.answer(|me| me.profile()),
+            (Method::Get, "/export") => self.answer(|me| me.export()),
+            (Method::Post, "/erase") => {
+                let erased = self.erase()?;
+                http::json(200, &erased)
+            }
             (Method::Get, "/explain") => self.answer(|me| me.explain()),
             _ => http::error(404, "not_found", "no such profile store route"),
         }
@@ -528,9 +556,85 @@ impl ProfileStore {
             "id": self.meta("id")?.unwrap_or_default(),
             "identifiers": identifiers,
             "traits": traits,
+            "computedTraits": self.computed()?,
             "eventCount": total,
             "events": events,
         })))
+    }
+
+    /// Everything held about the person (a data subject access request).
+    fn export(&self) -> Result<Option<Value>> {
+        let Some(mut profile) = self.profile()? else {
+            return Ok(None);
+        };
+        let events: Vec<Value> = self
+            .sql()
+            .exec(
+                "SELECT body FROM events ORDER BY timestamp, received_at, rowid",
+                None,
+            )?
+            .to_array::<BodyRow>()?
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        profile["events"] = Value::Array(events);
+        profile["explain"] = self.explain()?.unwrap_or(Value::Null);
+        Ok(Some(profile))
+    }
+
+    /// Deletes everything held about the person; returns what the index and the archive
+    /// must forget too.
+    fn erase(&self) -> Result<Erased> {
+        let sql = self.sql();
+        let message_ids: Vec<String> = sql
+            .exec("SELECT message_id AS value FROM events", None)?
+            .to_array::<Text>()?
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
+        let identifiers: Vec<String> = self
+            .identities()?
+            .iter()
+            .map(|r| [r.kind.as_str(), ":", &r.value].concat())
+            .collect();
+        sql.exec(
+            "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM merge_log;",
+            None,
+        )?;
+        self.set_meta("erased_at", &worker::Date::now().as_millis().to_string())?;
+        Ok(Erased {
+            message_ids,
+            identifiers,
+        })
+    }
+
+    /// The computed traits, from every stored event by event time (so duplicates, stored
+    /// once, and late events cannot skew them).
+    fn computed(&self) -> Result<computed::Computed> {
+        let rows: Vec<FactRow> = self
+            .sql()
+            .exec("SELECT type, name, timestamp, body FROM events", None)?
+            .to_array()?;
+        let bodies: Vec<Map<String, Value>> = rows
+            .iter()
+            .map(|r| serde_json::from_str(&r.body).unwrap_or_default())
+            .collect();
+        let mut facts: Vec<computed::Fact> = rows
+            .iter()
+            .zip(&bodies)
+            .map(|(r, body)| computed::Fact {
+                kind: &r.r#type,
+                name: r.name.as_deref(),
+                timestamp: r.timestamp,
+                body,
+            })
+            .collect();
+        let now = worker::Date::now().as_millis() as i64;
+        Ok(computed::compute(
+            &mut facts,
+            now,
+            computed::DEFAULT_ABANDON_AFTER_MS,
+        ))
     }
 
     /// Why each identifier belongs here, and which profiles were merged in.

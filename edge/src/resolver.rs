@@ -22,6 +22,8 @@ pub struct Routed {
     pub events: BTreeMap<String, Vec<Event>>,
     /// Identifiers to link, by profile.
     pub links: BTreeMap<String, Vec<IdentityRow>>,
+    /// Events of erased people, dropped: not stored, not archived.
+    pub suppressed: BTreeSet<String>,
 }
 
 /// A new profile's id, derived from the event and identifier that created it, so a retry
@@ -81,7 +83,9 @@ pub async fn resolve(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let indexed = identity_index::lookup(env, &keys, true).await?;
+    let known = identity_index::lookup(env, &keys, true).await?;
+    let suppressed: BTreeSet<String> = known.suppressed.into_iter().collect();
+    let indexed = known.profiles;
 
     let mut holdings: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
     let mut home: BTreeMap<Identifier, String> = BTreeMap::new();
@@ -100,6 +104,12 @@ pub async fn resolve(
     for (event, ids) in events.into_iter().zip(ids_of) {
         if ids.is_empty() {
             *counts.entry("unlinked".into()).or_default() += 1;
+            continue;
+        }
+        if ids.iter().any(|id| suppressed.contains(&id.key())) {
+            // An erased person: never stored, never re-created.
+            *counts.entry("suppressed".into()).or_default() += 1;
+            routed.suppressed.insert(event.message_id.clone());
             continue;
         }
         let step = plan(&ids, &home, &holdings, rules);

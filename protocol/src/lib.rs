@@ -7,6 +7,7 @@
 //! natively and fast.
 
 pub mod auth;
+pub mod computed;
 pub mod decode;
 pub mod enrich;
 pub mod event;

@@ -102,3 +102,76 @@ test('duplicates and out-of-order delivery leave one consistent profile', async 
   assert.equal(settled.eventCount, 3);
   assert.equal(settled.traits.plan, 'pro', 'the latest trait by event time wins, whatever the arrival order');
 });
+
+test('computed traits are right after duplicates and out-of-order events', async () => {
+  const order = { type: 'track', event: 'Order Completed', anonymousId: 'buyer', messageId: 'c-3', timestamp: at(52),
+    properties: { order_id: 'O-1', revenue: 118, products: [{ product_id: 'stove', quantity: 2, category: 'Kitchen' }] } };
+  const events = [
+    { type: 'page', anonymousId: 'buyer', messageId: 'c-1', timestamp: at(50), context: { sessionId: 7 } },
+    { type: 'track', event: 'Product Viewed', anonymousId: 'buyer', messageId: 'c-2', timestamp: at(51), properties: { product_id: 'stove', category: 'Kitchen' } },
+    { type: 'track', event: 'Product Added', anonymousId: 'buyer', messageId: 'c-4', timestamp: at(53), properties: { product_id: 'tent-2p', price: 349, quantity: 1 } },
+  ];
+  await sendBatch(worker.url, [order, events[2]]);       // late and early mixed up
+  await sendBatch(worker.url, [events[1], order]);       // the order twice
+  await sendBatch(worker.url, [events[0], order]);       // and thrice
+  const profile = await profileWith('anonymousId', 'buyer', 4);
+  await new Promise((r) => setTimeout(r, 1500));
+  const c = (await lookup('anonymousId', 'buyer')).body.computedTraits;
+  assert.equal(c.orderCount, 1);
+  assert.equal(c.totalRevenue, 118);
+  assert.equal(c.averageOrderValue, 118);
+  assert.equal(c.visits, 1);
+  assert.equal(c.sessions, 1);
+  assert.deepEqual(c.topViewedProducts, ['stove']);
+  assert.deepEqual(c.topBoughtProducts, ['stove']);
+  assert.equal(c.cartValue, 349, 'the tent added after the order is in the cart');
+  assert.equal(c.cartAbandoned, true, 'added long ago (event time), no order since');
+  assert.ok(Math.abs(Date.parse(c.firstSeen) - Date.parse(at(50))) < 1000, 'first seen: the page view (clock-corrected)');
+  assert.equal(profile.id, (await lookup('anonymousId', 'buyer')).body.id);
+});
+
+test('export returns everything held; erasure removes the person everywhere and stays erased', async () => {
+  const events = [
+    { type: 'identify', anonymousId: 'erase-anon', userId: 'erase-user', messageId: 'x-1', timestamp: at(60), traits: { email: 'gone@example.com' } },
+    { type: 'track', event: 'Order Completed', userId: 'erase-user', messageId: 'x-2', timestamp: at(61), properties: { order_id: 'X', revenue: 5 } },
+  ];
+  await sendBatch(worker.url, events);
+  const profile = await profileWith('userId', 'erase-user', 2);
+  await new Promise((r) => setTimeout(r, 1000)); // the archive write follows delivery
+
+  const exported = await admin(worker.url, `/v1/profiles/${profile.id}/export`);
+  assert.equal(exported.status, 200, JSON.stringify(exported.body));
+  assert.deepEqual(exported.body.events.map((e) => e.messageId), ['x-1', 'x-2']);
+  assert.equal(exported.body.traits.email, 'gone@example.com');
+  assert.ok(exported.body.explain.identifiers.length === 3);
+
+  const erased = await fetch(`${worker.url}/v1/profiles/${profile.id}`, { method: 'DELETE', headers: { Authorization: 'Bearer demo-admin-token' } });
+  assert.equal(erased.status, 200);
+  const report = await erased.json();
+  assert.equal(report.detail.events, 2);
+  assert.ok(report.detail.archivedEvents >= 2, 'archived raw events removed');
+
+  for (const [kind, value] of [['userId', 'erase-user'], ['anonymousId', 'erase-anon'], ['email', 'gone@example.com']]) {
+    assert.equal((await lookup(kind, value)).status, 404, `${kind} forgotten`);
+  }
+  assert.equal((await admin(worker.url, `/v1/profiles/${profile.id}`)).status, 404);
+  assert.equal((await admin(worker.url, `/v1/profiles/${profile.id}/export`)).status, 404);
+
+  // Later events with those identifiers are dropped: the person is not re-created.
+  await sendBatch(worker.url, [{ type: 'track', event: 'Came Back', userId: 'erase-user', messageId: 'x-3', timestamp: at(62) },
+    { type: 'page', anonymousId: 'erase-anon', messageId: 'x-4', timestamp: at(63) }]);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal((await lookup('userId', 'erase-user')).status, 404);
+  assert.equal((await lookup('anonymousId', 'erase-anon')).status, 404);
+
+  // The archive holds none of them: a replay brings nothing back.
+  const replay = await fetch(`${worker.url}/v1/admin/replay?from=${new Date(Date.now() - 3_600_000).toISOString()}&to=${new Date(Date.now() + 3_600_000).toISOString()}`,
+    { method: 'POST', headers: { Authorization: 'Bearer demo-admin-token' } });
+  assert.equal(replay.status, 200);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal((await lookup('userId', 'erase-user')).status, 404, 'not undone by a replay');
+
+  const audit = await admin(worker.url, '/v1/audit');
+  const actions = audit.body.filter((e) => e.profile === profile.id).map((e) => e.action);
+  assert.deepEqual(actions, ['export', 'erase']);
+});

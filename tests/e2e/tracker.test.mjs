@@ -197,11 +197,13 @@ test('marked elements and shop pages send the e-commerce events', () => withCont
   await page.waitForSelector('#thanks:not([hidden])');
   await page.evaluate(() => window.cdp.flush());
   const want = ['Product Viewed', 'Product Added', 'Cart Viewed', 'Checkout Started', 'Order Completed'];
+  let seen = [];
   const events = await eventually(async () => {
     const e = await profileEvents(worker.url, anonymousId);
+    seen = e.map((x) => x.event ?? x.type);
     return want.every((n) => e.some((x) => x.event === n)) ? e : null;
-  });
-  assert.ok(events, `all of ${want.join(', ')} arrive`);
+  }, { timeout: 20_000 });
+  assert.ok(events, `all of ${want.join(', ')} arrive; the profile has ${seen.join(', ')}`);
   const added = events.find((e) => e.event === 'Product Added');
   assert.equal(added.properties.product_id, 'stove');
   assert.equal(added.properties.price, 59);
