@@ -206,6 +206,19 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_readme_example() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("[{\"writeKey\": \"shop-key\"")
+            .expect("the README shows a SOURCES example");
+        let end = start + readme[start..].find("}]").expect("example closes") + 2;
+        let sources =
+            Sources::parse(Some(&readme[start..end]), None).expect("the README example is valid");
+        let shop = sources.by_key("shop-key").expect("shop-key");
+        assert!(shop.consent.required && !shop.allows_origin(Some("https://other.example")));
+    }
+
+    #[test]
     fn refuses_unknown_fields_empty_keys_and_nothing() {
         assert!(Sources::parse(Some(r#"[{"writeKey":"k","allowedOrigin":[]}]"#), None).is_err());
         assert!(Sources::parse(Some(r#"[{"writeKey":""}]"#), None).is_err());
