@@ -9,10 +9,19 @@
 # 60 s is stopped and tried again, up to three times; a test that fails is never retried.
 set -uo pipefail
 source "$(dirname "$0")/tools.sh"
-profile=$(mktemp -d /tmp/cdp-wasm-test-XXXXXX)
-cleanup() { pkill -f -- "--user-data-dir=$profile" 2>/dev/null; rm -rf "$profile"; }
+profiles=()
+cleanup() {
+  for p in "${profiles[@]}"; do pkill -9 -f -- "--user-data-dir=$p" 2>/dev/null; rm -rf "$p"; done
+}
 trap cleanup EXIT
-cat > "$ROOT/tracker/webdriver.json" <<JSON
+
+# A new profile directory for each attempt: a Chromium stopped mid-start can leave its
+# profile locked, and a second Chromium on the same profile would wait on it too.
+write_webdriver_json() {
+  local profile
+  profile=$(mktemp -d /tmp/cdp-wasm-test-XXXXXX)
+  profiles+=("$profile")
+  cat > "$ROOT/tracker/webdriver.json" <<JSON
 {
   "goog:chromeOptions": {
     "binary": "$CHROMIUM",
@@ -25,14 +34,18 @@ cat > "$ROOT/tracker/webdriver.json" <<JSON
   }
 }
 JSON
+}
+
 cd "$ROOT/tracker"
 cargo test --no-run --quiet --target wasm32-unknown-unknown
 for attempt in 1 2 3; do
+  write_webdriver_json
   timeout --kill-after=5 60 cargo test --target wasm32-unknown-unknown
   status=$?
   [ "$status" -ne 124 ] && [ "$status" -ne 137 ] && exit "$status"
   echo "test-browser: Chromium did not load the test page within 60 s (attempt $attempt of 3)"
-  pkill -f -- "--user-data-dir=$profile" 2>/dev/null
-  pkill -f wasm-bindgen-test-runner 2>/dev/null
+  cleanup
+  pkill -9 -f wasm-bindgen-test-runner 2>/dev/null
+  pkill -9 -f "chromedriver --port" 2>/dev/null
 done
 exit 1

@@ -96,18 +96,28 @@ pub async fn audit_log(req: Request, env: &Env, config: &Config) -> Result<Respo
     http::json(200, &archive::audit_log(env).await?)
 }
 
-/// `GET /v1/profiles/{id}` and `GET /v1/profiles/{id}/explain`.
+/// `GET /v1/profiles/{id}`, `…/explain` and `…/events?type=&name=&from=&to=&limit=&cursor=`.
 pub async fn profile(
     req: Request,
     env: &Env,
     config: &Config,
     id: &str,
-    explain: bool,
+    what: &str,
 ) -> Result<Response> {
     if let Some(refusal) = refuse_unless_admin(&req, config)? {
         return Ok(refusal);
     }
-    show(env, id, if explain { "/explain" } else { "/profile" }).await
+    let query = req
+        .url()?
+        .query()
+        .map(|q| ["?", q].concat())
+        .unwrap_or_default();
+    let path = match what {
+        "explain" => "/explain".to_owned(),
+        "events" => ["/timeline", &query].concat(),
+        _ => "/profile".to_owned(),
+    };
+    show(env, id, &path).await
 }
 
 /// Answers with a profile, following merges to the profile that holds the person now.

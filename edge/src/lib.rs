@@ -70,8 +70,10 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Method::Get, p) if p.starts_with("/v1/profiles/") => {
             let rest = p.trim_start_matches("/v1/profiles/");
             match rest.split_once('/') {
-                None => admin::profile(req, &env, &config, rest, false).await,
-                Some((id, "explain")) => admin::profile(req, &env, &config, id, true).await,
+                None => admin::profile(req, &env, &config, rest, "profile").await,
+                Some((id, what @ ("explain" | "events"))) => {
+                    admin::profile(req, &env, &config, id, what).await
+                }
                 Some((id, "export")) => admin::export(req, &env, &config, id).await,
                 Some(_) => http::error(404, "not_found", &format!("no API route GET {p}")),
             }

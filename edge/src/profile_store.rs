@@ -246,6 +246,13 @@ struct Text {
 }
 
 #[derive(Deserialize)]
+struct PageRow {
+    row: i64,
+    timestamp: i64,
+    body: String,
+}
+
+#[derive(Deserialize)]
 struct FactRow {
     r#type: String,
     name: Option<String>,
@@ -308,6 +315,14 @@ impl DurableObject for ProfileStore {
                 http::json(200, &json!({"ok": true}))
             }
             (Method::Get, "/profile") => self.answer(|me| me.profile()),
+            (Method::Get, "/timeline") => {
+                let url = req.url()?;
+                let query: Map<String, Value> = url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                    .collect();
+                self.answer(|me| me.timeline(&query))
+            }
             (Method::Get, "/export") => self.answer(|me| me.export()),
             (Method::Post, "/erase") => {
                 let erased = self.erase()?;
@@ -560,6 +575,59 @@ impl ProfileStore {
             "eventCount": total,
             "events": events,
         })))
+    }
+
+    /// A page of the timeline, newest first: `limit` (default 50, at most 500), `type`,
+    /// `name`, `from` and `to` (ISO 8601 event times), and `cursor` from the previous page.
+    fn timeline(&self, query: &Map<String, Value>) -> Result<Option<Value>> {
+        let param = |k: &str| {
+            query
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let limit = param("limit")
+            .and_then(|l| l.parse::<i64>().ok())
+            .unwrap_or(50)
+            .clamp(1, 500);
+        let time = |k: &str| param(k).and_then(cdp_protocol::time::parse_rfc3339);
+        let (cursor_time, cursor_row) = param("cursor")
+            .and_then(|c| c.split_once('.'))
+            .and_then(|(t, r)| Some((t.parse::<i64>().ok()?, r.parse::<i64>().ok()?)))
+            .unwrap_or((i64::MAX, i64::MAX));
+        let rows: Vec<PageRow> = self
+            .sql()
+            .exec(
+                "SELECT rowid AS row, timestamp, body FROM events
+                 WHERE (? IS NULL OR type = ?) AND (? IS NULL OR name = ?)
+                   AND timestamp >= ? AND timestamp <= ?
+                   AND (timestamp < ? OR (timestamp = ? AND rowid < ?))
+                 ORDER BY timestamp DESC, rowid DESC LIMIT ?",
+                vec![
+                    param("type").into(),
+                    param("type").into(),
+                    param("name").into(),
+                    param("name").into(),
+                    time("from").unwrap_or(i64::MIN).into(),
+                    time("to").unwrap_or(i64::MAX).into(),
+                    cursor_time.into(),
+                    cursor_time.into(),
+                    cursor_row.into(),
+                    (limit + 1).into(),
+                ],
+            )?
+            .to_array()?;
+        let more = rows.len() as i64 > limit;
+        let page = &rows[..rows.len().min(limit as usize)];
+        let next = page
+            .last()
+            .filter(|_| more)
+            .map(|r| format!("{}.{}", r.timestamp, r.row));
+        let events: Vec<Value> = page
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        Ok(Some(json!({"events": events, "nextCursor": next})))
     }
 
     /// Everything held about the person (a data subject access request).

@@ -58,6 +58,9 @@ pub struct Computed {
     /// The cart holds items, the last change is older than the abandon window, and no
     /// order followed.
     pub cart_abandoned: bool,
+    /// Consent by category: each device's (`anonymousId`'s) latest choice, and where
+    /// devices differ — merged profiles — the most restrictive.
+    pub consent: BTreeMap<String, bool>,
 }
 
 fn number(value: Option<&Value>) -> Option<f64> {
@@ -96,7 +99,24 @@ pub fn compute(facts: &mut [Fact<'_>], now: Millis, abandon_after: Millis) -> Co
     let mut cart: BTreeMap<String, (f64, f64)> = BTreeMap::new(); // product → (price, quantity)
     let mut last_cart_change = None;
     let empty = Map::new();
+    let mut consent_by_device: BTreeMap<(String, String), bool> = BTreeMap::new();
     for fact in facts.iter() {
+        let preferences = fact
+            .body
+            .get("context")
+            .and_then(|c| c.get("consent"))
+            .and_then(|c| c.get("categoryPreferences"));
+        if let Some(preferences) = preferences.and_then(Value::as_object) {
+            let device = text(fact.body, "anonymousId")
+                .unwrap_or_default()
+                .to_owned();
+            for (category, granted) in preferences {
+                if let Some(granted) = granted.as_bool() {
+                    // Facts are in time order: a later choice of the device replaces its earlier one.
+                    consent_by_device.insert((device.clone(), category.clone()), granted);
+                }
+            }
+        }
         if matches!(fact.kind, "page" | "screen") {
             out.visits += 1;
         }
@@ -181,6 +201,10 @@ pub fn compute(facts: &mut [Fact<'_>], now: Millis, abandon_after: Millis) -> Co
         .values()
         .map(|(price, quantity)| price * quantity)
         .sum();
+    for ((_, category), granted) in consent_by_device {
+        let slot = out.consent.entry(category).or_insert(true);
+        *slot = *slot && granted;
+    }
     out.cart_abandoned =
         out.cart_value > 0.0 && last_cart_change.is_some_and(|t| now - t >= abandon_after);
     out
@@ -274,6 +298,43 @@ mod tests {
             !run(&shop(), 90_002_000).cart_abandoned,
             "not yet: the window has not passed"
         );
+    }
+
+    #[test]
+    fn consent_is_each_devices_latest_and_the_most_restrictive_across_devices() {
+        let consent = |device: &str, analytics: bool, at: Millis| -> Row {
+            (
+                "track",
+                Some("X"),
+                at,
+                body(
+                    json!({"anonymousId": device, "context": {"consent": {"categoryPreferences": {"analytics": analytics, "ads": true}}}}),
+                ),
+            )
+        };
+        let c = run(
+            &[consent("laptop", false, 1), consent("laptop", true, 2)],
+            3,
+        );
+        assert_eq!(
+            c.consent.get("analytics"),
+            Some(&true),
+            "the device's latest choice"
+        );
+        let merged = run(
+            &[
+                consent("laptop", true, 1),
+                consent("phone", false, 2),
+                consent("laptop", true, 3),
+            ],
+            4,
+        );
+        assert_eq!(
+            merged.consent.get("analytics"),
+            Some(&false),
+            "most restrictive across devices"
+        );
+        assert_eq!(merged.consent.get("ads"), Some(&true));
     }
 
     #[test]

@@ -33,6 +33,18 @@ test('an anonymous visitor who logs in keeps the history from before login', asy
   assert.deepEqual(profile.events.map((e) => e.messageId), ['l-4', 'l-3', 'l-2', 'l-1']);
   assert.equal((await lookup('email', ' LOGIN@example.com ')).body.id, profile.id, 'lookup by a normalised email');
   assert.equal((await lookup('anonymousId', 'anon-login')).body.id, profile.id);
+
+  // The timeline, paged and filtered.
+  const first = await admin(worker.url, `/v1/profiles/${profile.id}/events?limit=3`);
+  assert.deepEqual(first.body.events.map((e) => e.messageId), ['l-4', 'l-3', 'l-2']);
+  const second = await admin(worker.url, `/v1/profiles/${profile.id}/events?limit=3&cursor=${first.body.nextCursor}`);
+  assert.deepEqual(second.body.events.map((e) => e.messageId), ['l-1']);
+  assert.equal(second.body.nextCursor, null);
+  const tracks = await admin(worker.url, `/v1/profiles/${profile.id}/events?type=track&name=Product%20Viewed`);
+  assert.deepEqual(tracks.body.events.map((e) => e.messageId), ['l-2']);
+  const halfMinuteAfter = (t) => new Date(Date.parse(t) + 30_000).toISOString(); // times carry the clock correction
+  const window = await admin(worker.url, `/v1/profiles/${profile.id}/events?from=${at(2)}&to=${halfMinuteAfter(at(3))}`);
+  assert.deepEqual(window.body.events.map((e) => e.messageId), ['l-3', 'l-2']);
 });
 
 test('the same user on a second device ends in the same profile with both histories', async () => {

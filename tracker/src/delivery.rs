@@ -489,6 +489,11 @@ pub fn note_page(shared: &Shared) {
     shared.borrow_mut().last_page_url = navigation::current_url();
 }
 
+/// Writes pending events to the durable queue now, without sending.
+pub fn store_now(shared: &Shared) {
+    store(shared, usize::MAX);
+}
+
 /// Stores and sends now; resolves when the attempt is over.
 pub fn flush_now(shared: &Shared) -> Promise {
     store(shared, usize::MAX);

@@ -144,6 +144,12 @@ impl Tracker {
         delivery::consent(&self.shared, preferences);
     }
 
+    /// Writes what was recorded to the browser's durable queue now (it is otherwise written
+    /// at idle time), without sending it.
+    pub fn persist(&self) {
+        delivery::store_now(&self.shared);
+    }
+
     /// Stores and sends what is queued now; resolves when that attempt is over.
     pub fn flush(&self) -> Promise {
         delivery::flush_now(&self.shared)

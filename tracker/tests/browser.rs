@@ -1,13 +1,13 @@
 //! The tracker in a real browser (headless Chromium, through wasm-bindgen-test): storage,
-//! the durable queue, its bound, sessions and consent. Delivery to a real collector is
-//! covered end to end in tests/e2e.
+//! the durable queue, its bound, sessions and consent. These tests send nothing (`persist`
+//! writes the queue without sending); delivery to a real collector, its failures and
+//! retries are covered end to end in tests/e2e.
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)] // a panic in a test is its failure report
 
 use cdp_tracker::{delivery, identity, outbox, storage, Tracker};
 use js_sys::{Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -57,7 +57,7 @@ fn props(pairs: &[(&str, JsValue)]) -> Object {
 }
 
 #[wasm_bindgen_test]
-async fn events_are_stored_before_any_send_and_kept_when_it_fails() {
+fn events_are_stored_with_the_segment_fields_before_any_send() {
     clean_slate();
     let tracker = Tracker::new(config(&[]));
     tracker.page(Some("Home".into()), None);
@@ -65,7 +65,7 @@ async fn events_are_stored_before_any_send_and_kept_when_it_fails() {
         "Product Viewed".into(),
         Some(props(&[("price", 59.into())])),
     );
-    JsFuture::from(tracker.flush()).await.unwrap();
+    tracker.persist();
 
     let events = queued();
     assert_eq!(
@@ -104,20 +104,20 @@ async fn events_are_stored_before_any_send_and_kept_when_it_fails() {
 }
 
 #[wasm_bindgen_test]
-async fn a_full_queue_drops_the_oldest_and_counts_them() {
+fn a_full_queue_drops_the_oldest_and_counts_them() {
     clean_slate();
     let tracker = Tracker::new(config(&[("maxQueue", 3.into())]));
     for name in ["e1", "e2", "e3", "e4", "e5"] {
         tracker.track(name.into(), None);
     }
-    JsFuture::from(tracker.flush()).await.unwrap();
+    tracker.persist();
     let names: Vec<String> = queued().iter().map(|e| text(e, "event")).collect();
     assert_eq!(names, ["e3", "e4", "e5"]);
     assert_eq!(storage::get(delivery::DROPPED).as_deref(), Some("2"));
 }
 
 #[wasm_bindgen_test]
-async fn anonymous_id_survives_a_reload_from_either_copy() {
+fn anonymous_id_survives_a_reload_from_either_copy() {
     clean_slate();
     let first = Tracker::new(config(&[])).anonymous_id();
     assert_eq!(Tracker::new(config(&[])).anonymous_id(), first);
@@ -144,7 +144,7 @@ async fn anonymous_id_survives_a_reload_from_either_copy() {
 }
 
 #[wasm_bindgen_test]
-async fn identify_keeps_user_and_traits_and_reset_forgets_them() {
+fn identify_keeps_user_and_traits_and_reset_forgets_them() {
     clean_slate();
     let tracker = Tracker::new(config(&[]));
     let anonymous = tracker.anonymous_id();
@@ -161,7 +161,7 @@ async fn identify_keeps_user_and_traits_and_reset_forgets_them() {
         "user id survives a reload"
     );
     tracker.track("After Login".into(), None);
-    JsFuture::from(tracker.flush()).await.unwrap();
+    tracker.persist();
     let events = queued();
     let last_identify = &events[1];
     assert_eq!(text(last_identify, "traits.plan"), "pro");
@@ -176,12 +176,12 @@ async fn identify_keeps_user_and_traits_and_reset_forgets_them() {
 }
 
 #[wasm_bindgen_test]
-async fn with_consent_required_nothing_is_stored_until_granted() {
+fn with_consent_required_nothing_is_stored_until_granted() {
     clean_slate();
     let tracker = Tracker::new(config(&[("consent", "required".into())]));
     tracker.page(None, None);
     tracker.track("Before Consent".into(), None);
-    JsFuture::from(tracker.flush()).await.unwrap();
+    tracker.persist();
     assert!(queued().is_empty(), "nothing queued");
     assert_eq!(storage::cookie(identity::ANONYMOUS_ID), None, "no cookie");
     assert_eq!(storage::get(identity::ANONYMOUS_ID), None, "no stored id");
@@ -190,7 +190,7 @@ async fn with_consent_required_nothing_is_stored_until_granted() {
         ("analytics", true.into()),
         ("marketing", false.into()),
     ]));
-    JsFuture::from(tracker.flush()).await.unwrap();
+    tracker.persist();
     let events = queued();
     assert_eq!(events.len(), 2, "held events stored once consent is given");
     assert_eq!(
@@ -214,23 +214,23 @@ async fn with_consent_required_nothing_is_stored_until_granted() {
         "and forgets the visitor"
     );
     tracker.track("After Withdrawal".into(), None);
-    JsFuture::from(tracker.flush()).await.unwrap();
+    tracker.persist();
     assert!(queued().is_empty());
 }
 
 #[wasm_bindgen_test]
-async fn a_stored_choice_applies_on_the_next_page() {
+fn a_stored_choice_applies_on_the_next_page() {
     clean_slate();
     Tracker::new(config(&[("consent", "required".into())]))
         .consent(props(&[("analytics", true.into())]));
     let next_page = Tracker::new(config(&[("consent", "required".into())]));
     next_page.track("Remembered".into(), None);
-    JsFuture::from(next_page.flush()).await.unwrap();
+    next_page.persist();
     assert_eq!(queued().len(), 1);
 }
 
 #[wasm_bindgen_test]
-async fn marked_elements_send_their_event_with_properties() {
+fn marked_elements_send_their_event_with_properties() {
     clean_slate();
     let tracker = Tracker::new(config(&[]));
     let document = web_sys::window().unwrap().document().unwrap();
@@ -244,7 +244,7 @@ async fn marked_elements_send_their_event_with_properties() {
     button.append_child(&inner).unwrap();
     document.body().unwrap().append_child(&button).unwrap();
     web_sys::HtmlElement::from(JsValue::from(inner)).click();
-    JsFuture::from(tracker.flush()).await.unwrap();
+    tracker.persist();
     // Every tracker on this test page listens; each records the click once.
     let added: Vec<JsValue> = queued()
         .into_iter()
