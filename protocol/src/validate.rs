@@ -78,14 +78,17 @@ fn validate_event(
             format!("objects and arrays are nested deeper than {MAX_DEPTH} levels"),
         ));
     }
-    let serialised = serde_json::to_string(&body).unwrap_or_default();
-    if lossy && serialised.contains('\u{fffd}') {
+    if lossy
+        && serde_json::to_string(&body)
+            .unwrap_or_default()
+            .contains('\u{fffd}')
+    {
         return Err(refuse(
             "invalid_utf8",
             "the event holds bytes that are not UTF-8".into(),
         ));
     }
-    let size = serialised.len();
+    let size = serialised_len(&body);
     if size > limits.max_event_bytes {
         return Err(refuse(
             "event_too_large",
@@ -202,6 +205,25 @@ fn validate_event(
         received_at,
         body,
     })
+}
+
+/// The length of an event serialised, counted without building the string.
+fn serialised_len(body: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, body) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// How deeply objects and arrays nest in `value` (a scalar is 0).

@@ -123,7 +123,7 @@ pub fn enrich(event: &mut Event, input: &EnrichInput, policy: &EnrichPolicy) -> 
     let agent = text(&event.body, &["context", "userAgent"])
         .or(input.user_agent.as_deref())
         .filter(|ua| !ua.trim().is_empty())
-        .map(user_agent::parse);
+        .map(parse_user_agent);
     let ip = text(&event.body, &["context", "ip"])
         .or(input.ip.as_deref())
         .and_then(|raw| ip::apply(policy.ip, raw));
@@ -188,6 +188,27 @@ fn event_time(
         .or(input.sent_at);
     let time = clock::correct(client_time, sent_at, input.received_at, policy);
     (client_time, time)
+}
+
+thread_local! {
+    /// The last User-Agent parsed: the events of a batch nearly always share one, and
+    /// parsing it once per batch instead of once per event is most of enrichment's cost.
+    static LAST_AGENT: std::cell::RefCell<Option<(String, user_agent::UserAgent)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn parse_user_agent(raw: &str) -> user_agent::UserAgent {
+    LAST_AGENT.with(|last| {
+        let mut last = last.borrow_mut();
+        match last.as_ref() {
+            Some((seen, parsed)) if seen == raw => parsed.clone(),
+            _ => {
+                let parsed = user_agent::parse(raw);
+                *last = Some((raw.to_owned(), parsed.clone()));
+                parsed
+            }
+        }
+    })
 }
 
 /// What the page an event was made on says about how the visitor arrived.
