@@ -152,45 +152,31 @@ pub async fn resolve(
             .iter()
             .min_by_key(|x| (x.rank(), (*x).clone()))
             .map(Identifier::key);
-        for id in &step.link {
-            home.insert(id.clone(), target.clone());
+        let mut place = |id: &Identifier, profile: &String, via: Option<String>| {
+            home.insert(id.clone(), profile.clone());
             holdings
-                .entry(target.clone())
+                .entry(profile.clone())
                 .or_default()
                 .insert(id.clone());
-            repoint.insert(id.key(), target.clone());
+            repoint.insert(id.key(), profile.clone());
             routed
                 .links
-                .entry(target.clone())
+                .entry(profile.clone())
                 .or_default()
                 .push(IdentityRow {
                     kind: id.kind.clone(),
                     value: id.value.clone(),
                     first_seen: event.timestamp,
                     message_id: event.message_id.clone(),
-                    via: strongest.clone().filter(|s| s != &id.key()),
+                    via,
                 });
+        };
+        for id in &step.link {
+            place(id, &target, strongest.clone().filter(|s| s != &id.key()));
         }
         for id in &step.apart {
             // Kept apart by the rules (another user on a shared device): a profile of its own.
-            let apart = new_profile_id(&event.message_id, id);
-            home.insert(id.clone(), apart.clone());
-            holdings
-                .entry(apart.clone())
-                .or_default()
-                .insert(id.clone());
-            repoint.insert(id.key(), apart.clone());
-            routed
-                .links
-                .entry(apart.clone())
-                .or_default()
-                .push(IdentityRow {
-                    kind: id.kind.clone(),
-                    value: id.value.clone(),
-                    first_seen: event.timestamp,
-                    message_id: event.message_id.clone(),
-                    via: None,
-                });
+            place(id, &new_profile_id(&event.message_id, id), None);
             *counts.entry("kept_apart".into()).or_default() += 1;
         }
         routed.events.entry(target).or_default().push(event);

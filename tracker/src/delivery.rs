@@ -326,6 +326,12 @@ fn flush(shared: &Shared) -> Promise {
     })
 }
 
+/// The body of a batch of queued `(key, json)` events, stamped with the time now.
+fn body_of(batch: &[(String, String)], write_key: &str, dropped: u32) -> String {
+    let events: Vec<&str> = batch.iter().map(|(_, json)| json.as_str()).collect();
+    outbox::batch_body(&events, &event::iso(Date::now()), write_key, dropped)
+}
+
 /// What of the queue this tab may send now, oldest first, with the stored JSON.
 fn sendable(state: &State, has_lock: bool) -> Vec<(String, String)> {
     let now = Date::now();
@@ -357,13 +363,7 @@ async fn send_queued(shared: &Shared, has_lock: bool) {
                 return;
             };
             let batch = &items[range];
-            let events: Vec<&str> = batch.iter().map(|(_, json)| json.as_str()).collect();
-            let body = outbox::batch_body(
-                &events,
-                &event::iso(Date::now()),
-                &state.config.write_key,
-                state.dropped,
-            );
+            let body = body_of(batch, &state.config.write_key, state.dropped);
             let keys: Vec<String> = batch.iter().map(|(key, _)| key.clone()).collect();
             (state.collector_url(), body, keys)
         };
@@ -430,13 +430,7 @@ fn on_hide(shared: &Shared) {
         let mut batches = Vec::new();
         for range in outbox::batches(&sizes, usize::MAX, budget.min(outbox::MAX_BATCH_BYTES)) {
             let batch = &items[range];
-            let events: Vec<&str> = batch.iter().map(|(_, json)| json.as_str()).collect();
-            let body = outbox::batch_body(
-                &events,
-                &event::iso(Date::now()),
-                &state.config.write_key,
-                0,
-            );
+            let body = body_of(batch, &state.config.write_key, 0);
             if body.len() > budget {
                 break;
             }
