@@ -7,9 +7,10 @@
 //! deduplicated by `(source, messageId)` downstream.
 
 use cdp_protocol::auth::write_key_from_basic;
-use cdp_protocol::decode::{decode, DecodeError, Endpoint};
+use cdp_protocol::decode::{decode, DecodeError, Endpoint, Envelope};
 use cdp_protocol::enrich::geo::Location;
 use cdp_protocol::enrich::{enrich, EnrichInput};
+use cdp_protocol::import::{self, RowError};
 use cdp_protocol::source::Source;
 use cdp_protocol::validate::{check_batch, Rejection};
 use serde_json::json;
@@ -70,6 +71,20 @@ async fn collect(
         return Ok((http::error(404, "not_found", "not a collector path")?, true));
     };
     let limits = config.limits;
+    let content_type = req
+        .headers()
+        .get("Content-Type")?
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // `POST /v1/import` with CSV or NDJSON is an offline import (customers and orders);
+    // with JSON it is Segment's batch import, like `/v1/batch`.
+    let offline = req.path() == "/v1/import"
+        && (content_type.contains("csv") || content_type.contains("ndjson"));
+    let body_limit = if offline {
+        limits.max_batch_bytes.saturating_mul(20)
+    } else {
+        limits.max_batch_bytes
+    };
     let header_key = req
         .headers()
         .get("Authorization")?
@@ -80,16 +95,16 @@ async fn collect(
     {
         return refuse(401, "unknown_write_key", UNKNOWN_KEY, counts);
     }
-    let too_large = format!("the body is larger than {} bytes", limits.max_batch_bytes);
+    let too_large = format!("the body is larger than {body_limit} bytes");
     let declared = req
         .headers()
         .get("Content-Length")?
         .and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|l| l > limits.max_batch_bytes) {
+    if declared.is_some_and(|l| l > body_limit) {
         return refuse(413, "body_too_large", &too_large, counts);
     }
     let mut body = req.bytes().await?;
-    if body.len() > limits.max_batch_bytes {
+    if body.len() > body_limit {
         return refuse(413, "body_too_large", &too_large, counts);
     }
     let encoding = req
@@ -99,7 +114,7 @@ async fn collect(
         .to_ascii_lowercase();
     match encoding.trim() {
         "" | "identity" => {}
-        "gzip" | "x-gzip" => match gunzip(&body, limits.max_batch_bytes).await {
+        "gzip" | "x-gzip" => match gunzip(&body, body_limit).await {
             Ok(inflated) => body = inflated,
             Err(GunzipError::TooLarge) => {
                 return refuse(
@@ -130,7 +145,29 @@ async fn collect(
 
     let received_at = Date::now().as_millis() as i64;
     let body_bytes = body.len();
-    let envelope = match decode(&body, endpoint, &limits) {
+    let mut row_errors = Vec::new();
+    let decoded = if offline {
+        let Ok(text) = std::str::from_utf8(&body) else {
+            return refuse(400, "invalid_utf8", "an import file must be UTF-8", counts);
+        };
+        let imported = import::read(text, content_type.contains("csv"));
+        row_errors = imported.errors;
+        if imported.events.is_empty() {
+            let body = json!({"success": false, "error": {"reason": "no_valid_rows", "message": "no row of the file is valid"},
+                "rowErrors": rows_report(&row_errors)});
+            return Ok((http::json(400, &body)?, true));
+        }
+        Ok(Envelope {
+            write_key: None,
+            sent_at: None,
+            events: imported.events,
+            client_dropped: 0,
+            lossy: false,
+        })
+    } else {
+        decode(&body, endpoint, &limits)
+    };
+    let envelope = match decoded {
         Ok(envelope) => envelope,
         Err(e) => {
             let status = if matches!(e, DecodeError::TooLarge { .. }) {
@@ -196,6 +233,7 @@ async fn collect(
         return Ok((http::json(400, &body)?, true));
     }
     let anonymous_id = keep.iter().find_map(|e| e.anonymous_id.clone());
+    let kept = keep.len();
     if !keep.is_empty() {
         // The counters travel with the events; the consumer adds them once per delivery.
         let mut travelling = std::mem::take(counts);
@@ -213,7 +251,12 @@ async fn collect(
             return Ok((http::error(503, "queue_unavailable", message)?, true));
         }
     }
-    let mut response = if checked.rejected.is_empty() {
+    let mut response = if offline {
+        let clean = checked.rejected.is_empty() && row_errors.is_empty();
+        let body = json!({"success": clean, "imported": kept, "rowErrors": rows_report(&row_errors),
+            "rejected": report(&checked.rejected)});
+        http::json(if clean { 200 } else { 207 }, &body)?
+    } else if checked.rejected.is_empty() {
         http::json(200, &json!({"success": true}))?
     } else {
         http::json(
@@ -229,6 +272,13 @@ async fn collect(
 
 const UNKNOWN_KEY: &str =
     "the write key is missing or unknown; send it as the HTTP Basic user name or as \"writeKey\"";
+
+fn rows_report(errors: &[RowError]) -> Vec<serde_json::Value> {
+    errors
+        .iter()
+        .map(|e| json!({"line": e.line, "reason": e.reason}))
+        .collect()
+}
 
 fn report(rejected: &[Rejection]) -> Vec<serde_json::Value> {
     rejected

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod identity;
+pub mod import;
 pub mod source;
 pub mod time;
 pub mod validate;

@@ -187,3 +187,28 @@ test('export returns everything held; erasure removes the person everywhere and 
   const actions = audit.body.filter((e) => e.profile === profile.id).map((e) => e.action);
   assert.deepEqual(actions, ['export', 'erase']);
 });
+
+test('an offline import of customers and orders lands idempotently, with per-row errors', async () => {
+  const csv = [
+    'user_id,email,name,order_id,total,currency,timestamp',
+    `pos-1,Pos@Example.com,"Doe, Jo",,,,${at(70)}`,
+    `pos-1,,,POS-9,42.5,EUR,${at(71)}`,
+    ',,,POS-10,5,EUR,',
+    'pos-2,,,POS-11,lots,EUR,',
+  ].join('\n');
+  const post = () => fetch(`${worker.url}/v1/import`, { method: 'POST',
+    headers: { 'Content-Type': 'text/csv', Authorization: `Basic ${btoa('demo-write-key:')}` }, body: csv });
+  const first = await post();
+  assert.equal(first.status, 207);
+  const report = await first.json();
+  assert.equal(report.imported, 2);
+  assert.deepEqual(report.rowErrors.map((e) => e.line), [4, 5]);
+  assert.equal((await post()).status, 207, 'the same file again');
+  const profile = await profileWith('userId', 'pos-1', 2);
+  await new Promise((r) => setTimeout(r, 1500));
+  const settled = (await lookup('email', 'pos@example.com')).body;
+  assert.equal(settled.id, profile.id);
+  assert.equal(settled.eventCount, 2, 'imported once, however often the file is sent');
+  assert.equal(settled.computedTraits.totalRevenue, 42.5);
+  assert.equal(settled.traits.name, 'Doe, Jo');
+});
