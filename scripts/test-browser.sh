@@ -45,7 +45,10 @@ for attempt in 1 2 3; do
   [ "$status" -ne 124 ] && [ "$status" -ne 137 ] && exit "$status"
   echo "test-browser: Chromium did not load the test page within 60 s (attempt $attempt of 3)"
   cleanup
-  pkill -9 -f wasm-bindgen-test-runner 2>/dev/null
-  pkill -9 -f "chromedriver --port" 2>/dev/null
+  # Stop the stalled runner and the chromedriver it started (its child), nothing else.
+  for runner in $(pgrep -f "wasm-bindgen-test-runner $ROOT/target" || true); do
+    pkill -9 -P "$runner" 2>/dev/null
+    kill -9 "$runner" 2>/dev/null
+  done
 done
 exit 1

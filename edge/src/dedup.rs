@@ -7,9 +7,7 @@
 //! absorbs, being idempotent by `messageId`), never to a lost event.
 
 use serde::{Deserialize, Serialize};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::config::DEDUP;
 use crate::http;
@@ -32,22 +30,7 @@ struct Keys {
 }
 
 async fn call(env: &Env, shard: u64, path: &str, body: &Keys) -> Result<Keys> {
-    let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(text.into()));
-    let req = Request::new_with_init(&["https://dedup", path].concat(), &init)?;
-    let stub = env
-        .durable_object(DEDUP)?
-        .id_from_name(&["dedup-", &shard.to_string()].concat())?
-        .get_stub()?;
-    let mut res = stub.fetch_with_request(req).await?;
-    if res.status_code() != 200 {
-        return Err(worker::Error::RustError(format!(
-            "dedup shard answered {}",
-            res.status_code()
-        )));
-    }
-    res.json().await
+    crate::shard::post(env, DEDUP, "dedup", shard, path, body).await
 }
 
 /// Which of `keys` were delivered already.

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::config::IDENTITIES;
 use crate::{http, shard};
@@ -40,25 +38,7 @@ pub struct Known {
 }
 
 async fn call(env: &Env, shard: u64, path: &str, body: &Entries) -> Result<Entries> {
-    let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(text.into()));
-    let req = Request::new_with_init(&["https://identities", path].concat(), &init)?;
-    let name = ["identities-", &shard.to_string()].concat();
-    let mut res = env
-        .durable_object(IDENTITIES)?
-        .id_from_name(&name)?
-        .get_stub()?
-        .fetch_with_request(req)
-        .await?;
-    if res.status_code() != 200 {
-        let detail = res.text().await.unwrap_or_default();
-        return Err(worker::Error::RustError(format!(
-            "identity index answered {}: {detail}",
-            res.status_code()
-        )));
-    }
-    res.json().await
+    shard::post(env, IDENTITIES, "identities", shard, path, body).await
 }
 
 /// The profiles holding `keys` (absent keys are not in the map); `delivery` for the

@@ -2,6 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use worker::{Env, Method, Request, RequestInit, Result};
+
 /// The shard of `key` among `shards`. FNV-1a: stable across deployments and versions,
 /// which a std hasher is not, so a key always finds the object that holds it.
 pub fn of(key: &str, shards: u64) -> u64 {
@@ -17,4 +21,36 @@ pub fn group(keys: &[String], shards: u64) -> BTreeMap<u64, Vec<String>> {
         out.entry(of(key, shards)).or_default().push(key.clone());
     }
     out
+}
+
+/// Posts `body` as JSON to `path` of shard `shard` of the Durable Object namespace `binding`
+/// (objects named `<prefix>-<shard>`), and reads the JSON answer; any status but 200 is an
+/// error that names the shard's answer.
+pub async fn post<B: Serialize, R: DeserializeOwned>(
+    env: &Env,
+    binding: &str,
+    prefix: &str,
+    shard: u64,
+    path: &str,
+    body: &B,
+) -> Result<R> {
+    let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(text.into()));
+    let req = Request::new_with_init(&["https://", prefix, path].concat(), &init)?;
+    let name = [prefix, "-", &shard.to_string()].concat();
+    let mut res = env
+        .durable_object(binding)?
+        .id_from_name(&name)?
+        .get_stub()?
+        .fetch_with_request(req)
+        .await?;
+    if res.status_code() != 200 {
+        let detail = res.text().await.unwrap_or_default();
+        return Err(worker::Error::RustError(format!(
+            "{name} answered {}: {detail}",
+            res.status_code()
+        )));
+    }
+    res.json().await
 }
