@@ -6,7 +6,8 @@
 # About one start in five, Chromium never finishes loading wasm-bindgen-test-runner's page
 # (the runner prints nothing after "Ok", before any test code runs; chromedriver later
 # reports "Timed out receiving message from renderer"). So a start that has not finished in
-# 60 s is stopped and tried again, up to three times; a test that fails is never retried.
+# 60 s is stopped and tried again, up to five times (stalls sometimes come in runs); a test
+# that fails is never retried.
 set -uo pipefail
 source "$(dirname "$0")/tools.sh"
 profiles=()
@@ -38,12 +39,12 @@ JSON
 
 cd "$ROOT/tracker"
 cargo test --no-run --quiet --target wasm32-unknown-unknown
-for attempt in 1 2 3; do
+for attempt in 1 2 3 4 5; do
   write_webdriver_json
   timeout --kill-after=5 60 cargo test --target wasm32-unknown-unknown
   status=$?
   [ "$status" -ne 124 ] && [ "$status" -ne 137 ] && exit "$status"
-  echo "test-browser: Chromium did not load the test page within 60 s (attempt $attempt of 3)"
+  echo "test-browser: Chromium did not load the test page within 60 s (attempt $attempt of 5)"
   cleanup
   # Stop the stalled runner and the chromedriver it started (its child), nothing else.
   for runner in $(pgrep -f "wasm-bindgen-test-runner $ROOT/target" || true); do
