@@ -687,7 +687,7 @@ impl ProfileStore {
             .iter()
             .map(|r| serde_json::from_str(&r.body).unwrap_or_default())
             .collect();
-        let mut facts: Vec<computed::Fact> = rows
+        let facts: Vec<computed::Fact> = rows
             .iter()
             .zip(&bodies)
             .map(|(r, body)| computed::Fact {
@@ -699,7 +699,7 @@ impl ProfileStore {
             .collect();
         let now = worker::Date::now().as_millis() as i64;
         Ok(computed::compute(
-            &mut facts,
+            &facts,
             now,
             computed::DEFAULT_ABANDON_AFTER_MS,
         ))

@@ -148,10 +148,7 @@ pub async fn resolve(
             }
         }
         // Explains each link: the event, and the strongest identifier it carried besides.
-        let strongest = ids
-            .iter()
-            .min_by_key(|x| (x.rank(), (*x).clone()))
-            .map(Identifier::key);
+        let strongest = rules.strongest(&ids).map(Identifier::key);
         let mut place = |id: &Identifier, profile: &String, via: Option<String>| {
             home.insert(id.clone(), profile.clone());
             holdings

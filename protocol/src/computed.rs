@@ -2,12 +2,14 @@
 //! sessions, orders, revenue, favourite products, the cart now and whether it was
 //! abandoned).
 //!
-//! Computed from the profile's set of events ordered by event time, never by arrival, so
-//! duplicates (stored once) and late events give the same result as a perfect stream.
+//! Kept incrementally: the store adds each new event to the profile's [`Aggregate`] as it
+//! stores it, and a read turns the aggregate into [`Computed`] traits. The aggregate only
+//! holds order-independent summaries, so late events give the same result as a perfect
+//! stream, and duplicates (stored once, added once) never count twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::time::{format_rfc3339, Millis};
@@ -77,57 +79,79 @@ fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-fn top(counts: BTreeMap<String, f64>) -> Vec<String> {
-    let mut ranked: Vec<(String, f64)> = counts.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    ranked.into_iter().take(3).map(|(k, _)| k).collect()
+fn top(counts: &BTreeMap<String, f64>) -> Vec<String> {
+    let mut ranked: Vec<(&String, &f64)> = counts.iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    ranked.into_iter().take(3).map(|(k, _)| k.clone()).collect()
 }
 
-/// Computes the traits of events in any order, as of `now`.
-pub fn compute(facts: &mut [Fact<'_>], now: Millis, abandon_after: Millis) -> Computed {
-    facts.sort_by_key(|f| f.timestamp);
-    let mut out = Computed {
-        first_seen: facts.first().map(|f| format_rfc3339(f.timestamp)),
-        last_seen: facts.last().map(|f| format_rfc3339(f.timestamp)),
-        ..Computed::default()
-    };
-    let mut sessions = BTreeSet::new();
-    let mut orders: BTreeMap<String, f64> = BTreeMap::new();
-    let mut viewed = BTreeMap::new();
-    let mut bought = BTreeMap::new();
-    let mut categories = BTreeMap::new();
-    let mut cart: BTreeMap<String, (f64, f64)> = BTreeMap::new(); // product → (price, quantity)
-    let mut last_cart_change = None;
-    let empty = Map::new();
-    let mut consent_by_device: BTreeMap<(String, String), bool> = BTreeMap::new();
-    for fact in facts.iter() {
-        let preferences = fact
-            .body
-            .get("context")
+/// One `Order Completed`, as the aggregate keeps it (by `order_id`, so an order sent twice
+/// with two `messageId`s counts once; the latest by event time wins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Order {
+    at: Millis,
+    revenue: f64,
+    /// `(product, quantity, category)` of each line.
+    lines: Vec<(Option<String>, f64, Option<String>)>,
+}
+
+/// One cart change since the latest order: `(time, product, price, signed quantity)`.
+type CartChange = (Millis, String, Option<f64>, f64);
+
+/// The running sums behind the computed traits, kept with the profile and updated by each
+/// new event in O(1) (cart changes are kept only since the latest order).
+///
+/// Every field is an order-independent summary (minimum, maximum, count, set, latest by
+/// event time), so adding the same events in any order gives the same aggregate; the store
+/// adds an event only the first time it stores its `messageId`, so duplicates never count.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Aggregate {
+    first: Option<Millis>,
+    last: Option<Millis>,
+    visits: u64,
+    sessions: BTreeSet<String>,
+    orders: BTreeMap<String, Order>,
+    viewed: BTreeMap<String, f64>,
+    viewed_categories: BTreeMap<String, f64>,
+    cart: Vec<CartChange>,
+    /// `(device, category)` → (time, granted) of the device's latest choice.
+    consent: BTreeMap<String, BTreeMap<String, (Millis, bool)>>,
+}
+
+impl Aggregate {
+    /// Adds one event (each event once: the caller dedups by `messageId`).
+    pub fn add(&mut self, fact: &Fact<'_>) {
+        let at = fact.timestamp;
+        self.first = Some(self.first.map_or(at, |f| f.min(at)));
+        self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        let context = fact.body.get("context");
+        let preferences = context
             .and_then(|c| c.get("consent"))
-            .and_then(|c| c.get("categoryPreferences"));
-        if let Some(preferences) = preferences.and_then(Value::as_object) {
-            let device = text(fact.body, "anonymousId")
-                .unwrap_or_default()
-                .to_owned();
+            .and_then(|c| c.get("categoryPreferences"))
+            .and_then(Value::as_object);
+        if let Some(preferences) = preferences {
+            let device = text(fact.body, "anonymousId").unwrap_or_default();
+            let choices = self.consent.entry(device.to_owned()).or_default();
             for (category, granted) in preferences {
                 if let Some(granted) = granted.as_bool() {
-                    // Facts are in time order: a later choice of the device replaces its earlier one.
-                    consent_by_device.insert((device.clone(), category.clone()), granted);
+                    let slot = choices.entry(category.clone()).or_insert((at, granted));
+                    // The later choice wins; at the same time, the more restrictive.
+                    if (at, !granted) > (slot.0, !slot.1) {
+                        *slot = (at, granted);
+                    }
                 }
             }
         }
         if matches!(fact.kind, "page" | "screen") {
-            out.visits += 1;
+            self.visits += 1;
         }
-        if let Some(session) = fact
-            .body
-            .get("context")
+        if let Some(session) = context
             .and_then(|c| c.get("sessionId"))
             .filter(|s| !s.is_null())
         {
-            sessions.insert(session.to_string());
+            self.sessions.insert(session.to_string());
         }
+        let empty = Map::new();
         let props = fact
             .body
             .get("properties")
@@ -137,77 +161,130 @@ pub fn compute(facts: &mut [Fact<'_>], now: Millis, abandon_after: Millis) -> Co
         match fact.name {
             Some("Product Viewed") => {
                 if let Some(p) = product {
-                    *viewed.entry(p.to_owned()).or_insert(0.0) += 1.0;
+                    *self.viewed.entry(p.to_owned()).or_insert(0.0) += 1.0;
                 }
                 if let Some(c) = text(props, "category") {
-                    *categories.entry(c.to_owned()).or_insert(0.0) += 1.0;
+                    *self.viewed_categories.entry(c.to_owned()).or_insert(0.0) += 1.0;
                 }
             }
             Some(name @ ("Product Added" | "Product Removed")) => {
-                if let Some(p) = product {
+                let since_order = self.last_order_at().is_none_or(|o| at > o);
+                if let (Some(p), true) = (product, since_order) {
                     let quantity = number(props.get("quantity")).unwrap_or(1.0);
-                    let line = cart.entry(p.to_owned()).or_insert((0.0, 0.0));
-                    line.0 = number(props.get("price")).unwrap_or(line.0);
-                    line.1 = if name == "Product Added" {
-                        line.1 + quantity
+                    let signed = if name == "Product Added" {
+                        quantity
                     } else {
-                        (line.1 - quantity).max(0.0)
+                        -quantity
                     };
-                    last_cart_change = Some(fact.timestamp);
+                    self.cart
+                        .push((at, p.to_owned(), number(props.get("price")), signed));
+                    // A canonical order, so the aggregate does not depend on arrival order.
+                    self.cart.sort_by(|a, b| {
+                        (a.0, &a.1)
+                            .cmp(&(b.0, &b.1))
+                            .then(a.3.total_cmp(&b.3))
+                            .then(a.2.unwrap_or(0.0).total_cmp(&b.2.unwrap_or(0.0)))
+                    });
                 }
             }
             Some("Order Completed") => {
-                let id = text(props, "order_id").map_or_else(
-                    || ["untitled-", &fact.timestamp.to_string()].concat(),
-                    str::to_owned,
-                );
+                let id = text(props, "order_id")
+                    .map_or_else(|| ["untitled-", &at.to_string()].concat(), str::to_owned);
                 let revenue = number(props.get("revenue"))
                     .or_else(|| number(props.get("total")))
                     .unwrap_or(0.0);
-                orders.insert(id, revenue);
-                out.last_order_at = Some(format_rfc3339(fact.timestamp));
-                for item in props
+                let lines = props
                     .get("products")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                {
-                    if let Some(item) = item.as_object() {
-                        if let Some(p) = text(item, "product_id").or_else(|| text(item, "sku")) {
-                            *bought.entry(p.to_owned()).or_insert(0.0) +=
-                                number(item.get("quantity")).unwrap_or(1.0);
-                        }
-                        if let Some(c) = text(item, "category") {
-                            *categories.entry(c.to_owned()).or_insert(0.0) += 1.0;
-                        }
-                    }
+                    .filter_map(Value::as_object)
+                    .map(|item| {
+                        (
+                            text(item, "product_id")
+                                .or_else(|| text(item, "sku"))
+                                .map(str::to_owned),
+                            number(item.get("quantity")).unwrap_or(1.0),
+                            text(item, "category").map(str::to_owned),
+                        )
+                    })
+                    .collect();
+                let order = Order { at, revenue, lines };
+                let slot = self.orders.entry(id).or_insert_with(|| order.clone());
+                if (order.at, order.revenue) > (slot.at, slot.revenue) {
+                    *slot = order;
                 }
-                cart.clear();
-                last_cart_change = None;
+                if let Some(latest) = self.last_order_at() {
+                    self.cart.retain(|c| c.0 > latest);
+                }
             }
             _ => {}
         }
     }
-    out.sessions = sessions.len() as u64;
-    out.order_count = orders.len() as u64;
-    out.total_revenue = orders.values().sum();
-    if out.order_count > 0 {
-        out.average_order_value = out.total_revenue / out.order_count as f64;
+
+    fn last_order_at(&self) -> Option<Millis> {
+        self.orders.values().map(|o| o.at).max()
     }
-    out.top_viewed_products = top(viewed);
-    out.top_bought_products = top(bought);
-    out.top_categories = top(categories);
-    out.cart_value = cart
-        .values()
-        .map(|(price, quantity)| price * quantity)
-        .sum();
-    for ((_, category), granted) in consent_by_device {
-        let slot = out.consent.entry(category).or_insert(true);
-        *slot = *slot && granted;
+
+    /// The computed traits as of `now`; a cart is abandoned when its last change is older
+    /// than `abandon_after` and no order followed.
+    pub fn traits(&self, now: Millis, abandon_after: Millis) -> Computed {
+        let mut out = Computed {
+            first_seen: self.first.map(format_rfc3339),
+            last_seen: self.last.map(format_rfc3339),
+            visits: self.visits,
+            sessions: self.sessions.len() as u64,
+            order_count: self.orders.len() as u64,
+            total_revenue: self.orders.values().map(|o| o.revenue).sum(),
+            last_order_at: self.last_order_at().map(format_rfc3339),
+            top_viewed_products: top(&self.viewed),
+            ..Computed::default()
+        };
+        if out.order_count > 0 {
+            out.average_order_value = out.total_revenue / out.order_count as f64;
+        }
+        let mut bought = BTreeMap::new();
+        let mut categories = self.viewed_categories.clone();
+        for (product, quantity, category) in self.orders.values().flat_map(|o| &o.lines) {
+            if let Some(p) = product {
+                *bought.entry(p.clone()).or_insert(0.0) += quantity;
+            }
+            if let Some(c) = category {
+                *categories.entry(c.clone()).or_insert(0.0) += 1.0;
+            }
+        }
+        out.top_bought_products = top(&bought);
+        out.top_categories = top(&categories);
+        let mut lines: BTreeMap<&str, (f64, f64)> = BTreeMap::new(); // product → (price, quantity)
+        for (_, product, price, signed) in &self.cart {
+            let line = lines.entry(product).or_insert((0.0, 0.0));
+            line.0 = price.unwrap_or(line.0);
+            line.1 = (line.1 + signed).max(0.0);
+        }
+        out.cart_value = lines
+            .values()
+            .map(|(price, quantity)| price * quantity)
+            .sum();
+        let last_change = self.cart.last().map(|c| c.0);
+        out.cart_abandoned =
+            out.cart_value > 0.0 && last_change.is_some_and(|t| now - t >= abandon_after);
+        for choices in self.consent.values() {
+            for (category, (_, granted)) in choices {
+                let slot = out.consent.entry(category.clone()).or_insert(true);
+                *slot = *slot && *granted;
+            }
+        }
+        out
     }
-    out.cart_abandoned =
-        out.cart_value > 0.0 && last_cart_change.is_some_and(|t| now - t >= abandon_after);
-    out
+}
+
+/// Computes the traits of events in any order, as of `now`.
+pub fn compute(facts: &[Fact<'_>], now: Millis, abandon_after: Millis) -> Computed {
+    let mut aggregate = Aggregate::default();
+    for fact in facts {
+        aggregate.add(fact);
+    }
+    aggregate.traits(now, abandon_after)
 }
 
 #[cfg(test)]
@@ -227,7 +304,7 @@ mod tests {
     }
 
     fn run(events: &[Row], now: Millis) -> Computed {
-        let mut facts: Vec<Fact> = events
+        let facts: Vec<Fact> = events
             .iter()
             .map(|(kind, name, timestamp, body)| Fact {
                 kind,
@@ -236,7 +313,7 @@ mod tests {
                 body,
             })
             .collect();
-        compute(&mut facts, now, DEFAULT_ABANDON_AFTER_MS)
+        compute(&facts, now, DEFAULT_ABANDON_AFTER_MS)
     }
 
     fn shop() -> Vec<Row> {
@@ -352,5 +429,68 @@ mod tests {
         ));
         let again = run(&events, 100_000_000);
         assert_eq!((again.order_count, again.total_revenue), (1, 118.0));
+    }
+    #[test]
+    fn the_aggregate_is_the_same_for_any_order_and_survives_storage() {
+        let events = shop();
+        let facts: Vec<Fact> = events
+            .iter()
+            .map(|(kind, name, timestamp, body)| Fact {
+                kind,
+                name: *name,
+                timestamp: *timestamp,
+                body,
+            })
+            .collect();
+        let now = 100_000_000;
+        let expected = compute(&facts, now, DEFAULT_ABANDON_AFTER_MS);
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200 {
+            let mut order: Vec<usize> = (0..facts.len()).collect();
+            for i in (1..order.len()).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                order.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+            let mut aggregate = Aggregate::default();
+            for (n, i) in order.iter().enumerate() {
+                aggregate.add(&facts[*i]);
+                if n == 2 {
+                    // Kept as JSON between events, as the store does.
+                    let stored = serde_json::to_string(&aggregate).unwrap();
+                    aggregate = serde_json::from_str(&stored).unwrap();
+                }
+            }
+            assert_eq!(aggregate.traits(now, DEFAULT_ABANDON_AFTER_MS), expected);
+        }
+    }
+
+    #[test]
+    fn a_late_order_empties_the_cart_before_it_and_counts_its_products_once() {
+        let mut events = shop();
+        // The order again under another messageId, arriving after the new cart.
+        events.push((
+            "track",
+            Some("Order Completed"),
+            4_000,
+            body(json!({"properties": {"order_id": "o1", "revenue": 118,
+                "products": [{"product_id": "stove", "quantity": 2, "category": "Kitchen"}]}})),
+        ));
+        let c = run(&events, 90_001_001);
+        assert_eq!(c.cart_value, 349.0);
+        assert_eq!(c.top_bought_products, ["stove"]);
+        let late_order = (
+            "track",
+            Some("Order Completed"),
+            95_000_000,
+            body(json!({"properties": {"order_id": "o2", "total": 349}})),
+        );
+        events.insert(0, late_order);
+        let c = run(&events, 96_000_000);
+        assert_eq!(
+            (c.cart_value, c.cart_abandoned, c.order_count),
+            (0.0, false, 2)
+        );
     }
 }

@@ -48,14 +48,6 @@ impl Identifier {
     pub fn key(&self) -> String {
         [self.kind.as_str(), ":", self.value.as_str()].concat()
     }
-
-    /// Priority of the kind: lower is stronger.
-    pub fn rank(&self) -> usize {
-        KINDS
-            .iter()
-            .position(|k| *k == self.kind)
-            .unwrap_or(KINDS.len())
-    }
 }
 
 /// Normalises a raw identifier of `kind`; `None` for a blocked or malformed value.
@@ -140,28 +132,89 @@ pub fn identifiers_of(event: &Event) -> Vec<Identifier> {
     ids
 }
 
-/// Per-profile limits on identifiers of a kind.
+/// A workspace's identity rules: per-profile limits, priority of kinds, extra blocked
+/// values, and the pairs an admin has said are two people (see [`unmerge`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rules {
     /// Most identifiers of each kind one profile may hold (kinds absent here: no limit).
     pub limits: BTreeMap<String, usize>,
+    /// Kinds, strongest first; a kind not listed ranks after those listed.
+    pub priority: Vec<String>,
+    /// Values that never link anything, besides the built-in ones (`null`, `anonymous`, …);
+    /// compared trimmed and case-insensitively.
+    pub blocked: Vec<String>,
+    /// Pairs of identifiers that are never in one profile (kept by the identity index).
+    #[serde(skip)]
+    pub separate: BTreeSet<(Identifier, Identifier)>,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Self {
             limits: BTreeMap::from([("userId".to_owned(), 1)]),
+            priority: KINDS.iter().map(|k| (*k).to_owned()).collect(),
+            blocked: Vec::new(),
+            separate: BTreeSet::new(),
         }
     }
 }
 
 impl Rules {
-    /// Whether a profile holding `ids` respects the limits.
+    /// Reads a workspace's rules from JSON (`{"limits": {"userId": 1, "email": 1},
+    /// "priority": [...], "blocked": [...]}`); fields left out keep their defaults.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut rules: Rules = serde_json::from_str(text).map_err(|e| {
+            format!("IDENTITY_RULES is not valid: {e} (expected {{\"limits\": {{\"userId\": 1}}, \"priority\": [\"userId\", \"email\", \"phone\", \"anonymousId\"], \"blocked\": [\"test@example.com\"]}})")
+        })?;
+        if let Some((kind, _)) = rules.limits.iter().find(|(_, max)| **max == 0) {
+            return Err(format!(
+                "IDENTITY_RULES: the limit of {kind} is 0, which would keep every {kind} out of every profile; use at least 1, or leave the kind out for no limit"
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(kind) = rules
+            .priority
+            .iter()
+            .find(|k| k.is_empty() || !seen.insert(*k))
+        {
+            return Err(format!(
+                "IDENTITY_RULES: priority lists {kind:?} twice or empty; list each kind once, strongest first"
+            ));
+        }
+        for value in &mut rules.blocked {
+            *value = value.trim().to_lowercase();
+        }
+        Ok(rules)
+    }
+
+    /// Priority of `id`'s kind: lower is stronger.
+    pub fn rank(&self, id: &Identifier) -> usize {
+        self.priority
+            .iter()
+            .position(|k| *k == id.kind)
+            .unwrap_or(self.priority.len())
+    }
+
+    /// Whether `id` may link anything (not a value the workspace blocks).
+    pub fn admits(&self, id: &Identifier) -> bool {
+        !self.blocked.contains(&id.value.to_lowercase())
+    }
+
+    /// Whether a profile holding `ids` respects the limits and the separations.
     pub fn allows(&self, ids: &BTreeSet<Identifier>) -> bool {
         self.limits
             .iter()
             .all(|(kind, max)| ids.iter().filter(|i| &i.kind == kind).count() <= *max)
+            && !self
+                .separate
+                .iter()
+                .any(|(a, b)| ids.contains(a) && ids.contains(b))
+    }
+
+    /// The strongest of `ids`, by priority, then value.
+    pub fn strongest<'a>(&self, ids: &'a [Identifier]) -> Option<&'a Identifier> {
+        ids.iter().min_by_key(|i| (self.rank(i), *i))
     }
 }
 
@@ -228,7 +281,7 @@ pub fn plan<P: Ord + Clone>(
     rules: &Rules,
 ) -> Plan<P> {
     let mut ids = ids.to_vec();
-    ids.sort_by_key(|i| (i.rank(), i.clone()));
+    ids.sort_by_key(|i| (rules.rank(i), i.clone()));
     ids.dedup();
     let mut plan = Plan {
         target: None,
@@ -345,6 +398,69 @@ impl IdentityGraph {
     }
 }
 
+/// How a profile splits when an admin unmerges an identifier that was wrongly joined to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmerge {
+    /// The profile's strongest other identifier: it stays, and is kept apart from the
+    /// detached one from now on.
+    pub anchor: Identifier,
+    /// The identifiers that leave with the detached one, each with its new cause.
+    pub moved: BTreeMap<Identifier, Cause>,
+    /// The identifiers that stay, each with its cause.
+    pub kept: BTreeMap<Identifier, Cause>,
+    /// `messageId`s of the events that leave: those whose strongest identifier leaves.
+    pub moved_events: BTreeSet<String>,
+}
+
+/// Splits a profile, given its events' links, when `detach` must not be in it: the links
+/// are resolved again (by the same rule, [`plan`]) with `detach` and the profile's
+/// strongest other identifier kept apart. What `detach` ends up with leaves; the rest
+/// stays. `None` when `detach` is not in the profile or is all it holds.
+pub fn unmerge(links: &[Link], detach: &Identifier, rules: &Rules) -> Option<Unmerge> {
+    let all: Vec<Identifier> = links
+        .iter()
+        .flat_map(|l| l.ids.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !all.contains(detach) {
+        return None;
+    }
+    let others: Vec<Identifier> = all.iter().filter(|i| *i != detach).cloned().collect();
+    let anchor = rules.strongest(&others)?.clone();
+    let mut apart = rules.clone();
+    apart.separate.insert((detach.clone(), anchor.clone()));
+    let mut graph = IdentityGraph::new(apart);
+    for link in links {
+        graph.add(link.clone());
+    }
+    let mut moved = BTreeMap::new();
+    let mut kept = BTreeMap::new();
+    for profile in graph.profiles() {
+        let side = if profile.ids.contains_key(detach) {
+            &mut moved
+        } else {
+            &mut kept
+        };
+        side.extend(profile.ids);
+    }
+    let moved_events = links
+        .iter()
+        .filter(|l| {
+            rules
+                .strongest(&l.ids)
+                .is_some_and(|s| moved.contains_key(s))
+        })
+        .map(|l| l.message_id.clone())
+        .collect();
+    Some(Unmerge {
+        anchor,
+        moved,
+        kept,
+        moved_events,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,7 +482,11 @@ mod tests {
     }
 
     fn partition(links: &[Link]) -> Vec<BTreeSet<Identifier>> {
-        let mut graph = IdentityGraph::new(Rules::default());
+        partition_with(&Rules::default(), links)
+    }
+
+    fn partition_with(rules: &Rules, links: &[Link]) -> Vec<BTreeSet<Identifier>> {
+        let mut graph = IdentityGraph::new(rules.clone());
         for l in links {
             graph.add(l.clone());
         }
@@ -375,6 +495,81 @@ mod tests {
             .into_iter()
             .map(|p| p.ids.into_keys().collect())
             .collect()
+    }
+
+    #[test]
+    fn unmerge_moves_the_identifier_with_what_came_only_through_it() {
+        // Bob's email was typed on Alice's laptop; Bob's phone browsing came in with it.
+        let links = vec![
+            link(1, "m1", &[("anonymousId", "laptop"), ("userId", "alice")]),
+            link(2, "m2", &[("anonymousId", "laptop"), ("email", "bob@x.io")]),
+            link(3, "m3", &[("anonymousId", "phone"), ("email", "bob@x.io")]),
+            link(4, "m4", &[("anonymousId", "phone")]),
+            link(5, "m5", &[("anonymousId", "laptop")]),
+        ];
+        let rules = Rules::default();
+        let split = unmerge(&links, &id("email", "bob@x.io"), &rules).unwrap();
+        assert_eq!(split.anchor, id("userId", "alice"));
+        assert_eq!(
+            split.moved.keys().cloned().collect::<Vec<_>>(),
+            vec![id("anonymousId", "phone"), id("email", "bob@x.io")]
+        );
+        assert_eq!(
+            split.kept.keys().cloned().collect::<Vec<_>>(),
+            vec![id("anonymousId", "laptop"), id("userId", "alice")]
+        );
+        assert_eq!(
+            split.moved_events,
+            BTreeSet::from(["m2".to_owned(), "m3".to_owned(), "m4".to_owned()])
+        );
+        // Once the pair is kept apart, the same events never join them again, in any order.
+        let mut apart = rules.clone();
+        apart
+            .separate
+            .insert((id("email", "bob@x.io"), split.anchor.clone()));
+        let mut graph = IdentityGraph::new(apart);
+        for l in links.iter().rev() {
+            graph.add(l.clone());
+        }
+        assert_eq!(graph.profiles().len(), 2);
+        assert!(unmerge(&links, &id("email", "nobody@x.io"), &rules).is_none());
+    }
+
+    #[test]
+    fn rules_come_from_json_with_clear_errors() {
+        let rules = Rules::parse(
+            r#"{"limits": {"userId": 1, "email": 1}, "blocked": [" Test@Example.com "]}"#,
+        )
+        .unwrap();
+        assert_eq!(rules.limits.get("email"), Some(&1));
+        assert_eq!(
+            rules.priority,
+            Rules::default().priority,
+            "left out: default"
+        );
+        assert!(!rules.admits(&id("email", "test@example.com")));
+        assert!(rules.admits(&id("email", "ada@example.com")));
+        let one_email = partition_with(
+            &rules,
+            &[
+                link(1, "m1", &[("anonymousId", "a"), ("email", "x@x.io")]),
+                link(2, "m2", &[("anonymousId", "a"), ("email", "y@x.io")]),
+            ],
+        );
+        assert_eq!(one_email.len(), 2, "a second email starts a new profile");
+        for (bad, says) in [
+            (r#"{"limits": {"email": 0}}"#, "is 0"),
+            (r#"{"priority": ["email", "email"]}"#, "twice"),
+            (r#"{"limit": {}}"#, "unknown field"),
+        ] {
+            let e = Rules::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+        let phone_first = Rules::parse(r#"{"priority": ["phone", "userId"]}"#).unwrap();
+        assert_eq!(
+            phone_first.strongest(&[id("userId", "u"), id("phone", "+4912345678")]),
+            Some(&id("phone", "+4912345678"))
+        );
     }
 
     #[test]
