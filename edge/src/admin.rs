@@ -6,7 +6,7 @@ use worker::{Env, Request, Response, Result};
 
 use crate::config::Config;
 use crate::profile_store::View;
-use crate::{archive, http, identity_index, profile_store, stats};
+use crate::{archive, directory, http, identity_index, profile_store, resolver, stats};
 
 /// Identifier kinds a profile can be looked up by.
 const LOOKUP_KINDS: [&str; 4] = ["userId", "email", "phone", "anonymousId"];
@@ -68,16 +68,9 @@ pub async fn erase(req: Request, env: &Env, config: &Config, id: &str) -> Result
     if let Some(refusal) = refuse_unless_admin(&req, config)? {
         return Ok(refusal);
     }
-    let mut id = id.to_owned();
-    for _ in 0..8 {
-        match profile_store::view(env, &id, "/profile").await? {
-            View::MergedInto(next) => id = next,
-            View::Found(_) => break,
-            View::Missing => {
-                return http::error(404, "profile_not_found", &format!("no profile {id}"))
-            }
-        }
-    }
+    let Some(id) = current(env, id).await? else {
+        return http::error(404, "profile_not_found", &format!("no profile {id}"));
+    };
     let erased = profile_store::erase(env, &id).await?;
     identity_index::suppress(env, &erased.identifiers).await?;
     let message_ids: std::collections::BTreeSet<String> =
@@ -86,6 +79,127 @@ pub async fn erase(req: Request, env: &Env, config: &Config, id: &str) -> Result
     let detail = serde_json::json!({"events": erased.message_ids.len(), "identifiers": erased.identifiers, "archivedEvents": archived});
     archive::audit(env, "erase", &id, detail.clone()).await?;
     http::json(200, &serde_json::json!({"erased": id, "detail": detail}))
+}
+
+/// The profile that holds the person of profile `id` now (following merges), if any.
+async fn current(env: &Env, id: &str) -> Result<Option<String>> {
+    let mut id = id.to_owned();
+    for _ in 0..8 {
+        match profile_store::view(env, &id, "/profile").await? {
+            View::MergedInto(next) => id = next,
+            View::Found(_) => return Ok(Some(id)),
+            View::Missing => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// `GET /v1/profiles?where=computed.totalRevenue>500&where=traits.plan=pro&limit=50&cursor=…`:
+/// profiles matching every condition (none: all profiles), paged in profile id order.
+pub async fn search(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    let url = req.url()?;
+    let mut conditions = Vec::new();
+    let (mut limit, mut cursor) = (50, String::new());
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "where" => conditions.push(value.into_owned()),
+            "cursor" => cursor = value.into_owned(),
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=directory::MAX_PAGE).contains(&n) => limit = n,
+                _ => {
+                    return http::error(
+                        400,
+                        "invalid_limit",
+                        &format!("limit must be 1 to {}", directory::MAX_PAGE),
+                    )
+                }
+            },
+            other => {
+                return http::error(
+                    400,
+                    "unknown_parameter",
+                    &format!("unknown parameter {other:?}; use where, limit and cursor"),
+                )
+            }
+        }
+    }
+    if conditions.len() > cdp_protocol::search::MAX_CONDITIONS {
+        return http::error(
+            400,
+            "too_many_conditions",
+            &format!(
+                "at most {} where conditions",
+                cdp_protocol::search::MAX_CONDITIONS
+            ),
+        );
+    }
+    // Checked here too, so a bad condition is a 400 naming it, not a failed shard call.
+    for text in &conditions {
+        if let Err(e) = cdp_protocol::search::parse(text) {
+            return http::error(400, "invalid_condition", &e.to_string());
+        }
+    }
+    let (profiles, next) = directory::search(env, &conditions, &cursor, limit).await?;
+    http::json(
+        200,
+        &serde_json::json!({"profiles": profiles, "nextCursor": next}),
+    )
+}
+
+/// `POST /v1/profiles/{id}/unmerge` with `{"type": "email", "value": "…"}`: the identifier
+/// was joined to this profile by mistake. The profile is split again from its events: the
+/// identifier leaves with what came only through it (identifiers and events) into a new
+/// profile, and it is kept apart from the profile's strongest identifier from now on.
+pub async fn unmerge(mut req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    #[derive(serde::Deserialize)]
+    struct Ask {
+        r#type: String,
+        value: String,
+    }
+    let help = "send {\"type\": \"email\", \"value\": \"…\"}: the identifier to split off";
+    let Ok(ask) = req.json::<Ask>().await else {
+        return http::error(400, "invalid_body", help);
+    };
+    let Some(value) = normalize(&ask.r#type, &ask.value) else {
+        return http::error(
+            400,
+            "invalid_identifier",
+            &format!("{:?} is not a usable {}; {help}", ask.value, ask.r#type),
+        );
+    };
+    let detach = Identifier {
+        kind: ask.r#type,
+        value,
+    };
+    let Some(id) = current(env, id).await? else {
+        return http::error(404, "profile_not_found", &format!("no profile {id}"));
+    };
+    let Some(split) = profile_store::split(env, &id, &detach, &config.rules).await? else {
+        return http::error(
+            409,
+            "cannot_unmerge",
+            &format!(
+                "profile {id} does not hold {}, or holds nothing else",
+                detach.key()
+            ),
+        );
+    };
+    let into = resolver::new_profile_id(&["unmerge:", &id].concat(), &detach);
+    let moved = split.moved_keys();
+    let (anchor, moved_events) = (split.anchor.clone(), split.moved_events());
+    profile_store::apply_split(env, &id, &into, &detach, split).await?;
+    let repoint = moved.iter().map(|k| (k.clone(), into.clone())).collect();
+    identity_index::assign(env, &repoint).await?;
+    let detail = serde_json::json!({"identifier": detach.key(), "newProfile": into, "movedIdentifiers": moved,
+                                    "movedEvents": moved_events, "keptApartFrom": anchor});
+    archive::audit(env, "unmerge", &id, detail.clone()).await?;
+    http::json(200, &serde_json::json!({"profile": id, "detail": detail}))
 }
 
 /// `GET /v1/audit`: every export and erasure, oldest first.

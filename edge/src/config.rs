@@ -3,6 +3,7 @@
 //! that mirror `wrangler.toml` once.
 
 use cdp_protocol::decode::Limits;
+use cdp_protocol::identity::Rules;
 use cdp_protocol::source::Sources;
 use worker::Env;
 
@@ -14,6 +15,8 @@ pub const PROFILES: &str = "PROFILES";
 pub const IDENTITIES: &str = "IDENTITIES";
 /// The dedup shards' Durable Object namespace.
 pub const DEDUP: &str = "DEDUP";
+/// The profile directory's Durable Object namespace (listing and search).
+pub const DIRECTORY: &str = "DIRECTORY";
 /// The counters' Durable Object namespace.
 pub const STATS: &str = "STATS";
 /// The queue between the collector and the profile store.
@@ -31,6 +34,8 @@ pub struct Config {
     pub admin_token: String,
     /// Body and event size limits.
     pub limits: Limits,
+    /// The workspace's identity rules (`IDENTITY_RULES`, JSON; defaults when unset).
+    pub rules: Rules,
     /// Local development (`ENVIRONMENT=development`): honours the geography header and
     /// the fault-injection route, which production never does.
     pub development: bool,
@@ -38,7 +43,7 @@ pub struct Config {
 
 impl Config {
     /// Reads `SOURCES` and/or `WRITE_KEYS`, `ADMIN_TOKEN`, `MAX_EVENT_BYTES`,
-    /// `MAX_BATCH_BYTES` and `ENVIRONMENT`; an error names what is wrong.
+    /// `MAX_BATCH_BYTES`, `IDENTITY_RULES` and `ENVIRONMENT`; an error names what is wrong.
     pub fn from_env(env: &Env) -> Result<Self, String> {
         let read = |name: &str| {
             env.var(name)
@@ -65,7 +70,21 @@ impl Config {
                 max_event_bytes: size("MAX_EVENT_BYTES", defaults.max_event_bytes)?,
                 max_batch_bytes: size("MAX_BATCH_BYTES", defaults.max_batch_bytes)?,
             },
+            rules: read("IDENTITY_RULES")
+                .map_or_else(|| Ok(Rules::default()), |r| Rules::parse(&r))?,
             development: read("ENVIRONMENT").as_deref() == Some("development"),
         })
     }
+}
+
+/// How long a cart may sit unchanged before it counts as abandoned: `CART_ABANDON_MINUTES`
+/// (default 60).
+pub fn abandon_after_ms(env: &Env) -> i64 {
+    env.var("CART_ABANDON_MINUTES")
+        .ok()
+        .and_then(|v| v.to_string().trim().parse::<i64>().ok())
+        .filter(|m| *m > 0)
+        .map_or(cdp_protocol::computed::DEFAULT_ABANDON_AFTER_MS, |m| {
+            m * 60_000
+        })
 }

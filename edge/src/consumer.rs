@@ -6,13 +6,12 @@
 //! only repeat work the profile store absorbs, never skip an event. A message that keeps
 //! failing goes to the dead-letter queue, which this consumer counts and archives.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use cdp_protocol::identity::Rules;
 use wasm_bindgen::JsValue;
 use worker::{Date, Env, MessageBatch, MessageExt, Result};
 
-use crate::config::{ARCHIVE, DEAD_LETTER_QUEUE};
+use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counts};
 use crate::{archive, dedup, profile_store, resolver};
@@ -92,10 +91,16 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
     } else {
         dedup::seen(env, &checked_keys).await?.into_iter().collect()
     };
+    let config = Config::from_env(env).map_err(worker::Error::RustError)?;
     let mut fresh_keys = Vec::new();
     let mut fresh = Vec::new();
     let mut in_batch = HashSet::new();
+    let mut sources = BTreeMap::new();
     for (_, queued) in batches {
+        let source = config
+            .sources
+            .by_key(&queued.source)
+            .map_or_else(|| "unknown source".to_owned(), |s| s.name.clone());
         for (name, value) in &queued.counts {
             *counts.entry(name.clone()).or_default() += value;
         }
@@ -105,6 +110,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
                 *counts.entry("duplicates".into()).or_default() += 1;
                 continue;
             }
+            sources.insert(event.message_id.clone(), source.clone());
             fresh.push(event.clone());
             if !queued.replay {
                 fresh_keys.push(key);
@@ -112,7 +118,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
         }
     }
     let delivered = fresh.len() as i64;
-    let routed = resolver::resolve(env, fresh, &Rules::default(), counts).await?;
+    let routed = resolver::resolve(env, fresh, &config.rules, counts).await?;
     let profiles: BTreeSet<&String> = routed.events.keys().chain(routed.links.keys()).collect();
     let writes = profiles.into_iter().map(|profile| {
         let events = routed
@@ -125,7 +131,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
             .get(profile)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        profile_store::ingest(env, profile, events, links)
+        profile_store::ingest(env, profile, events, links, &sources)
     });
     for outcome in futures_util::future::join_all(writes).await {
         outcome?;

@@ -13,6 +13,7 @@ mod compression;
 mod config;
 mod consumer;
 mod dedup;
+mod directory;
 mod http;
 mod identity_index;
 mod profile_store;
@@ -22,6 +23,7 @@ mod shard;
 mod stats;
 
 pub use dedup::DedupShard;
+pub use directory::ProfileDirectory;
 pub use identity_index::IdentityShard;
 pub use profile_store::ProfileStore;
 pub use stats::StatsShard;
@@ -59,11 +61,19 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
             collect::handle(req, &env, &config, &ctx).await
         }
         (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
+        (Method::Get, "/v1/profiles") => admin::search(req, &env, &config).await,
         (Method::Get, "/v1/stats") => admin::stats(req, &env, &config).await,
         (Method::Get, "/v1/audit") => admin::audit_log(req, &env, &config).await,
         (Method::Delete, p) if p.starts_with("/v1/profiles/") => {
             let id = p.trim_start_matches("/v1/profiles/").to_owned();
             admin::erase(req, &env, &config, &id).await
+        }
+        (Method::Post, p) if p.starts_with("/v1/profiles/") && p.ends_with("/unmerge") => {
+            let id = p
+                .trim_start_matches("/v1/profiles/")
+                .trim_end_matches("/unmerge")
+                .to_owned();
+            admin::unmerge(req, &env, &config, &id).await
         }
         (Method::Post, "/v1/admin/replay") => admin::replay(req, &env, &config).await,
         (Method::Post, "/v1/admin/faults") => admin::faults(req, &env, &config).await,

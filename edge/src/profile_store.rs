@@ -3,13 +3,19 @@
 //! in the object's own SQLite database.
 //!
 //! Writing is idempotent by `messageId` (the events table's primary key), which is what
-//! turns at-least-once delivery into exactly-once in the profile. A merge copies a profile
-//! into another (idempotent too), then leaves a forward in the emptied one, so a stale
-//! reference still finds the person.
+//! turns at-least-once delivery into exactly-once in the profile. Each newly stored event
+//! also updates the traits (latest by event time, with the source and event of each value)
+//! and the computed traits' aggregate, in the same synchronous write. A merge copies a
+//! profile into another (idempotent too), then leaves a forward in the emptied one, so a
+//! stale reference still finds the person; an unmerge splits one off again. After every
+//! change the profile publishes its summary to the [`directory`](crate::directory).
 
-use cdp_protocol::computed;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use cdp_protocol::computed::{self, Aggregate};
 use cdp_protocol::event::{Event, EventType};
-use cdp_protocol::identity::Identifier;
+use cdp_protocol::identity::{identifiers_of, Identifier, Link, Rules};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -19,7 +25,7 @@ use worker::{
 };
 
 use crate::config::PROFILES;
-use crate::http;
+use crate::{config, directory, http};
 
 /// How many events a profile view returns, newest first.
 const VIEW_EVENTS: i64 = 100;
@@ -31,7 +37,8 @@ CREATE TABLE IF NOT EXISTS events (
     name        TEXT,
     timestamp   INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
-    body        TEXT NOT NULL
+    body        TEXT NOT NULL,
+    source      TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp DESC, received_at DESC);
 CREATE TABLE IF NOT EXISTS identity (
@@ -42,10 +49,21 @@ CREATE TABLE IF NOT EXISTS identity (
     via        TEXT,
     PRIMARY KEY (kind, value)
 );
-CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL, source TEXT, message_id TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS merge_log (at INTEGER NOT NULL, absorbed TEXT NOT NULL, message_id TEXT NOT NULL, identifiers TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS unmerge_log (at INTEGER NOT NULL, identifier TEXT NOT NULL, kept_apart_from TEXT NOT NULL, profile TEXT NOT NULL, identifiers TEXT NOT NULL);
 ";
+
+/// Columns added since the first schema: `(table, column)`, added to objects created before.
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("events", "source"),
+    ("traits", "source"),
+    ("traits", "message_id"),
+];
+/// The schema version this code writes (kept in `meta`).
+const SCHEMA_VERSION: &str = "2";
 
 /// An identifier as the profile keeps it: with the event that linked it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +87,10 @@ pub struct Holding {
     pub merged_into: Option<String>,
     /// Its identifiers.
     pub ids: Vec<Identifier>,
+    /// Pairs of identifiers (`kind:value`) an admin said are two people (unmerge): no
+    /// event may join them in one profile.
+    #[serde(default)]
+    pub apart: Vec<(String, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,6 +98,9 @@ struct IngestBody {
     profile: String,
     events: Vec<Event>,
     links: Vec<IdentityRow>,
+    /// Name of the source of each event, by `messageId`.
+    #[serde(default)]
+    sources: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,6 +111,8 @@ struct EventRow {
     timestamp: i64,
     received_at: i64,
     body: String,
+    #[serde(default)]
+    source: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -93,13 +120,18 @@ struct TraitRow {
     key: String,
     value: String,
     timestamp: i64,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Dump {
     events: Vec<EventRow>,
     identity: Vec<IdentityRow>,
-    traits: Vec<TraitRow>,
+    #[serde(default)]
+    apart: Vec<(String, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -108,6 +140,50 @@ struct Absorb {
     message_id: String,
     at: i64,
     dump: Dump,
+    /// Set when the profile is created by an unmerge (split from `from`) rather than a merge.
+    #[serde(default)]
+    split_into: Option<String>,
+}
+
+/// What an unmerge moves out of a profile, as the profile computes it.
+#[derive(Serialize, Deserialize)]
+pub struct Split {
+    /// The identifier kept apart from the detached one from now on (`kind:value`).
+    pub anchor: String,
+    moved: Vec<IdentityRow>,
+    kept: Vec<IdentityRow>,
+    events: Vec<EventRow>,
+}
+
+impl Split {
+    /// The identifiers that move, `kind:value`.
+    pub fn moved_keys(&self) -> Vec<String> {
+        self.moved
+            .iter()
+            .map(|r| [r.kind.as_str(), ":", &r.value].concat())
+            .collect()
+    }
+
+    /// How many events move.
+    pub fn moved_events(&self) -> usize {
+        self.events.len()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SplitAsk {
+    detach: Identifier,
+    rules: Rules,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Detach {
+    identifier: String,
+    anchor: String,
+    into: String,
+    message_ids: Vec<String>,
+    moved: Vec<String>,
+    kept: Vec<IdentityRow>,
 }
 
 /// What an erasure removed, for the index and the archive to forget too.
@@ -169,11 +245,20 @@ pub async fn ingest(
     profile: &str,
     events: &[Event],
     links: &[IdentityRow],
+    sources: &BTreeMap<String, String>,
 ) -> Result<IngestReport> {
     let body = to_json(&IngestBody {
         profile: profile.to_owned(),
         events: events.to_vec(),
         links: links.to_vec(),
+        sources: events
+            .iter()
+            .filter_map(|e| {
+                sources
+                    .get(&e.message_id)
+                    .map(|s| (e.message_id.clone(), s.clone()))
+            })
+            .collect(),
     })?;
     Ok(call(env, profile, Method::Post, "/events", Some(body))
         .await?
@@ -194,6 +279,7 @@ pub async fn merge(env: &Env, from: &str, into: &str, message_id: &str, at: i64)
         message_id: message_id.to_owned(),
         at,
         dump,
+        split_into: None,
     })?;
     call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
     call::<Value>(
@@ -204,6 +290,64 @@ pub async fn merge(env: &Env, from: &str, into: &str, message_id: &str, at: i64)
         Some(to_json(&json!({"to": into}))?),
     )
     .await?;
+    Ok(())
+}
+
+/// How profile `profile` would split if `detach` left it (`None`: it does not hold it, or
+/// holds nothing else). Changes nothing.
+pub async fn split(
+    env: &Env,
+    profile: &str,
+    detach: &Identifier,
+    rules: &Rules,
+) -> Result<Option<Split>> {
+    let ask = to_json(&SplitAsk {
+        detach: detach.clone(),
+        rules: rules.clone(),
+    })?;
+    let (status, split): (u16, Value) =
+        call(env, profile, Method::Post, "/split", Some(ask)).await?;
+    if status != 200 {
+        return Ok(None);
+    }
+    serde_json::from_value(split)
+        .map(Some)
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// Carries out `split` of profile `from`: its moving part goes into the new profile `into`
+/// (first, so nothing is lost if the second step fails), then leaves `from`.
+pub async fn apply_split(
+    env: &Env,
+    from: &str,
+    into: &str,
+    detach: &Identifier,
+    split: Split,
+) -> Result<()> {
+    let now = worker::Date::now().as_millis() as i64;
+    let message_ids = split.events.iter().map(|e| e.message_id.clone()).collect();
+    let moved = split.moved_keys();
+    let absorb = to_json(&Absorb {
+        from: from.to_owned(),
+        message_id: "unmerge".to_owned(),
+        at: now,
+        dump: Dump {
+            events: split.events,
+            identity: split.moved,
+            apart: vec![(detach.key(), split.anchor.clone())],
+        },
+        split_into: Some(into.to_owned()),
+    })?;
+    call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
+    let detach = to_json(&Detach {
+        identifier: detach.key(),
+        anchor: split.anchor,
+        into: into.to_owned(),
+        message_ids,
+        moved,
+        kept: split.kept,
+    })?;
+    call::<Value>(env, from, Method::Post, "/detach", Some(detach)).await?;
     Ok(())
 }
 
@@ -233,6 +377,9 @@ pub async fn view(env: &Env, profile: &str, what: &str) -> Result<View> {
 #[durable_object]
 pub struct ProfileStore {
     state: State,
+    env: Env,
+    /// The schema is current (checked once per object instance).
+    ready: Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -254,15 +401,32 @@ struct PageRow {
 
 #[derive(Deserialize)]
 struct FactRow {
+    message_id: String,
     r#type: String,
     name: Option<String>,
     timestamp: i64,
     body: String,
+    source: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct BodyRow {
     body: String,
+}
+
+#[derive(Deserialize)]
+struct Pair {
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct UnmergeRow {
+    at: i64,
+    identifier: String,
+    kept_apart_from: String,
+    profile: String,
+    identifiers: String,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -274,13 +438,24 @@ struct MergeRow {
 }
 
 impl DurableObject for ProfileStore {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state }
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            ready: Cell::new(false),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        // A cart just turned abandoned: the directory learns it without a new event.
+        self.ensure_schema()?;
+        self.publish().await?;
+        Response::empty()
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.sql();
-        sql.exec(SCHEMA, None)?;
+        self.ensure_schema()?;
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/events") => {
                 let body: IngestBody = match req.json().await {
@@ -291,13 +466,33 @@ impl DurableObject for ProfileStore {
                 for link in &body.links {
                     self.link(link)?;
                 }
-                http::json(200, &self.store(&body.events)?)
+                let report = self.store(&body.events, &body.sources)?;
+                self.publish().await?;
+                http::json(200, &report)
             }
             (Method::Get, "/identity") => http::json(200, &self.holding()?),
             (Method::Get, "/dump") => http::json(200, &self.dump()?),
             (Method::Post, "/absorb") => {
                 let absorb: Absorb = req.json().await?;
                 self.absorb(absorb)?;
+                self.publish().await?;
+                http::json(200, &json!({"ok": true}))
+            }
+            (Method::Post, "/split") => {
+                let ask: SplitAsk = req.json().await?;
+                match self.split(&ask)? {
+                    Some(split) => http::json(200, &split),
+                    None => http::error(
+                        409,
+                        "cannot_unmerge",
+                        "the profile does not hold that identifier, or holds nothing else",
+                    ),
+                }
+            }
+            (Method::Post, "/detach") => {
+                let detach: Detach = req.json().await?;
+                self.detach(&detach)?;
+                self.publish().await?;
                 http::json(200, &json!({"ok": true}))
             }
             (Method::Post, "/forward") => {
@@ -308,10 +503,11 @@ impl DurableObject for ProfileStore {
                     .unwrap_or_default()
                     .to_owned();
                 sql.exec(
-                    "DELETE FROM events; DELETE FROM identity; DELETE FROM traits;",
+                    "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM meta WHERE key = 'aggregate';",
                     None,
                 )?;
                 self.set_meta("merged_into", &to)?;
+                self.publish().await?;
                 http::json(200, &json!({"ok": true}))
             }
             (Method::Get, "/profile") => self.answer(|me| me.profile()),
@@ -326,6 +522,7 @@ impl DurableObject for ProfileStore {
             (Method::Get, "/export") => self.answer(|me| me.export()),
             (Method::Post, "/erase") => {
                 let erased = self.erase()?;
+                self.publish().await?;
                 http::json(200, &erased)
             }
             (Method::Get, "/explain") => self.answer(|me| me.explain()),
@@ -337,6 +534,246 @@ impl DurableObject for ProfileStore {
 impl ProfileStore {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
+    }
+
+    fn kept_apart(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .sql()
+            .exec("SELECT a AS key, b AS value FROM kept_apart", None)?
+            .to_array::<Pair>()?
+            .into_iter()
+            .map(|p| (p.key, p.value))
+            .collect())
+    }
+
+    fn keep_apart(&self, a: &str, b: &str) -> Result<()> {
+        self.sql().exec(
+            "INSERT OR IGNORE INTO kept_apart (a, b) VALUES (?, ?)",
+            vec![a.into(), b.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Creates the tables, and brings an object created by older code up to date: adds
+    /// the columns it lacks and computes its aggregate from its events.
+    fn ensure_schema(&self) -> Result<()> {
+        if self.ready.get() {
+            return Ok(());
+        }
+        let sql = self.sql();
+        sql.exec(SCHEMA, None)?;
+        if self.meta("schema")?.as_deref() != Some(SCHEMA_VERSION) {
+            for (table, column) in ADDED_COLUMNS {
+                let alter = ["ALTER TABLE ", table, " ADD COLUMN ", column, " TEXT"].concat();
+                if let Err(e) = sql.exec(&alter, None) {
+                    // New tables already have it.
+                    if !e.to_string().contains("duplicate column") {
+                        return Err(e);
+                    }
+                }
+            }
+            self.rebuild()?;
+            self.set_meta("schema", SCHEMA_VERSION)?;
+        }
+        self.ready.set(true);
+        Ok(())
+    }
+
+    fn aggregate(&self) -> Result<Aggregate> {
+        Ok(self
+            .meta("aggregate")?
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or_default())
+    }
+
+    fn save_aggregate(&self, aggregate: &Aggregate) -> Result<()> {
+        self.set_meta("aggregate", &to_json(aggregate)?)
+    }
+
+    /// Recomputes the traits and the aggregate from the stored events (after a merge, an
+    /// unmerge or a schema upgrade; rare, so reading every event is fine).
+    fn rebuild(&self) -> Result<()> {
+        let sql = self.sql();
+        sql.exec("DELETE FROM traits", None)?;
+        let rows: Vec<FactRow> = sql
+            .exec(
+                "SELECT message_id, type, name, timestamp, body, source FROM events ORDER BY timestamp, rowid",
+                None,
+            )?
+            .to_array()?;
+        let mut aggregate = Aggregate::default();
+        for row in &rows {
+            let body: Map<String, Value> = serde_json::from_str(&row.body).unwrap_or_default();
+            self.take_in(&mut aggregate, row, &body)?;
+        }
+        self.save_aggregate(&aggregate)
+    }
+
+    /// What one newly stored event changes: its traits (identify, group) and the aggregate.
+    fn take_in(
+        &self,
+        aggregate: &mut Aggregate,
+        row: &FactRow,
+        body: &Map<String, Value>,
+    ) -> Result<()> {
+        if matches!(row.r#type.as_str(), "identify" | "group") {
+            if let Some(Value::Object(traits)) = body.get("traits") {
+                for (key, value) in traits {
+                    self.put_trait(
+                        key,
+                        &value.to_string(),
+                        row.timestamp,
+                        row.source.as_deref(),
+                        &row.message_id,
+                    )?;
+                }
+            }
+        }
+        aggregate.add(&computed::Fact {
+            kind: &row.r#type,
+            name: row.name.as_deref(),
+            timestamp: row.timestamp,
+            body,
+        });
+        Ok(())
+    }
+
+    /// The profile's summary for the directory: identifiers by kind, traits, computed traits.
+    fn summary(&self) -> Result<Option<Value>> {
+        if self.meta("merged_into")?.is_some() {
+            return Ok(None);
+        }
+        let identities = self.identities()?;
+        if identities.is_empty() {
+            return Ok(None);
+        }
+        let mut identifiers: Map<String, Value> = Map::new();
+        for r in identities {
+            if let Value::Array(values) = identifiers
+                .entry(r.kind)
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                values.push(Value::String(r.value));
+            }
+        }
+        Ok(Some(json!({
+            "id": self.meta("id")?.unwrap_or_default(),
+            "identifiers": identifiers,
+            "traits": self.traits()?.0,
+            "computed": self.computed()?,
+            "updatedAt": cdp_protocol::time::format_rfc3339(worker::Date::now().as_millis() as i64),
+        })))
+    }
+
+    /// Sends the summary to the directory (or takes the profile out of it), and sets an
+    /// alarm for when the cart turns abandoned, so the directory hears of it then.
+    async fn publish(&self) -> Result<()> {
+        let Some(id) = self.meta("id")? else {
+            return Ok(());
+        };
+        match self.summary()? {
+            Some(doc) => directory::put(&self.env, &id, doc).await?,
+            None => directory::remove(&self.env, &id).await?,
+        }
+        let now = worker::Date::now().as_millis() as i64;
+        let abandon_after = config::abandon_after_ms(&self.env);
+        if let Some(at) = self
+            .aggregate()?
+            .abandons_at(abandon_after)
+            .filter(|at| *at > now)
+        {
+            self.state.storage().set_alarm(at + 1_000).await?;
+        }
+        Ok(())
+    }
+
+    /// The events as links of identifiers, for the pure unmerge.
+    fn split(&self, ask: &SplitAsk) -> Result<Option<Split>> {
+        let sql = self.sql();
+        let rows: Vec<EventRow> = sql
+            .exec(
+                "SELECT message_id, type, name, timestamp, received_at, body, source FROM events",
+                None,
+            )?
+            .to_array()?;
+        let links: Vec<Link> = rows
+            .iter()
+            .filter_map(|r| {
+                let body: Map<String, Value> = serde_json::from_str(&r.body).ok()?;
+                let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+                let event = Event {
+                    kind: EventType::parse(&r.r#type)?,
+                    message_id: r.message_id.clone(),
+                    anonymous_id: text("anonymousId"),
+                    user_id: text("userId"),
+                    name: r.name.clone(),
+                    timestamp: r.timestamp,
+                    received_at: r.received_at,
+                    body,
+                };
+                let ids = identifiers_of(&event)
+                    .into_iter()
+                    .filter(|id| ask.rules.admits(id))
+                    .collect();
+                Some(Link {
+                    at: r.timestamp,
+                    message_id: r.message_id.clone(),
+                    ids,
+                })
+            })
+            .collect();
+        let Some(split) = cdp_protocol::identity::unmerge(&links, &ask.detach, &ask.rules) else {
+            return Ok(None);
+        };
+        let rows_of = |ids: &BTreeMap<Identifier, cdp_protocol::identity::Cause>| {
+            ids.iter()
+                .map(|(id, cause)| IdentityRow {
+                    kind: id.kind.clone(),
+                    value: id.value.clone(),
+                    first_seen: cause.at,
+                    message_id: cause.message_id.clone(),
+                    via: cause.via.as_ref().map(Identifier::key),
+                })
+                .collect()
+        };
+        Ok(Some(Split {
+            anchor: split.anchor.key(),
+            moved: rows_of(&split.moved),
+            kept: rows_of(&split.kept),
+            events: rows
+                .into_iter()
+                .filter(|r| split.moved_events.contains(&r.message_id))
+                .collect(),
+        }))
+    }
+
+    /// Lets the moved part of an unmerge go: its events and identifiers leave, the kept
+    /// identifiers get their new causes, traits and aggregate are rebuilt, and it is logged.
+    fn detach(&self, detach: &Detach) -> Result<()> {
+        let sql = self.sql();
+        for id in &detach.message_ids {
+            sql.exec(
+                "DELETE FROM events WHERE message_id = ?",
+                vec![id.as_str().into()],
+            )?;
+        }
+        sql.exec("DELETE FROM identity", None)?;
+        for row in &detach.kept {
+            self.link(row)?;
+        }
+        self.rebuild()?;
+        self.keep_apart(&detach.identifier, &detach.anchor)?;
+        sql.exec(
+            "INSERT INTO unmerge_log (at, identifier, kept_apart_from, profile, identifiers) VALUES (?, ?, ?, ?, ?)",
+            vec![
+                (worker::Date::now().as_millis() as i64).into(),
+                detach.identifier.as_str().into(),
+                detach.anchor.as_str().into(),
+                detach.into.as_str().into(),
+                detach.moved.join(" ").into(),
+            ],
+        )?;
+        Ok(())
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -398,6 +835,7 @@ impl ProfileStore {
         Ok(Holding {
             merged_into: self.meta("merged_into")?,
             ids,
+            apart: self.kept_apart()?,
         })
     }
 
@@ -406,7 +844,7 @@ impl ProfileStore {
         Ok(Dump {
             events: sql
                 .exec(
-                    "SELECT message_id, type, name, timestamp, received_at, body FROM events",
+                    "SELECT message_id, type, name, timestamp, received_at, body, source FROM events",
                     None,
                 )?
                 .to_array()?,
@@ -416,19 +854,18 @@ impl ProfileStore {
                     None,
                 )?
                 .to_array()?,
-            traits: sql
-                .exec("SELECT key, value, timestamp FROM traits", None)?
-                .to_array()?,
+            apart: self.kept_apart()?,
         })
     }
 
-    /// Takes in a merged profile: events by `messageId` once, identifiers with their
-    /// earliest cause, traits by event time. Writing it twice changes nothing.
+    /// Takes in a merged profile (or the part an unmerge splits off): events by
+    /// `messageId` once, identifiers with their earliest cause, then traits and computed
+    /// traits rebuilt from all events. Writing it twice changes nothing.
     fn absorb(&self, absorb: Absorb) -> Result<()> {
         let sql = self.sql();
         for e in &absorb.dump.events {
             sql.exec(
-                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     e.message_id.as_str().into(),
                     e.r#type.as_str().into(),
@@ -436,14 +873,21 @@ impl ProfileStore {
                     e.timestamp.into(),
                     e.received_at.into(),
                     e.body.as_str().into(),
+                    e.source.clone().into(),
                 ],
             )?;
         }
         for row in &absorb.dump.identity {
             self.link(row)?;
         }
-        for t in &absorb.dump.traits {
-            self.put_trait(&t.key, &t.value, t.timestamp)?;
+        for (a, b) in &absorb.dump.apart {
+            self.keep_apart(a, b)?;
+        }
+        self.rebuild()?;
+        if let Some(me) = &absorb.split_into {
+            self.set_meta("id", me)?;
+            self.set_meta("split_from", &absorb.from)?;
+            return Ok(());
         }
         let already = sql
             .exec(
@@ -474,18 +918,19 @@ impl ProfileStore {
 
     /// Stores events not seen before. No `await` between the writes, so the runtime
     /// commits them together: a crash cannot leave half a batch.
-    fn store(&self, events: &[Event]) -> Result<IngestReport> {
+    fn store(&self, events: &[Event], sources: &BTreeMap<String, String>) -> Result<IngestReport> {
         let sql = self.sql();
         let mut report = IngestReport {
             stored: 0,
             duplicates: 0,
         };
+        let mut aggregate = self.aggregate()?;
         for event in events {
-            let body = serde_json::to_string(&event.body)
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let body = to_json(&event.body)?;
+            let source = sources.get(&event.message_id).cloned();
             let cursor = sql.exec(
-                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     event.message_id.as_str().into(),
                     event.kind.as_str().into(),
@@ -493,6 +938,7 @@ impl ProfileStore {
                     event.timestamp.into(),
                     event.received_at.into(),
                     body.into(),
+                    source.clone().into(),
                 ],
             )?;
             // Drain the cursor so the statement runs before rows_written is read.
@@ -502,26 +948,67 @@ impl ProfileStore {
                 continue;
             }
             report.stored += 1;
-            if matches!(event.kind, EventType::Identify | EventType::Group) {
-                if let Some(Value::Object(traits)) = event.body.get("traits") {
-                    for (key, value) in traits {
-                        self.put_trait(key, &value.to_string(), event.timestamp)?;
-                    }
-                }
-            }
+            let row = FactRow {
+                message_id: event.message_id.clone(),
+                r#type: event.kind.as_str().to_owned(),
+                name: event.name.clone(),
+                timestamp: event.timestamp,
+                body: String::new(),
+                source,
+            };
+            self.take_in(&mut aggregate, &row, &event.body)?;
         }
+        self.save_aggregate(&aggregate)?;
         Ok(report)
     }
 
-    /// Latest value by event time wins, so late-arriving old events cannot overwrite news.
-    fn put_trait(&self, key: &str, value: &str, timestamp: i64) -> Result<()> {
+    /// Latest value by event time wins, so late-arriving old events cannot overwrite news;
+    /// each value keeps the source and the event it came from.
+    fn put_trait(
+        &self,
+        key: &str,
+        value: &str,
+        timestamp: i64,
+        source: Option<&str>,
+        message_id: &str,
+    ) -> Result<()> {
         self.sql().exec(
-            "INSERT INTO traits (key, value, timestamp) VALUES (?, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp
+            "INSERT INTO traits (key, value, timestamp, source, message_id) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
+               source = excluded.source, message_id = excluded.message_id
              WHERE excluded.timestamp >= traits.timestamp",
-            vec![key.into(), value.into(), timestamp.into()],
+            vec![
+                key.into(),
+                value.into(),
+                timestamp.into(),
+                source.map(str::to_owned).into(),
+                message_id.into(),
+            ],
         )?;
         Ok(())
+    }
+
+    /// The traits, and where each value came from: `(traits, sources)`.
+    fn traits(&self) -> Result<(Map<String, Value>, Map<String, Value>)> {
+        let rows = self
+            .sql()
+            .exec(
+                "SELECT key, value, timestamp, source, message_id FROM traits ORDER BY key",
+                None,
+            )?
+            .to_array::<TraitRow>()?;
+        let mut traits = Map::new();
+        let mut sources = Map::new();
+        for r in rows {
+            sources.insert(
+                r.key.clone(),
+                json!({"updatedAt": cdp_protocol::time::format_rfc3339(r.timestamp),
+                       "source": r.source, "messageId": r.message_id}),
+            );
+            let value = serde_json::from_str(&r.value).unwrap_or(Value::String(r.value));
+            traits.insert(r.key, value);
+        }
+        Ok((traits, sources))
     }
 
     fn identities(&self) -> Result<Vec<IdentityRow>> {
@@ -544,20 +1031,7 @@ impl ProfileStore {
             .iter()
             .map(|r| json!({"type": r.kind, "value": r.value}))
             .collect();
-        let traits: Map<String, Value> = sql
-            .exec(
-                "SELECT key, value, timestamp FROM traits ORDER BY key",
-                None,
-            )?
-            .to_array::<TraitRow>()?
-            .into_iter()
-            .map(|r| {
-                (
-                    r.key,
-                    serde_json::from_str(&r.value).unwrap_or(Value::String(r.value)),
-                )
-            })
-            .collect();
+        let (traits, trait_sources) = self.traits()?;
         let events: Vec<Value> = sql
             .exec(
                 "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, rowid DESC LIMIT ?",
@@ -571,6 +1045,7 @@ impl ProfileStore {
             "id": self.meta("id")?.unwrap_or_default(),
             "identifiers": identifiers,
             "traits": traits,
+            "traitSources": trait_sources,
             "computedTraits": self.computed()?,
             "eventCount": total,
             "events": events,
@@ -666,7 +1141,8 @@ impl ProfileStore {
             .map(|r| [r.kind.as_str(), ":", &r.value].concat())
             .collect();
         sql.exec(
-            "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM merge_log;",
+            "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM merge_log;
+             DELETE FROM unmerge_log; DELETE FROM kept_apart; DELETE FROM meta WHERE key IN ('aggregate', 'split_from');",
             None,
         )?;
         self.set_meta("erased_at", &worker::Date::now().as_millis().to_string())?;
@@ -676,33 +1152,12 @@ impl ProfileStore {
         })
     }
 
-    /// The computed traits, from every stored event by event time (so duplicates, stored
-    /// once, and late events cannot skew them).
+    /// The computed traits, from the aggregate kept as events are stored.
     fn computed(&self) -> Result<computed::Computed> {
-        let rows: Vec<FactRow> = self
-            .sql()
-            .exec("SELECT type, name, timestamp, body FROM events", None)?
-            .to_array()?;
-        let bodies: Vec<Map<String, Value>> = rows
-            .iter()
-            .map(|r| serde_json::from_str(&r.body).unwrap_or_default())
-            .collect();
-        let facts: Vec<computed::Fact> = rows
-            .iter()
-            .zip(&bodies)
-            .map(|(r, body)| computed::Fact {
-                kind: &r.r#type,
-                name: r.name.as_deref(),
-                timestamp: r.timestamp,
-                body,
-            })
-            .collect();
         let now = worker::Date::now().as_millis() as i64;
-        Ok(computed::compute(
-            &facts,
-            now,
-            computed::DEFAULT_ABANDON_AFTER_MS,
-        ))
+        Ok(self
+            .aggregate()?
+            .traits(now, config::abandon_after_ms(&self.env)))
     }
 
     /// Why each identifier belongs here, and which profiles were merged in.
@@ -734,8 +1189,24 @@ impl ProfileStore {
             .map(|m| json!({"at": cdp_protocol::time::format_rfc3339(m.at), "absorbed": m.absorbed, "messageId": m.message_id,
                             "identifiers": m.identifiers.split(' ').collect::<Vec<_>>()}))
             .collect();
-        Ok(Some(
-            json!({"id": self.meta("id")?.unwrap_or_default(), "identifiers": why, "merges": merges}),
-        ))
+        let unmerges: Vec<Value> = self
+            .sql()
+            .exec(
+                "SELECT at, identifier, kept_apart_from, profile, identifiers FROM unmerge_log ORDER BY at",
+                None,
+            )?
+            .to_array::<UnmergeRow>()?
+            .into_iter()
+            .map(|u| json!({"at": cdp_protocol::time::format_rfc3339(u.at), "identifier": u.identifier,
+                            "keptApartFrom": u.kept_apart_from, "movedTo": u.profile,
+                            "identifiers": u.identifiers.split(' ').collect::<Vec<_>>()}))
+            .collect();
+        Ok(Some(json!({
+            "id": self.meta("id")?.unwrap_or_default(),
+            "identifiers": why,
+            "merges": merges,
+            "unmerges": unmerges,
+            "splitFrom": self.meta("split_from")?,
+        })))
     }
 }

@@ -28,7 +28,7 @@ pub struct Routed {
 
 /// A new profile's id, derived from the event and identifier that created it, so a retry
 /// of the same delivery creates the same profile rather than a second one.
-fn new_profile_id(message_id: &str, id: &Identifier) -> String {
+pub fn new_profile_id(message_id: &str, id: &Identifier) -> String {
     let text = [message_id, "\u{1f}", &id.key()].concat();
     let fnv = |seed: u64| {
         text.bytes().fold(seed, |h, b| {
@@ -42,11 +42,21 @@ fn new_profile_id(message_id: &str, id: &Identifier) -> String {
     )
 }
 
+/// The identifier named by an index key, `kind:value`.
+fn from_key(key: &str) -> Option<Identifier> {
+    let (kind, value) = key.split_once(':')?;
+    Some(Identifier {
+        kind: kind.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
 /// Follows forwards of merged profiles to the profile that holds the person now.
 async fn current(
     env: &Env,
     profile: &str,
     holdings: &mut BTreeMap<String, BTreeSet<Identifier>>,
+    rules: &mut Rules,
 ) -> Result<String> {
     let mut profile = profile.to_owned();
     for _ in 0..8 {
@@ -58,6 +68,11 @@ async fn current(
             Some(next) => profile = next,
             None => {
                 holdings.insert(profile.clone(), held.ids.into_iter().collect());
+                rules.separate.extend(
+                    held.apart
+                        .iter()
+                        .filter_map(|(a, b)| Some((from_key(a)?, from_key(b)?))),
+                );
                 return Ok(profile);
             }
         }
@@ -75,7 +90,15 @@ pub async fn resolve(
 ) -> Result<Routed> {
     // Oldest first; a stable sort keeps the arrival order of events of the same millisecond.
     events.sort_by_key(|e| e.timestamp);
-    let ids_of: Vec<Vec<Identifier>> = events.iter().map(identifiers_of).collect();
+    let ids_of: Vec<Vec<Identifier>> = events
+        .iter()
+        .map(|e| {
+            identifiers_of(e)
+                .into_iter()
+                .filter(|id| rules.admits(id))
+                .collect()
+        })
+        .collect();
     let keys: Vec<String> = ids_of
         .iter()
         .flatten()
@@ -85,6 +108,8 @@ pub async fn resolve(
         .collect();
     let known = identity_index::lookup(env, &keys, true).await?;
     let suppressed: BTreeSet<String> = known.suppressed.into_iter().collect();
+    // The rules, plus the pairs the involved profiles were told to keep apart (unmerges).
+    let mut rules = rules.clone();
     let indexed = known.profiles;
 
     let mut holdings: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
@@ -92,7 +117,7 @@ pub async fn resolve(
     let mut repoint: BTreeMap<String, String> = BTreeMap::new();
     for id in ids_of.iter().flatten() {
         if let Some(profile) = indexed.get(&id.key()) {
-            let now = current(env, profile, &mut holdings).await?;
+            let now = current(env, profile, &mut holdings, &mut rules).await?;
             if &now != profile {
                 repoint.insert(id.key(), now.clone());
             }
@@ -100,6 +125,7 @@ pub async fn resolve(
         }
     }
 
+    let rules = &rules;
     let mut routed = Routed::default();
     for (event, ids) in events.into_iter().zip(ids_of) {
         if ids.is_empty() {

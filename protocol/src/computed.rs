@@ -222,6 +222,12 @@ impl Aggregate {
         }
     }
 
+    /// When the cart, as it is now, will count as abandoned (`None`: no cart since the
+    /// latest order), so the store can refresh what it publishes then.
+    pub fn abandons_at(&self, abandon_after: Millis) -> Option<Millis> {
+        self.cart.last().map(|c| c.0 + abandon_after)
+    }
+
     fn last_order_at(&self) -> Option<Millis> {
         self.orders.values().map(|o| o.at).max()
     }
@@ -303,8 +309,8 @@ mod tests {
         value.as_object().cloned().unwrap_or_default()
     }
 
-    fn run(events: &[Row], now: Millis) -> Computed {
-        let facts: Vec<Fact> = events
+    fn facts(events: &[Row]) -> Vec<Fact<'_>> {
+        events
             .iter()
             .map(|(kind, name, timestamp, body)| Fact {
                 kind,
@@ -312,8 +318,11 @@ mod tests {
                 timestamp: *timestamp,
                 body,
             })
-            .collect();
-        compute(&facts, now, DEFAULT_ABANDON_AFTER_MS)
+            .collect()
+    }
+
+    fn run(events: &[Row], now: Millis) -> Computed {
+        compute(&facts(events), now, DEFAULT_ABANDON_AFTER_MS)
     }
 
     fn shop() -> Vec<Row> {
@@ -430,18 +439,11 @@ mod tests {
         let again = run(&events, 100_000_000);
         assert_eq!((again.order_count, again.total_revenue), (1, 118.0));
     }
+
     #[test]
     fn the_aggregate_is_the_same_for_any_order_and_survives_storage() {
         let events = shop();
-        let facts: Vec<Fact> = events
-            .iter()
-            .map(|(kind, name, timestamp, body)| Fact {
-                kind,
-                name: *name,
-                timestamp: *timestamp,
-                body,
-            })
-            .collect();
+        let facts = facts(&events);
         let now = 100_000_000;
         let expected = compute(&facts, now, DEFAULT_ABANDON_AFTER_MS);
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;

@@ -33,8 +33,9 @@ function freePort() {
 }
 
 /** Starts the Worker under `wrangler dev`; resolves to { url, stop } once it answers.
- * `config` runs another wrangler.toml instead (the benchmark's empty baseline). */
-export async function startWorker({ config } = {}) {
+ * `config` runs another wrangler.toml instead (the benchmark's empty baseline); `vars` sets
+ * more Worker variables. */
+export async function startWorker({ config, vars = {} } = {}) {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
   const child = spawn(
@@ -42,6 +43,7 @@ export async function startWorker({ config } = {}) {
     ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
       '--var', `SOURCES:${JSON.stringify(SOURCES)}`, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
       '--var', 'ENVIRONMENT:development',
+      ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
       '--show-interactive-dev-session=false', '--log-level', 'warn'],
     // Its own process group, so stopping it also stops workerd and the build it spawns.
     { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],

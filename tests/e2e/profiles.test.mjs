@@ -1,13 +1,16 @@
 // Identity resolution in the profile store, against the Worker under `wrangler dev`:
 // anonymous browsing then login, two devices of one user, the shared-device guard, blocked
-// values, and the explanation of why each identifier belongs to a profile.
+// values (built in and the workspace's own), the explanation of why each identifier belongs
+// to a profile, unmerge, search, and where each trait value came from.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { admin, eventually, sendBatch, startWorker } from './harness.mjs';
 
 let worker;
 
-before(async () => { worker = await startWorker(); });
+// The workspace's own rules: one more blocked value (a test address the shop's staff use).
+const RULES = { blocked: ['test@example.com'] };
+before(async () => { worker = await startWorker({ vars: { IDENTITY_RULES: JSON.stringify(RULES) } }); });
 after(async () => { await worker?.stop(); });
 
 const at = (minutes) => new Date(Date.UTC(2026, 10, 20, 10, minutes)).toISOString();
@@ -69,6 +72,13 @@ test('the same user on a second device ends in the same profile with both histor
   assert.equal(explained.body.merges.length, 1, 'one merge, logged');
   assert.equal(explained.body.merges[0].messageId, 'd-4');
   assert.deepEqual(explained.body.merges[0].identifiers, ['anonymousId:phone']);
+
+  // The directory lists the merged profile once, and not the one merged into it.
+  const listed = await eventually(async () => {
+    const { body } = await admin(worker.url, `/v1/profiles?where=${encodeURIComponent('identifiers.anonymousId~"phone"')}`);
+    return body.profiles?.length === 1 && body.profiles[0].identifiers.userId ? body : null;
+  });
+  assert.equal(listed.profiles[0].id, profile.id);
 });
 
 test('a second user on a shared device starts a new profile instead of merging two people', async () => {
@@ -168,6 +178,8 @@ test('export returns everything held; erasure removes the person everywhere and 
   }
   assert.equal((await admin(worker.url, `/v1/profiles/${profile.id}`)).status, 404);
   assert.equal((await admin(worker.url, `/v1/profiles/${profile.id}/export`)).status, 404);
+  const search = await admin(worker.url, `/v1/profiles?where=${encodeURIComponent('identifiers.userId~erase-user')}`);
+  assert.deepEqual(search.body.profiles, [], 'gone from the directory');
 
   // Later events with those identifiers are dropped: the person is not re-created.
   await sendBatch(worker.url, [{ type: 'track', event: 'Came Back', userId: 'erase-user', messageId: 'x-3', timestamp: at(62) },
@@ -211,4 +223,103 @@ test('an offline import of customers and orders lands idempotently, with per-row
   assert.equal(settled.eventCount, 2, 'imported once, however often the file is sent');
   assert.equal(settled.computedTraits.totalRevenue, 42.5);
   assert.equal(settled.traits.name, 'Doe, Jo');
+});
+
+test('a value the workspace blocks links nothing', async () => {
+  await sendBatch(worker.url, [
+    { type: 'identify', anonymousId: 'staff-1', messageId: 'w-1', timestamp: at(80), traits: { email: 'Test@Example.com' } },
+    { type: 'identify', anonymousId: 'staff-2', messageId: 'w-2', timestamp: at(81), traits: { email: 'test@example.com' } },
+  ]);
+  const a = await profileWith('anonymousId', 'staff-1', 1);
+  const b = await profileWith('anonymousId', 'staff-2', 1);
+  assert.notEqual(a.id, b.id);
+  assert.deepEqual(ids(a), ['anonymousId:staff-1']);
+});
+
+test('each trait value keeps its source and time', async () => {
+  await sendBatch(worker.url, [
+    { type: 'identify', userId: 'traced', messageId: 't-1', timestamp: at(90), traits: { plan: 'free', city: 'Oslo' } },
+    { type: 'identify', userId: 'traced', messageId: 't-2', timestamp: at(92), traits: { plan: 'pro' } },
+  ]);
+  const profile = await profileWith('userId', 'traced', 2);
+  assert.deepEqual(profile.traits, { plan: 'pro', city: 'Oslo' });
+  assert.equal(profile.traitSources.plan.messageId, 't-2');
+  assert.equal(profile.traitSources.plan.source, 'Demo shop');
+  assert.equal(profile.traitSources.city.messageId, 't-1');
+  assert.ok(Math.abs(Date.parse(profile.traitSources.plan.updatedAt) - Date.parse(at(92))) < 1000);
+});
+
+test('unmerge splits a wrongly joined identifier off with its own history, and it stays apart', async () => {
+  // Bob typed his email on Alice's laptop; his phone browsing then came in through it.
+  await sendBatch(worker.url, [
+    { type: 'identify', anonymousId: 'alice-laptop', userId: 'alice-u', messageId: 'u-1', timestamp: at(100), traits: { name: 'Alice' } },
+    { type: 'identify', anonymousId: 'alice-laptop', messageId: 'u-2', timestamp: at(101), traits: { email: 'bob@example.org', name: 'Bob' } },
+  ]);
+  await profileWith('userId', 'alice-u', 2);
+  await sendBatch(worker.url, [
+    { type: 'identify', anonymousId: 'bob-phone', messageId: 'u-3', timestamp: at(102), traits: { email: 'bob@example.org' } },
+    { type: 'track', event: 'Order Completed', anonymousId: 'bob-phone', messageId: 'u-4', timestamp: at(103), properties: { order_id: 'B-1', revenue: 80 } },
+  ]);
+  const joined = await profileWith('userId', 'alice-u', 4);
+  assert.deepEqual(ids(joined), ['anonymousId:alice-laptop', 'anonymousId:bob-phone', 'email:bob@example.org', 'userId:alice-u']);
+
+  const post = (id, body) => fetch(`${worker.url}/v1/profiles/${id}/unmerge`, { method: 'POST',
+    headers: { Authorization: 'Bearer demo-admin-token', 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal((await post(joined.id, { type: 'email', value: 'nobody@example.org' })).status, 409);
+  assert.equal((await post(joined.id, { type: 'email', value: 'null' })).status, 400);
+  const answer = await post(joined.id, { type: 'email', value: ' BOB@example.org' });
+  assert.equal(answer.status, 200);
+  const { detail } = await answer.json();
+  assert.deepEqual(detail.movedIdentifiers.sort(), ['anonymousId:bob-phone', 'email:bob@example.org']);
+  assert.equal(detail.keptApartFrom, 'userId:alice-u');
+
+  const alice = (await lookup('userId', 'alice-u')).body;
+  const bob = (await lookup('email', 'bob@example.org')).body;
+  assert.equal(alice.id, joined.id);
+  assert.equal(bob.id, detail.newProfile);
+  assert.deepEqual(ids(alice), ['anonymousId:alice-laptop', 'userId:alice-u']);
+  assert.deepEqual(alice.events.map((e) => e.messageId), ['u-1']);
+  assert.deepEqual(bob.events.map((e) => e.messageId).sort(), ['u-2', 'u-3', 'u-4']);
+  assert.equal(alice.traits.name, 'Alice', 'traits rebuilt from the events that stayed');
+  assert.equal(bob.traits.name, 'Bob');
+  assert.equal(alice.computedTraits.orderCount, 0);
+  assert.equal(bob.computedTraits.totalRevenue, 80);
+  const explained = (await admin(worker.url, `/v1/profiles/${alice.id}/explain`)).body;
+  assert.equal(explained.unmerges[0].identifier, 'email:bob@example.org');
+  assert.equal(explained.unmerges[0].movedTo, bob.id);
+
+  // The same link again does not join them: the pair is kept apart.
+  await sendBatch(worker.url, [{ type: 'identify', anonymousId: 'alice-laptop', userId: 'alice-u', messageId: 'u-5', timestamp: at(104), traits: { email: 'bob@example.org' } }]);
+  await profileWith('userId', 'alice-u', 2);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.notEqual((await lookup('userId', 'alice-u')).body.id, (await lookup('email', 'bob@example.org')).body.id);
+  const audit = (await admin(worker.url, '/v1/audit')).body;
+  assert.ok(audit.some((e) => e.action === 'unmerge' && e.profile === alice.id));
+});
+
+test('profiles are listed and searched by trait and computed trait, paged', async () => {
+  const spender = (n, revenue, plan) => [
+    { type: 'identify', userId: `spender-${n}`, messageId: `q-${n}-1`, timestamp: at(110), traits: { plan, segment: 'search-test' } },
+    { type: 'track', event: 'Order Completed', userId: `spender-${n}`, messageId: `q-${n}-2`, timestamp: at(111), properties: { order_id: `Q-${n}`, revenue } },
+  ];
+  await sendBatch(worker.url, [...spender(1, 900, 'pro'), ...spender(2, 50, 'pro'), ...spender(3, 600, 'free')]);
+  await profileWith('userId', 'spender-3', 2);
+  const search = (query) => admin(worker.url, `/v1/profiles?${query}`);
+  const found = await eventually(async () => {
+    const { body } = await search('where=traits.segment=search-test&where=computed.totalRevenue>500');
+    return body.profiles?.length === 2 ? body : null;
+  });
+  assert.deepEqual(found.profiles.map((p) => p.identifiers.userId[0]).sort(), ['spender-1', 'spender-3']);
+  const pro = (await search('where=traits.segment=search-test&where=traits.plan=pro&where=computed.orderCount>=1')).body;
+  assert.deepEqual(pro.profiles.map((p) => p.identifiers.userId[0]).sort(), ['spender-1', 'spender-2']);
+  const email = (await search(`where=${encodeURIComponent('identifiers.userId~SPENDER-')}&limit=2`)).body;
+  assert.equal(email.profiles.length, 2);
+  const rest = (await search(`where=${encodeURIComponent('identifiers.userId~spender-')}&limit=2&cursor=${email.nextCursor}`)).body;
+  assert.equal(rest.profiles.length, 1, 'the second page');
+  assert.equal(rest.nextCursor, null);
+  const all = (await search('limit=200')).body;
+  assert.ok(all.profiles.length >= 3, 'no condition lists every profile');
+  const bad = await search('where=computed.revenue>1');
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error.message, /no computed trait "revenue"/);
 });

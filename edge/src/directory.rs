@@ -1,0 +1,173 @@
+//! The profile directory: a searchable summary of every profile (identifiers, traits,
+//! computed traits), kept beside the profile partitions so that listing and searching never
+//! wake the profiles themselves.
+//!
+//! Partitioned by profile id over a fixed set of Durable Objects. Each profile publishes
+//! its summary after every change; a search asks every partition for its first matches
+//! after the cursor, in profile id order, and merges the answers.
+
+use cdp_protocol::search::{self, Param};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
+};
+
+use crate::config::DIRECTORY;
+use crate::{http, shard};
+
+/// How many objects share the directory.
+pub const SHARDS: u64 = 16;
+/// Most profiles one page returns.
+pub const MAX_PAGE: usize = 200;
+
+#[derive(Serialize, Deserialize, Default)]
+struct Call {
+    /// The profile (put, remove).
+    #[serde(default)]
+    id: String,
+    /// Its summary (put).
+    #[serde(default)]
+    doc: Value,
+    /// `where` conditions (search).
+    #[serde(default)]
+    conditions: Vec<String>,
+    /// Profiles after this id (search).
+    #[serde(default)]
+    after: String,
+    /// Page size (search).
+    #[serde(default)]
+    limit: usize,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Found {
+    #[serde(default)]
+    profiles: Vec<Summary>,
+}
+
+/// One profile as the directory lists it.
+#[derive(Serialize, Deserialize, Clone)]
+struct Summary {
+    id: String,
+    doc: String,
+}
+
+async fn call(env: &Env, shard: u64, path: &str, body: &Call) -> Result<Found> {
+    shard::post(env, DIRECTORY, "directory", shard, path, body).await
+}
+
+/// Records (or replaces) the summary of profile `id`.
+pub async fn put(env: &Env, id: &str, doc: Value) -> Result<()> {
+    let body = Call {
+        id: id.to_owned(),
+        doc,
+        ..Call::default()
+    };
+    call(env, shard::of(id, SHARDS), "/put", &body).await?;
+    Ok(())
+}
+
+/// Removes profile `id` (merged into another, or erased).
+pub async fn remove(env: &Env, id: &str) -> Result<()> {
+    let body = Call {
+        id: id.to_owned(),
+        ..Call::default()
+    };
+    call(env, shard::of(id, SHARDS), "/remove", &body).await?;
+    Ok(())
+}
+
+/// One page of profiles matching every condition, in profile id order after `after`;
+/// with the cursor of the next page, if there is one.
+pub async fn search(
+    env: &Env,
+    conditions: &[String],
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<String>)> {
+    let asks = (0..SHARDS).map(|s| {
+        let body = Call {
+            conditions: conditions.to_vec(),
+            after: after.to_owned(),
+            limit: limit + 1,
+            ..Call::default()
+        };
+        async move { call(env, s, "/search", &body).await }
+    });
+    let mut all: Vec<Summary> = Vec::new();
+    for answer in futures_util::future::join_all(asks).await {
+        all.extend(answer?.profiles);
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let more = all.len() > limit;
+    all.truncate(limit);
+    let next = all.last().filter(|_| more).map(|s| s.id.clone());
+    let docs = all
+        .into_iter()
+        .filter_map(|s| serde_json::from_str(&s.doc).ok())
+        .collect();
+    Ok((docs, next))
+}
+
+/// One partition of the directory.
+#[durable_object]
+pub struct ProfileDirectory {
+    state: State,
+}
+
+impl DurableObject for ProfileDirectory {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+            None,
+        )?;
+        let body: Call = req.json().await?;
+        match req.path().as_str() {
+            "/put" => {
+                sql.exec(
+                    "INSERT OR REPLACE INTO profiles (id, doc) VALUES (?, ?)",
+                    vec![body.id.into(), body.doc.to_string().into()],
+                )?;
+                http::json(200, &Found::default())
+            }
+            "/remove" => {
+                sql.exec("DELETE FROM profiles WHERE id = ?", vec![body.id.into()])?;
+                http::json(200, &Found::default())
+            }
+            "/search" => {
+                let mut conditions = Vec::new();
+                for text in &body.conditions {
+                    match search::parse(text) {
+                        Ok(c) => conditions.push(c),
+                        Err(e) => return http::error(400, "invalid_condition", &e.to_string()),
+                    }
+                }
+                let (clause, params) = search::to_sql(&conditions);
+                let mut bound: Vec<SqlStorageValue> = params
+                    .into_iter()
+                    .map(|p| match p {
+                        Param::Text(t) => t.into(),
+                        Param::Number(n) => n.into(),
+                    })
+                    .collect();
+                bound.push(body.after.into());
+                bound.push((body.limit.clamp(1, MAX_PAGE + 1) as i64).into());
+                let query = [
+                    "SELECT id, doc FROM profiles WHERE ",
+                    &clause,
+                    " AND id > ? ORDER BY id LIMIT ?",
+                ]
+                .concat();
+                let profiles = sql.exec(&query, bound)?.to_array::<Summary>()?;
+                http::json(200, &Found { profiles })
+            }
+            _ => http::error(404, "not_found", "no such directory route"),
+        }
+    }
+}
