@@ -202,6 +202,30 @@ pub async fn unmerge(mut req: Request, env: &Env, config: &Config, id: &str) -> 
     http::json(200, &serde_json::json!({"profile": id, "detail": detail}))
 }
 
+/// `GET /v1/import/{job}`: how far an offline import has got; for the admin token or the
+/// write key of a source (as for the import itself).
+pub async fn import_progress(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    job: &str,
+) -> Result<Response> {
+    let by_source = req
+        .headers()
+        .get("Authorization")?
+        .and_then(|h| cdp_protocol::auth::write_key_from_basic(&h))
+        .is_some_and(|k| config.sources.by_key(&k).is_some());
+    if !by_source {
+        if let Some(refusal) = refuse_unless_admin(&req, config)? {
+            return Ok(refusal);
+        }
+    }
+    match crate::import_job::progress(env, job).await? {
+        Some(progress) => http::json(200, &progress),
+        None => http::error(404, "job_not_found", &format!("no import job {job}")),
+    }
+}
+
 /// `GET /v1/audit`: every export and erasure, oldest first.
 pub async fn audit_log(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if let Some(refusal) = refuse_unless_admin(&req, config)? {

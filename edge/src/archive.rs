@@ -115,6 +115,7 @@ pub async fn replay(env: &Env, from: i64, to: i64) -> Result<ReplayReport> {
                     received_at,
                     body_bytes: usize::MAX,
                     replay: true,
+                    job: None,
                 };
                 queue::enqueue(env, origin, checked.accepted, Default::default()).await?;
             }

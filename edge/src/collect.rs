@@ -19,7 +19,7 @@ use worker::{Context, Date, Env, Request, Response, Result};
 use crate::compression::{gunzip, GunzipError};
 use crate::config::Config;
 use crate::stats::{self, Counts};
-use crate::{http, queue};
+use crate::{http, import_job, queue};
 
 /// Header that stands in for Cloudflare's request geography in local development only.
 pub const DEV_GEO_HEADER: &str = "X-CDP-Dev-Geo";
@@ -233,28 +233,50 @@ async fn collect(
         return Ok((http::json(400, &body)?, true));
     }
     let anonymous_id = keep.iter().find_map(|e| e.anonymous_id.clone());
+    let mut job = None;
     let kept = keep.len();
     if !keep.is_empty() {
         // The counters travel with the events; the consumer adds them once per delivery.
         let mut travelling = std::mem::take(counts);
         *travelling.entry("accepted".into()).or_default() += keep.len() as i64;
+        if offline {
+            job = Some(import_job::new_id()?);
+        }
         let origin = queue::Origin {
             source: &source.write_key,
             received_at,
             body_bytes,
             replay: false,
+            job: job.as_deref(),
         };
-        let queued = queue::enqueue(env, origin, keep, travelling).await;
-        if let Err(e) = queued {
-            worker::console_error!("enqueue failed: {e}");
-            let message = "the events could not be queued; retry later";
-            return Ok((http::error(503, "queue_unavailable", message)?, true));
+        match queue::enqueue(env, origin, keep, travelling).await {
+            Ok(chunks) => {
+                if let Some(job) = &job {
+                    let totals = [
+                        ("startedAt", received_at),
+                        (
+                            "rowErrors",
+                            (row_errors.len() + checked.rejected.len()) as i64,
+                        ),
+                        ("events", kept as i64),
+                        ("chunks", i64::from(chunks)),
+                    ];
+                    let totals = totals.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                    import_job::register(env, job, totals).await?;
+                }
+            }
+            Err(e) => {
+                worker::console_error!("enqueue failed: {e}");
+                let message = "the events could not be queued; retry later";
+                return Ok((http::error(503, "queue_unavailable", message)?, true));
+            }
         }
     }
     let mut response = if offline {
         let clean = checked.rejected.is_empty() && row_errors.is_empty();
+        let progress = job.as_ref().map(|j| ["/v1/import/", j].concat());
         let body = json!({"success": clean, "imported": kept, "rowErrors": rows_report(&row_errors),
-            "rejected": report(&checked.rejected)});
+            "rejected": report(&checked.rejected), "job": job, "progress": progress});
         http::json(if clean { 200 } else { 207 }, &body)?
     } else if checked.rejected.is_empty() {
         http::json(200, &json!({"success": true}))?

@@ -14,7 +14,7 @@ use worker::{Date, Env, MessageBatch, MessageExt, Result};
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counts};
-use crate::{archive, dedup, profile_store, resolver};
+use crate::{archive, dedup, import_job, profile_store, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
 ///
@@ -147,5 +147,14 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
         outcome?;
     }
     *counts.entry("delivered".into()).or_default() += delivered;
+    for (_, queued) in batches {
+        if let Some((job, chunk)) = &queued.job {
+            // Progress is a report, not delivery: a failure here is logged, not retried.
+            if let Err(e) = import_job::chunk_delivered(env, job, *chunk, queued.events.len()).await
+            {
+                worker::console_error!("import progress of {job} not recorded: {e}");
+            }
+        }
+    }
     Ok(())
 }

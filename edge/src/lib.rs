@@ -16,6 +16,7 @@ mod dedup;
 mod directory;
 mod http;
 mod identity_index;
+mod import_job;
 mod profile_store;
 mod queue;
 mod resolver;
@@ -63,6 +64,10 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
         (Method::Get, "/v1/profiles") => admin::search(req, &env, &config).await,
         (Method::Get, "/v1/stats") => admin::stats(req, &env, &config).await,
+        (Method::Get, p) if p.starts_with("/v1/import/") => {
+            let job = p.trim_start_matches("/v1/import/").to_owned();
+            admin::import_progress(req, &env, &config, &job).await
+        }
         (Method::Get, "/v1/audit") => admin::audit_log(req, &env, &config).await,
         (Method::Delete, p) if p.starts_with("/v1/profiles/") => {
             let id = p.trim_start_matches("/v1/profiles/").to_owned();

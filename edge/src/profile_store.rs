@@ -563,16 +563,18 @@ impl ProfileStore {
         let sql = self.sql();
         sql.exec(SCHEMA, None)?;
         if self.meta("schema")?.as_deref() != Some(SCHEMA_VERSION) {
+            let mut upgraded = false;
             for (table, column) in ADDED_COLUMNS {
-                let alter = ["ALTER TABLE ", table, " ADD COLUMN ", column, " TEXT"].concat();
-                if let Err(e) = sql.exec(&alter, None) {
-                    // New tables already have it.
-                    if !e.to_string().contains("duplicate column") {
-                        return Err(e);
-                    }
+                let probe = ["SELECT ", column, " FROM ", table, " LIMIT 0"].concat();
+                if sql.exec(&probe, None).is_err() {
+                    let alter = ["ALTER TABLE ", table, " ADD COLUMN ", column, " TEXT"].concat();
+                    sql.exec(&alter, None)?;
+                    upgraded = true;
                 }
             }
-            self.rebuild()?;
+            if upgraded {
+                self.rebuild()?;
+            }
             self.set_meta("schema", SCHEMA_VERSION)?;
         }
         self.ready.set(true);

@@ -29,6 +29,9 @@ pub struct QueuedBatch {
     /// counters per delivered batch instead of one per request.
     #[serde(default)]
     pub counts: Counts,
+    /// The offline import job and the chunk number this message is, for its progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<(String, u32)>,
 }
 
 /// Splits events into messages under the queue's size limit, in order. `source_bytes` is the
@@ -68,23 +71,27 @@ pub struct Origin<'a> {
     pub body_bytes: usize,
     /// Re-ingested from the archive.
     pub replay: bool,
+    /// The offline import job the events belong to.
+    pub job: Option<&'a str>,
 }
 
-/// Sends events durably into the queue; resolves once the queue has them all. `counts`
-/// travel with the first message.
+/// Sends events durably into the queue; resolves once the queue has them all, to the
+/// number of messages sent. `counts` travel with the first message.
 pub async fn enqueue(
     env: &Env,
     origin: Origin<'_>,
     events: Vec<Event>,
     mut counts: Counts,
-) -> Result<()> {
+) -> Result<u32> {
     let queue = env.queue(EVENTS)?;
     let Origin {
         source,
         received_at,
         body_bytes,
         replay,
+        job,
     } = origin;
+    let mut sent = 0;
     for chunk in split(events, body_bytes) {
         let message = QueuedBatch {
             source: source.to_owned(),
@@ -92,10 +99,12 @@ pub async fn enqueue(
             events: chunk,
             replay,
             counts: std::mem::take(&mut counts),
+            job: job.map(|j| (j.to_owned(), sent)),
         };
         let text =
             serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;
         queue.send(text).await?;
+        sent += 1;
     }
-    Ok(())
+    Ok(sent)
 }

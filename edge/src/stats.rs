@@ -80,6 +80,17 @@ impl DurableObject for StatsShard {
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
             None,
         )?;
+        if req.method() == Method::Post && req.path() == "/set" {
+            // Entries that are set, not added to (an import job's progress).
+            let entries: Counts = req.json().await?;
+            for (name, value) in entries {
+                sql.exec(
+                    "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
+                    vec![name.into(), value.into()],
+                )?;
+            }
+            return http::json(200, &serde_json::json!({"ok": true}));
+        }
         if req.method() == Method::Post {
             let counts: Counts = req.json().await?;
             for (name, value) in counts {

@@ -143,8 +143,33 @@ fn number(row: &Map<String, Value>, key: &str) -> Result<Option<f64>, String> {
     }
 }
 
+/// Columns that make the event rather than traits of the person.
+const RESERVED: [&str; 9] = [
+    "user_id",
+    "userId",
+    "timestamp",
+    "date",
+    "order_id",
+    "total",
+    "revenue",
+    "currency",
+    "products",
+];
+
+/// Columns about the person that an order row carries along.
+const PERSON: [&str; 7] = [
+    "email",
+    "phone",
+    "name",
+    "first_name",
+    "last_name",
+    "city",
+    "country",
+];
+
 /// Turns a row into an event: a row with `order_id` is an order, any other a customer.
-/// Identifiers: `user_id`, `email`, `phone`; at least one is needed.
+/// Identifiers: `user_id`, `email`, `phone`; at least one is needed. A customer's other
+/// columns become traits.
 fn event_of(row: &Map<String, Value>) -> Result<Value, String> {
     let user_id = text(row, "user_id").or_else(|| text(row, "userId"));
     let email = text(row, "email");
@@ -162,20 +187,15 @@ fn event_of(row: &Map<String, Value>) -> Result<Value, String> {
     }
     // The anonymousId slot carries the person for rows without a user id, so the event is
     // valid and its email or phone links it to the right profile.
-    let mut traits = Map::new();
-    for key in [
-        "email",
-        "phone",
-        "name",
-        "first_name",
-        "last_name",
-        "city",
-        "country",
-    ] {
-        if let Some(v) = text(row, key) {
-            traits.insert(key.into(), Value::String(v));
-        }
-    }
+    // A customer row's other columns are its traits (`plan`, `tier`, …); an order row
+    // carries only the person's identifiers and names.
+    let is_order = text(row, "order_id").is_some();
+    let traits: Map<String, Value> = row
+        .iter()
+        .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+        .filter(|(key, _)| !is_order || PERSON.contains(&key.as_str()))
+        .filter_map(|(key, _)| Some((key.clone(), Value::String(text(row, key)?))))
+        .collect();
     let mut event = match text(row, "order_id") {
         Some(order_id) => {
             let total = number(row, "total")?
@@ -239,5 +259,16 @@ mod tests {
         assert_eq!(out.events[0]["context"]["traits"]["email"], "b@example.com");
         let lines: Vec<usize> = out.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [3, 4, 5]);
+    }
+
+    #[test]
+    fn a_customers_other_columns_are_traits_and_an_orders_are_not() {
+        let csv = "user_id,plan,order_id,total,name\nu1,gold,,,Ada\nu1,gold,O-1,5,Ada\n";
+        let out = read(csv, true);
+        assert_eq!(out.events[0]["traits"]["plan"], "gold");
+        assert_eq!(out.events[0]["traits"]["name"], "Ada");
+        assert!(out.events[0]["traits"].get("user_id").is_none());
+        assert!(out.events[1]["context"]["traits"].get("plan").is_none());
+        assert_eq!(out.events[1]["context"]["traits"]["name"], "Ada");
     }
 }

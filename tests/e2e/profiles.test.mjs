@@ -223,6 +223,10 @@ test('an offline import of customers and orders lands idempotently, with per-row
   assert.equal(settled.eventCount, 2, 'imported once, however often the file is sent');
   assert.equal(settled.computedTraits.totalRevenue, 42.5);
   assert.equal(settled.traits.name, 'Doe, Jo');
+  const progress = await admin(worker.url, report.progress);
+  assert.equal(progress.status, 200);
+  assert.equal(progress.body.state, 'done');
+  assert.equal(progress.body.eventsDelivered, 2);
 });
 
 test('a value the workspace blocks links nothing', async () => {
@@ -322,4 +326,34 @@ test('profiles are listed and searched by trait and computed trait, paged', asyn
   const bad = await search('where=computed.revenue>1');
   assert.equal(bad.status, 400);
   assert.match(bad.body.error.message, /no computed trait "revenue"/);
+});
+
+// Last: locally every Durable Object shares workerd's one thread, and creating hundreds of
+// profiles at once holds up other requests for a while.
+test('a large import travels in chunks, and its progress is visible until done', async () => {
+  const rows = ['user_id,email,plan'];
+  for (let i = 0; i < 300; i += 1) rows.push(`bulk-${i},bulk-${i}@example.net,${'gold '.repeat(20).trim()}`);
+  const answer = await fetch(`${worker.url}/v1/import`, { method: 'POST',
+    headers: { 'Content-Type': 'text/csv', Authorization: `Basic ${btoa('demo-write-key:')}` }, body: rows.join('\n') });
+  assert.equal(answer.status, 200);
+  const { job, progress, imported } = await answer.json();
+  assert.equal(imported, 300);
+  assert.match(job, /^imp-/);
+  // The source's own write key may read it, as may the admin.
+  // While the consumer works, local workerd (one thread for the Worker and every Durable
+  // Object) answers late, and may drop a request: ask again rather than wait forever.
+  const read = () => fetch(`${worker.url}${progress}`, { headers: { Authorization: `Basic ${btoa('demo-write-key:')}` },
+    signal: AbortSignal.timeout(20_000) }).then((r) => r.json()).catch(() => null);
+  const first = await eventually(read, { timeout: 90_000, interval: 500 });
+  assert.ok(first.chunks > 1, `in chunks: ${JSON.stringify(first)}`);
+  assert.equal(first.events, 300);
+  const done = await eventually(async () => {
+    const p = await read();
+    return p?.state === 'done' ? p : null;
+  }, { timeout: 120_000, interval: 500 });
+  assert.equal(done.chunksDelivered, done.chunks);
+  assert.equal(done.eventsDelivered, 300);
+  assert.equal((await lookup('email', 'bulk-299@example.net')).body.traits.plan.startsWith('gold'), true);
+  assert.equal((await fetch(`${worker.url}${progress}`)).status, 401, 'not without a key');
+  assert.equal((await admin(worker.url, '/v1/import/imp-nothing')).status, 404);
 });
