@@ -8,7 +8,7 @@ RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size bench-tracker bench-collector clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size bench-tracker bench-collector bench-store clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -56,6 +56,9 @@ bench-tracker: $(TRACKER_OUT)
 
 bench-collector: build
 	@$(TOOLS); node bench/collector.mjs
+
+bench-store: build
+	@$(TOOLS); node bench/store.mjs
 
 clean:
 	rm -rf edge/build tracker/pkg www/cdp www/cdp.js
