@@ -11,15 +11,17 @@ use crate::{archive, directory, http, identity_index, profile_store, resolver, s
 /// Identifier kinds a profile can be looked up by.
 const LOOKUP_KINDS: [&str; 4] = ["userId", "email", "phone", "anonymousId"];
 
-/// `GET /v1/profiles/lookup?anonymousId=…` (or `userId=…`): the profile holding that identifier.
+/// `GET /v1/profiles/lookup?anonymousId=…` (or `userId=…`, or a declared kind such as
+/// `crm_id=…`): the profile holding that identifier.
 pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if let Some(refusal) = refuse_unless_admin(&req, config)? {
         return Ok(refusal);
     }
     let url = req.url()?;
-    let found = url
-        .query_pairs()
-        .find(|(k, v)| LOOKUP_KINDS.contains(&k.as_ref()) && !v.is_empty());
+    let found = url.query_pairs().find(|(k, v)| {
+        let declared = config.rules.identifiers.iter().any(|d| d == k);
+        (LOOKUP_KINDS.contains(&k.as_ref()) || declared) && !v.is_empty()
+    });
     let Some((kind, value)) = found else {
         return http::error(
             400,

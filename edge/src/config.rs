@@ -63,6 +63,11 @@ impl Config {
                     .map_err(|_| format!("{name} must be a number of bytes, not {v:?}"))
             })
         };
+        let mut rules =
+            read("IDENTITY_RULES").map_or_else(|| Ok(Rules::default()), |r| Rules::parse(&r))?;
+        rules
+            .declare(&sources.identifier_kinds())
+            .map_err(|e| format!("SOURCES: {e}"))?;
         Ok(Self {
             sources,
             admin_token,
@@ -70,8 +75,7 @@ impl Config {
                 max_event_bytes: size("MAX_EVENT_BYTES", defaults.max_event_bytes)?,
                 max_batch_bytes: size("MAX_BATCH_BYTES", defaults.max_batch_bytes)?,
             },
-            rules: read("IDENTITY_RULES")
-                .map_or_else(|| Ok(Rules::default()), |r| Rules::parse(&r))?,
+            rules,
             development: read("ENVIRONMENT").as_deref() == Some("development"),
         })
     }

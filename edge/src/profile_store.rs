@@ -713,7 +713,7 @@ impl ProfileStore {
                     received_at: r.received_at,
                     body,
                 };
-                let ids = identifiers_of(&event)
+                let ids = identifiers_of(&event, &ask.rules.identifiers)
                     .into_iter()
                     .filter(|id| ask.rules.admits(id))
                     .collect();

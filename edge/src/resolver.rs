@@ -93,7 +93,7 @@ pub async fn resolve(
     let ids_of: Vec<Vec<Identifier>> = events
         .iter()
         .map(|e| {
-            identifiers_of(e)
+            identifiers_of(e, &rules.identifiers)
                 .into_iter()
                 .filter(|id| rules.admits(id))
                 .collect()

@@ -92,8 +92,9 @@ fn identifier(kind: &str, raw: Option<&Value>) -> Option<Identifier> {
 }
 
 /// The identifiers an event carries: `userId`, `anonymousId`, `traits.email` and
-/// `traits.phone` (of identify calls, or `context.traits`), and an alias's `previousId`.
-pub fn identifiers_of(event: &Event) -> Vec<Identifier> {
+/// `traits.phone` (of identify calls, or `context.traits`), an alias's `previousId`, and the
+/// traits named in `declared` (identifier kinds a workspace or source declares, e.g. `crm_id`).
+pub fn identifiers_of(event: &Event, declared: &[String]) -> Vec<Identifier> {
     let body = &event.body;
     let traits = body
         .get("traits")
@@ -122,6 +123,9 @@ pub fn identifiers_of(event: &Event) -> Vec<Identifier> {
     .into_iter()
     .flatten()
     .collect();
+    for kind in declared {
+        ids.extend(identifier(kind, traits.and_then(|t| t.get(kind))));
+    }
     if event.kind == EventType::Alias {
         // previousId is whatever the client knew the user as before: an anonymous id or an
         // earlier user id; it is looked up as both and linked as an anonymous id.
@@ -144,7 +148,10 @@ pub struct Rules {
     /// Values that never link anything, besides the built-in ones (`null`, `anonymous`, …);
     /// compared trimmed and case-insensitively.
     pub blocked: Vec<String>,
-    /// Pairs of identifiers that are never in one profile (kept by the identity index).
+    /// Traits that are identifiers too (`crm_id`, `loyalty_card`), besides the built-in kinds;
+    /// sources may declare more (see `Source::identifiers`).
+    pub identifiers: Vec<String>,
+    /// Pairs of identifiers that are never in one profile (each profile keeps its own).
     #[serde(skip)]
     pub separate: BTreeSet<(Identifier, Identifier)>,
 }
@@ -155,6 +162,7 @@ impl Default for Rules {
             limits: BTreeMap::from([("userId".to_owned(), 1)]),
             priority: KINDS.iter().map(|k| (*k).to_owned()).collect(),
             blocked: Vec::new(),
+            identifiers: Vec::new(),
             separate: BTreeSet::new(),
         }
     }
@@ -182,10 +190,29 @@ impl Rules {
                 "IDENTITY_RULES: priority lists {kind:?} twice or empty; list each kind once, strongest first"
             ));
         }
+        rules.declare(&[])?;
         for value in &mut rules.blocked {
             *value = value.trim().to_lowercase();
         }
         Ok(rules)
+    }
+
+    /// Adds identifier kinds (a source's declaration); refuses a built-in or malformed name.
+    pub fn declare(&mut self, kinds: &[String]) -> Result<(), String> {
+        self.identifiers.extend(kinds.iter().cloned());
+        if let Some(bad) = self
+            .identifiers
+            .iter()
+            .find(|k| k.is_empty() || k.contains(':') || KINDS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "identifier kind {bad:?} cannot be declared: it must be a trait name without ':' and not one of {}",
+                KINDS.join(", ")
+            ));
+        }
+        self.identifiers.sort();
+        self.identifiers.dedup();
+        Ok(())
     }
 
     /// Priority of `id`'s kind: lower is stronger.
@@ -536,6 +563,34 @@ mod tests {
     }
 
     #[test]
+    fn declared_identifier_kinds_are_read_from_traits() {
+        let mut body = serde_json::Map::new();
+        body.insert("traits".into(), json!({"crm_id": " C-1 ", "plan": "pro"}));
+        let event = Event {
+            kind: EventType::Identify,
+            message_id: "m".into(),
+            anonymous_id: Some("a".into()),
+            user_id: None,
+            name: None,
+            timestamp: 0,
+            received_at: 0,
+            body,
+        };
+        let crm = vec!["crm_id".to_owned()];
+        assert_eq!(
+            identifiers_of(&event, &crm),
+            vec![id("anonymousId", "a"), id("crm_id", "C-1")]
+        );
+        assert_eq!(identifiers_of(&event, &[]), vec![id("anonymousId", "a")]);
+        let mut rules = Rules::default();
+        assert!(rules.declare(&crm).is_ok());
+        assert!(rules
+            .declare(&["email".to_owned()])
+            .unwrap_err()
+            .contains("cannot be declared"));
+    }
+
+    #[test]
     fn rules_come_from_json_with_clear_errors() {
         let rules = Rules::parse(
             r#"{"limits": {"userId": 1, "email": 1}, "blocked": [" Test@Example.com "]}"#,
@@ -618,7 +673,7 @@ mod tests {
             body,
         };
         assert_eq!(
-            identifiers_of(&event),
+            identifiers_of(&event, &[]),
             vec![id("anonymousId", "anon"), id("email", "a@b.co")]
         );
     }

@@ -35,6 +35,10 @@ pub struct Source {
     /// The first-party anonymous-id cookie the collector refreshes.
     #[serde(default)]
     pub cookie: CookieRule,
+    /// Traits this source's events carry as identifiers (e.g. `crm_id`), besides `userId`,
+    /// `email`, `phone` and `anonymousId`.
+    #[serde(default)]
+    pub identifiers: Vec<String>,
 }
 
 /// The consent a source requires before its events are stored.
@@ -119,6 +123,7 @@ impl Sources {
                     consent: ConsentRule::default(),
                     enrich: EnrichPolicy::default(),
                     cookie: CookieRule::default(),
+                    identifiers: Vec::new(),
                 });
             }
         }
@@ -133,6 +138,14 @@ impl Sources {
             ));
         }
         Ok(Self(sources))
+    }
+
+    /// Every identifier kind some source declares.
+    pub fn identifier_kinds(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|s| s.identifiers.iter().cloned())
+            .collect()
     }
 
     /// The source a write key belongs to.

@@ -14,7 +14,7 @@ export const ADMIN_TOKEN = 'demo-admin-token';
 
 /** The sources the end-to-end Worker knows: an open one, and one per policy under test. */
 export const SOURCES = [
-  { writeKey: WRITE_KEY, name: 'Demo shop', allowedOrigins: ['*'] },
+  { writeKey: WRITE_KEY, name: 'Demo shop', allowedOrigins: ['*'], identifiers: ['crm_id'] },
   { writeKey: 'strict-key', name: 'One origin', allowedOrigins: ['https://shop.example'] },
   { writeKey: 'consent-key', name: 'Consent required', consent: { required: true, category: 'analytics' } },
   { writeKey: 'nobots-key', name: 'Bots dropped', enrich: { bots: 'drop', ip: 'drop' } },

@@ -240,6 +240,18 @@ test('a value the workspace blocks links nothing', async () => {
   assert.deepEqual(ids(a), ['anonymousId:staff-1']);
 });
 
+test('an identifier kind the source declares links profiles and looks them up', async () => {
+  await sendBatch(worker.url, [
+    { type: 'identify', anonymousId: 'store-tablet', messageId: 'k-1', timestamp: at(85), traits: { crm_id: 'C-77' } },
+    { type: 'identify', anonymousId: 'home-laptop', messageId: 'k-2', timestamp: at(86), traits: { crm_id: 'C-77' } },
+  ]);
+  const profile = await eventually(async () => {
+    const { status, body } = await lookup('crm_id', 'C-77');
+    return status === 200 && body.eventCount === 2 ? body : null;
+  }, { timeout: 15_000 });
+  assert.deepEqual(ids(profile), ['anonymousId:home-laptop', 'anonymousId:store-tablet', 'crm_id:C-77']);
+});
+
 test('each trait value keeps its source and time', async () => {
   await sendBatch(worker.url, [
     { type: 'identify', userId: 'traced', messageId: 't-1', timestamp: at(90), traits: { plan: 'free', city: 'Oslo' } },
