@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLS := source scripts/tools.sh
 
-RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src/*.rs)
+RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src/*.rs protocol/src/*/*.rs)
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 
@@ -23,7 +23,7 @@ build: $(TRACKER_OUT) $(EDGE_OUT)
 $(TRACKER_OUT): $(RUST_COMMON) $(wildcard tracker/Cargo.toml tracker/src/*.rs tracker/js/*.js) scripts/build-tracker.sh
 	@scripts/build-tracker.sh
 
-$(EDGE_OUT): $(RUST_COMMON) $(wildcard edge/Cargo.toml edge/src/*.rs) scripts/build-edge.sh
+$(EDGE_OUT): $(RUST_COMMON) $(wildcard edge/Cargo.toml edge/src/*.rs edge/src/*/*.rs) scripts/build-edge.sh
 	@scripts/build-edge.sh
 
 dev: setup

@@ -1,0 +1,395 @@
+//! The profile store: one Durable Object per profile (named by its profile id), with the
+//! profile's events, identifiers (each with the event that linked it), traits and merge log
+//! in the object's own SQLite database.
+//!
+//! Writing is idempotent by `messageId` (the events table's primary key), which is what
+//! turns at-least-once delivery into exactly-once in the profile. Each newly stored event
+//! also updates the traits (latest by event time, with the source and event of each value)
+//! and the computed traits' aggregate, in the same synchronous write. A merge copies a
+//! profile into another (idempotent too), then leaves a forward in the emptied one, so a
+//! stale reference still finds the person; an unmerge splits one off again. After every
+//! change the profile publishes its summary to the [`directory`](crate::directory).
+//!
+//! This module is the Worker's side: the calls other parts make and what they carry.
+//! [`object`] is the Durable Object (schema and writes), [`views`] what a profile shows,
+//! [`unmerge`] how a profile splits.
+
+mod object;
+mod unmerge;
+mod views;
+
+use std::collections::BTreeMap;
+
+use cdp_protocol::event::Event;
+use cdp_protocol::identity::{Identifier, Rules};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{Env, Method, Request, RequestInit, Result};
+
+use crate::config::PROFILES;
+
+pub use object::ProfileStore;
+
+/// An identifier as the profile keeps it: with the event that linked it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityRow {
+    /// Identifier kind.
+    pub kind: String,
+    /// Normalised value.
+    pub value: String,
+    /// Time of the linking event.
+    pub first_seen: i64,
+    /// The linking event.
+    pub message_id: String,
+    /// The identifier it was linked through, `kind:value`.
+    pub via: Option<String>,
+}
+
+/// What a profile holds of identity, for resolution.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Holding {
+    /// Set when this profile was merged into another.
+    pub merged_into: Option<String>,
+    /// Its identifiers.
+    pub ids: Vec<Identifier>,
+    /// Pairs of identifiers (`kind:value`) an admin said are two people (unmerge): no
+    /// event may join them in one profile.
+    #[serde(default)]
+    pub apart: Vec<(String, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IngestBody {
+    profile: String,
+    events: Vec<Event>,
+    links: Vec<IdentityRow>,
+    /// Name of the source of each event, by `messageId`.
+    #[serde(default)]
+    sources: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventRow {
+    message_id: String,
+    r#type: String,
+    name: Option<String>,
+    timestamp: i64,
+    received_at: i64,
+    body: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TraitRow {
+    key: String,
+    value: String,
+    timestamp: i64,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Dump {
+    events: Vec<EventRow>,
+    identity: Vec<IdentityRow>,
+    #[serde(default)]
+    apart: Vec<(String, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Absorb {
+    from: String,
+    message_id: String,
+    at: i64,
+    dump: Dump,
+    /// Set when the profile is created by an unmerge (split from `from`) rather than a merge.
+    #[serde(default)]
+    split_into: Option<String>,
+}
+
+/// What an unmerge moves out of a profile, as the profile computes it.
+#[derive(Serialize, Deserialize)]
+pub struct Split {
+    /// The identifier kept apart from the detached one from now on (`kind:value`).
+    pub anchor: String,
+    moved: Vec<IdentityRow>,
+    kept: Vec<IdentityRow>,
+    events: Vec<EventRow>,
+}
+
+impl Split {
+    /// The identifiers that move, `kind:value`.
+    pub fn moved_keys(&self) -> Vec<String> {
+        self.moved
+            .iter()
+            .map(|r| [r.kind.as_str(), ":", &r.value].concat())
+            .collect()
+    }
+
+    /// How many events move.
+    pub fn moved_events(&self) -> usize {
+        self.events.len()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SplitAsk {
+    detach: Identifier,
+    rules: Rules,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Detach {
+    identifier: String,
+    anchor: String,
+    into: String,
+    message_ids: Vec<String>,
+    moved: Vec<String>,
+    kept: Vec<IdentityRow>,
+}
+
+/// What an erasure removed, for the index and the archive to forget too.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Erased {
+    /// The person's events.
+    pub message_ids: Vec<String>,
+    /// The person's identifiers, `kind:value`.
+    pub identifiers: Vec<String>,
+}
+
+/// Erases profile `profile`; returns what it held.
+pub async fn erase(env: &Env, profile: &str) -> Result<Erased> {
+    Ok(call(env, profile, Method::Post, "/erase", None).await?.1)
+}
+
+/// What an ingest call reports back.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// Events newly stored.
+    pub stored: usize,
+    /// Events already held (same `messageId`), ignored.
+    pub duplicates: usize,
+}
+
+async fn call<T: DeserializeOwned>(
+    env: &Env,
+    profile: &str,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<(u16, T)> {
+    let mut init = RequestInit::new();
+    init.with_method(method).with_body(body.map(Into::into));
+    let req = Request::new_with_init(&["https://profile", path].concat(), &init)?;
+    let mut res = env
+        .durable_object(PROFILES)?
+        .id_from_name(profile)?
+        .get_stub()?
+        .fetch_with_request(req)
+        .await?;
+    let status = res.status_code();
+    if status >= 500 {
+        let detail = res.text().await.unwrap_or_default();
+        return Err(worker::Error::RustError(format!(
+            "profile store answered {status}: {detail}"
+        )));
+    }
+    Ok((status, res.json().await?))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// Stores `events` in profile `profile` and links `links` to it; resolves once durable.
+pub async fn ingest(
+    env: &Env,
+    profile: &str,
+    events: &[Event],
+    links: &[IdentityRow],
+    sources: &BTreeMap<String, String>,
+) -> Result<IngestReport> {
+    let body = to_json(&IngestBody {
+        profile: profile.to_owned(),
+        events: events.to_vec(),
+        links: links.to_vec(),
+        sources: events
+            .iter()
+            .filter_map(|e| {
+                sources
+                    .get(&e.message_id)
+                    .map(|s| (e.message_id.clone(), s.clone()))
+            })
+            .collect(),
+    })?;
+    Ok(call(env, profile, Method::Post, "/events", Some(body))
+        .await?
+        .1)
+}
+
+/// What profile `profile` holds of identity.
+pub async fn holding(env: &Env, profile: &str) -> Result<Holding> {
+    Ok(call(env, profile, Method::Get, "/identity", None).await?.1)
+}
+
+/// Merges profile `from` into `into`, because of event `message_id` at `at`: copies
+/// everything, then leaves a forward in `from`. Idempotent.
+pub async fn merge(env: &Env, from: &str, into: &str, message_id: &str, at: i64) -> Result<()> {
+    let (_, dump): (u16, Dump) = call(env, from, Method::Get, "/dump", None).await?;
+    let absorb = to_json(&Absorb {
+        from: from.to_owned(),
+        message_id: message_id.to_owned(),
+        at,
+        dump,
+        split_into: None,
+    })?;
+    call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
+    call::<Value>(
+        env,
+        from,
+        Method::Post,
+        "/forward",
+        Some(to_json(&json!({"to": into}))?),
+    )
+    .await?;
+    Ok(())
+}
+
+/// How profile `profile` would split if `detach` left it (`None`: it does not hold it, or
+/// holds nothing else). Changes nothing.
+pub async fn split(
+    env: &Env,
+    profile: &str,
+    detach: &Identifier,
+    rules: &Rules,
+) -> Result<Option<Split>> {
+    let ask = to_json(&SplitAsk {
+        detach: detach.clone(),
+        rules: rules.clone(),
+    })?;
+    let (status, split): (u16, Value) =
+        call(env, profile, Method::Post, "/split", Some(ask)).await?;
+    if status != 200 {
+        return Ok(None);
+    }
+    serde_json::from_value(split)
+        .map(Some)
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// Carries out `split` of profile `from`: its moving part goes into the new profile `into`
+/// (first, so nothing is lost if the second step fails), then leaves `from`.
+pub async fn apply_split(
+    env: &Env,
+    from: &str,
+    into: &str,
+    detach: &Identifier,
+    split: Split,
+) -> Result<()> {
+    let now = worker::Date::now().as_millis() as i64;
+    let message_ids = split.events.iter().map(|e| e.message_id.clone()).collect();
+    let moved = split.moved_keys();
+    let absorb = to_json(&Absorb {
+        from: from.to_owned(),
+        message_id: "unmerge".to_owned(),
+        at: now,
+        dump: Dump {
+            events: split.events,
+            identity: split.moved,
+            apart: vec![(detach.key(), split.anchor.clone())],
+        },
+        split_into: Some(into.to_owned()),
+    })?;
+    call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
+    let detach = to_json(&Detach {
+        identifier: detach.key(),
+        anchor: split.anchor,
+        into: into.to_owned(),
+        message_ids,
+        moved,
+        kept: split.kept,
+    })?;
+    call::<Value>(env, from, Method::Post, "/detach", Some(detach)).await?;
+    Ok(())
+}
+
+/// A profile as the admin API shows it, or where it went.
+pub enum View {
+    /// The profile.
+    Found(Value),
+    /// Merged into another profile.
+    MergedInto(String),
+    /// No such profile.
+    Missing,
+}
+
+/// The view (`/profile`) or the explanation (`/explain`) of `profile`.
+pub async fn view(env: &Env, profile: &str, what: &str) -> Result<View> {
+    let (status, body): (u16, Value) = call(env, profile, Method::Get, what, None).await?;
+    Ok(
+        match (status, body.get("mergedInto").and_then(Value::as_str)) {
+            (200, Some(to)) => View::MergedInto(to.to_owned()),
+            (200, None) => View::Found(body),
+            _ => View::Missing,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct Count {
+    n: i64,
+}
+
+#[derive(Deserialize)]
+struct Text {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct PageRow {
+    row: i64,
+    timestamp: i64,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct FactRow {
+    message_id: String,
+    r#type: String,
+    name: Option<String>,
+    timestamp: i64,
+    body: String,
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BodyRow {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct Pair {
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct UnmergeRow {
+    at: i64,
+    identifier: String,
+    kept_apart_from: String,
+    profile: String,
+    identifiers: String,
+}
+
+#[derive(Deserialize, Serialize)]
+struct MergeRow {
+    at: i64,
+    absorbed: String,
+    message_id: String,
+    identifiers: String,
+}

@@ -1,0 +1,544 @@
+//! The Durable Object itself: its schema, and everything that writes (ingest, merge,
+//! erasure), publishing the profile's summary after each change.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use cdp_protocol::computed::{self, Aggregate};
+use cdp_protocol::event::Event;
+use cdp_protocol::identity::Identifier;
+use serde_json::{json, Map, Value};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorage, State,
+};
+
+use super::{
+    to_json, Absorb, Count, Detach, Dump, Erased, FactRow, Holding, IdentityRow, IngestBody,
+    IngestReport, SplitAsk, Text,
+};
+use crate::{config, directory, http};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    message_id  TEXT PRIMARY KEY,
+    type        TEXT NOT NULL,
+    name        TEXT,
+    timestamp   INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    source      TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp DESC, received_at DESC);
+CREATE TABLE IF NOT EXISTS identity (
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    via        TEXT,
+    PRIMARY KEY (kind, value)
+);
+CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL, source TEXT, message_id TEXT);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS merge_log (at INTEGER NOT NULL, absorbed TEXT NOT NULL, message_id TEXT NOT NULL, identifiers TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS unmerge_log (at INTEGER NOT NULL, identifier TEXT NOT NULL, kept_apart_from TEXT NOT NULL, profile TEXT NOT NULL, identifiers TEXT NOT NULL);
+";
+
+/// Columns added since the first schema: `(table, column)`, added to objects created before.
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("events", "source"),
+    ("traits", "source"),
+    ("traits", "message_id"),
+];
+/// The schema version this code writes (kept in `meta`).
+const SCHEMA_VERSION: &str = "2";
+
+/// The Durable Object class holding one profile.
+#[durable_object]
+pub struct ProfileStore {
+    state: State,
+    pub(super) env: Env,
+    /// The schema is current (checked once per object instance).
+    ready: Cell<bool>,
+}
+
+impl DurableObject for ProfileStore {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            ready: Cell::new(false),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        // A cart just turned abandoned: the directory learns it without a new event.
+        self.ensure_schema()?;
+        self.publish().await?;
+        Response::empty()
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.sql();
+        self.ensure_schema()?;
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, "/events") => {
+                let body: IngestBody = match req.json().await {
+                    Ok(body) => body,
+                    Err(e) => return http::error(400, "invalid_events", &e.to_string()),
+                };
+                self.set_meta("id", &body.profile)?;
+                for link in &body.links {
+                    self.link(link)?;
+                }
+                let report = self.store(&body.events, &body.sources)?;
+                self.publish().await?;
+                http::json(200, &report)
+            }
+            (Method::Get, "/identity") => http::json(200, &self.holding()?),
+            (Method::Get, "/dump") => http::json(200, &self.dump()?),
+            (Method::Post, "/absorb") => {
+                let absorb: Absorb = req.json().await?;
+                self.absorb(absorb)?;
+                self.publish().await?;
+                http::json(200, &json!({"ok": true}))
+            }
+            (Method::Post, "/split") => {
+                let ask: SplitAsk = req.json().await?;
+                match self.split(&ask)? {
+                    Some(split) => http::json(200, &split),
+                    None => http::error(
+                        409,
+                        "cannot_unmerge",
+                        "the profile does not hold that identifier, or holds nothing else",
+                    ),
+                }
+            }
+            (Method::Post, "/detach") => {
+                let detach: Detach = req.json().await?;
+                self.detach(&detach)?;
+                self.publish().await?;
+                http::json(200, &json!({"ok": true}))
+            }
+            (Method::Post, "/forward") => {
+                let to: Value = req.json().await?;
+                let to = to
+                    .get("to")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                sql.exec(
+                    "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM meta WHERE key = 'aggregate';",
+                    None,
+                )?;
+                self.set_meta("merged_into", &to)?;
+                self.publish().await?;
+                http::json(200, &json!({"ok": true}))
+            }
+            (Method::Get, "/profile") => self.answer(|me| me.profile()),
+            (Method::Get, "/timeline") => {
+                let url = req.url()?;
+                let query: Map<String, Value> = url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                    .collect();
+                self.answer(|me| me.timeline(&query))
+            }
+            (Method::Get, "/export") => self.answer(|me| me.export()),
+            (Method::Post, "/erase") => {
+                let erased = self.erase()?;
+                self.publish().await?;
+                http::json(200, &erased)
+            }
+            (Method::Get, "/explain") => self.answer(|me| me.explain()),
+            _ => http::error(404, "not_found", "no such profile store route"),
+        }
+    }
+}
+
+impl ProfileStore {
+    pub(super) fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    /// Creates the tables, and brings an object created by older code up to date: adds
+    /// the columns it lacks and computes its aggregate from its events.
+    pub(super) fn ensure_schema(&self) -> Result<()> {
+        if self.ready.get() {
+            return Ok(());
+        }
+        let sql = self.sql();
+        sql.exec(SCHEMA, None)?;
+        if self.meta("schema")?.as_deref() != Some(SCHEMA_VERSION) {
+            let mut upgraded = false;
+            for (table, column) in ADDED_COLUMNS {
+                let probe = ["SELECT ", column, " FROM ", table, " LIMIT 0"].concat();
+                if sql.exec(&probe, None).is_err() {
+                    let alter = ["ALTER TABLE ", table, " ADD COLUMN ", column, " TEXT"].concat();
+                    sql.exec(&alter, None)?;
+                    upgraded = true;
+                }
+            }
+            if upgraded {
+                self.rebuild()?;
+            }
+            self.set_meta("schema", SCHEMA_VERSION)?;
+        }
+        self.ready.set(true);
+        Ok(())
+    }
+
+    pub(super) fn aggregate(&self) -> Result<Aggregate> {
+        Ok(self
+            .meta("aggregate")?
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or_default())
+    }
+
+    pub(super) fn save_aggregate(&self, aggregate: &Aggregate) -> Result<()> {
+        self.set_meta("aggregate", &to_json(aggregate)?)
+    }
+
+    /// Recomputes the traits and the aggregate from the stored events (after a merge, an
+    /// unmerge or a schema upgrade; rare, so reading every event is fine).
+    pub(super) fn rebuild(&self) -> Result<()> {
+        let sql = self.sql();
+        sql.exec("DELETE FROM traits", None)?;
+        let rows: Vec<FactRow> = sql
+            .exec(
+                "SELECT message_id, type, name, timestamp, body, source FROM events ORDER BY timestamp, rowid",
+                None,
+            )?
+            .to_array()?;
+        let mut aggregate = Aggregate::default();
+        for row in &rows {
+            let body: Map<String, Value> = serde_json::from_str(&row.body).unwrap_or_default();
+            self.take_in(&mut aggregate, row, &body)?;
+        }
+        self.save_aggregate(&aggregate)
+    }
+
+    /// What one newly stored event changes: its traits (identify, group) and the aggregate.
+    pub(super) fn take_in(
+        &self,
+        aggregate: &mut Aggregate,
+        row: &FactRow,
+        body: &Map<String, Value>,
+    ) -> Result<()> {
+        if matches!(row.r#type.as_str(), "identify" | "group") {
+            if let Some(Value::Object(traits)) = body.get("traits") {
+                for (key, value) in traits {
+                    self.put_trait(
+                        key,
+                        &value.to_string(),
+                        row.timestamp,
+                        row.source.as_deref(),
+                        &row.message_id,
+                    )?;
+                }
+            }
+        }
+        aggregate.add(&computed::Fact {
+            kind: &row.r#type,
+            name: row.name.as_deref(),
+            timestamp: row.timestamp,
+            body,
+        });
+        Ok(())
+    }
+
+    /// The profile's summary for the directory: identifiers by kind, traits, computed traits.
+    pub(super) fn summary(&self) -> Result<Option<Value>> {
+        if self.meta("merged_into")?.is_some() {
+            return Ok(None);
+        }
+        let identities = self.identities()?;
+        if identities.is_empty() {
+            return Ok(None);
+        }
+        let mut identifiers: Map<String, Value> = Map::new();
+        for r in identities {
+            if let Value::Array(values) = identifiers
+                .entry(r.kind)
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                values.push(Value::String(r.value));
+            }
+        }
+        Ok(Some(json!({
+            "id": self.meta("id")?.unwrap_or_default(),
+            "identifiers": identifiers,
+            "traits": self.traits()?.0,
+            "computed": self.computed()?,
+            "updatedAt": cdp_protocol::time::format_rfc3339(worker::Date::now().as_millis() as i64),
+        })))
+    }
+
+    /// Sends the summary to the directory (or takes the profile out of it), and sets an
+    /// alarm for when the cart turns abandoned, so the directory hears of it then.
+    pub(super) async fn publish(&self) -> Result<()> {
+        let Some(id) = self.meta("id")? else {
+            return Ok(());
+        };
+        match self.summary()? {
+            Some(doc) => directory::put(&self.env, &id, doc).await?,
+            None => directory::remove(&self.env, &id).await?,
+        }
+        let now = worker::Date::now().as_millis() as i64;
+        let abandon_after = config::abandon_after_ms(&self.env);
+        if let Some(at) = self
+            .aggregate()?
+            .abandons_at(abandon_after)
+            .filter(|at| *at > now)
+        {
+            self.state.storage().set_alarm(at + 1_000).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn meta(&self, key: &str) -> Result<Option<String>> {
+        let rows = self
+            .sql()
+            .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
+            .to_array::<Text>()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
+    }
+
+    pub(super) fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.sql().exec(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn answer(
+        &self,
+        build: impl Fn(&Self) -> Result<Option<Value>>,
+    ) -> Result<Response> {
+        if let Some(to) = self.meta("merged_into")? {
+            return http::json(200, &json!({"mergedInto": to}));
+        }
+        match build(self)? {
+            Some(body) => http::json(200, &body),
+            None => http::error(404, "profile_not_found", "no such profile"),
+        }
+    }
+
+    pub(super) fn link(&self, row: &IdentityRow) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO identity (kind, value, first_seen, message_id, via) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (kind, value) DO UPDATE SET first_seen = excluded.first_seen, message_id = excluded.message_id,
+               via = excluded.via WHERE excluded.first_seen < identity.first_seen",
+            vec![
+                row.kind.as_str().into(),
+                row.value.as_str().into(),
+                row.first_seen.into(),
+                row.message_id.as_str().into(),
+                row.via.clone().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn holding(&self) -> Result<Holding> {
+        let ids = self
+            .sql()
+            .exec(
+                "SELECT kind, value, first_seen, message_id, via FROM identity",
+                None,
+            )?
+            .to_array::<IdentityRow>()?
+            .into_iter()
+            .map(|r| Identifier {
+                kind: r.kind,
+                value: r.value,
+            })
+            .collect();
+        Ok(Holding {
+            merged_into: self.meta("merged_into")?,
+            ids,
+            apart: self.kept_apart()?,
+        })
+    }
+
+    pub(super) fn dump(&self) -> Result<Dump> {
+        let sql = self.sql();
+        Ok(Dump {
+            events: sql
+                .exec(
+                    "SELECT message_id, type, name, timestamp, received_at, body, source FROM events",
+                    None,
+                )?
+                .to_array()?,
+            identity: sql
+                .exec(
+                    "SELECT kind, value, first_seen, message_id, via FROM identity",
+                    None,
+                )?
+                .to_array()?,
+            apart: self.kept_apart()?,
+        })
+    }
+
+    /// Takes in a merged profile (or the part an unmerge splits off): events by
+    /// `messageId` once, identifiers with their earliest cause, then traits and computed
+    /// traits rebuilt from all events. Writing it twice changes nothing.
+    pub(super) fn absorb(&self, absorb: Absorb) -> Result<()> {
+        let sql = self.sql();
+        for e in &absorb.dump.events {
+            sql.exec(
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    e.message_id.as_str().into(),
+                    e.r#type.as_str().into(),
+                    e.name.clone().into(),
+                    e.timestamp.into(),
+                    e.received_at.into(),
+                    e.body.as_str().into(),
+                    e.source.clone().into(),
+                ],
+            )?;
+        }
+        for row in &absorb.dump.identity {
+            self.link(row)?;
+        }
+        for (a, b) in &absorb.dump.apart {
+            self.keep_apart(a, b)?;
+        }
+        self.rebuild()?;
+        if let Some(me) = &absorb.split_into {
+            self.set_meta("id", me)?;
+            self.set_meta("split_from", &absorb.from)?;
+            return Ok(());
+        }
+        let already = sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM merge_log WHERE absorbed = ?",
+                vec![absorb.from.as_str().into()],
+            )?
+            .one::<Count>()?
+            .n;
+        if already == 0 {
+            let ids: Vec<String> = absorb
+                .dump
+                .identity
+                .iter()
+                .map(|r| [r.kind.as_str(), ":", &r.value].concat())
+                .collect();
+            sql.exec(
+                "INSERT INTO merge_log (at, absorbed, message_id, identifiers) VALUES (?, ?, ?, ?)",
+                vec![
+                    absorb.at.into(),
+                    absorb.from.into(),
+                    absorb.message_id.into(),
+                    ids.join(" ").into(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Stores events not seen before. No `await` between the writes, so the runtime
+    /// commits them together: a crash cannot leave half a batch.
+    pub(super) fn store(
+        &self,
+        events: &[Event],
+        sources: &BTreeMap<String, String>,
+    ) -> Result<IngestReport> {
+        let sql = self.sql();
+        let mut report = IngestReport {
+            stored: 0,
+            duplicates: 0,
+        };
+        let mut aggregate = self.aggregate()?;
+        for event in events {
+            let body = to_json(&event.body)?;
+            let source = sources.get(&event.message_id).cloned();
+            let cursor = sql.exec(
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    event.message_id.as_str().into(),
+                    event.kind.as_str().into(),
+                    event.name.clone().into(),
+                    event.timestamp.into(),
+                    event.received_at.into(),
+                    body.into(),
+                    source.clone().into(),
+                ],
+            )?;
+            // Drain the cursor so the statement runs before rows_written is read.
+            let _ = cursor.to_array::<Value>()?;
+            if cursor.rows_written() == 0 {
+                report.duplicates += 1;
+                continue;
+            }
+            report.stored += 1;
+            let row = FactRow {
+                message_id: event.message_id.clone(),
+                r#type: event.kind.as_str().to_owned(),
+                name: event.name.clone(),
+                timestamp: event.timestamp,
+                body: String::new(),
+                source,
+            };
+            self.take_in(&mut aggregate, &row, &event.body)?;
+        }
+        self.save_aggregate(&aggregate)?;
+        Ok(report)
+    }
+
+    /// Latest value by event time wins, so late-arriving old events cannot overwrite news;
+    /// each value keeps the source and the event it came from.
+    pub(super) fn put_trait(
+        &self,
+        key: &str,
+        value: &str,
+        timestamp: i64,
+        source: Option<&str>,
+        message_id: &str,
+    ) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO traits (key, value, timestamp, source, message_id) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
+               source = excluded.source, message_id = excluded.message_id
+             WHERE excluded.timestamp >= traits.timestamp",
+            vec![
+                key.into(),
+                value.into(),
+                timestamp.into(),
+                source.map(str::to_owned).into(),
+                message_id.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes everything held about the person; returns what the index and the archive
+    /// must forget too.
+    pub(super) fn erase(&self) -> Result<Erased> {
+        let sql = self.sql();
+        let message_ids: Vec<String> = sql
+            .exec("SELECT message_id AS value FROM events", None)?
+            .to_array::<Text>()?
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
+        let identifiers: Vec<String> = self
+            .identities()?
+            .iter()
+            .map(|r| [r.kind.as_str(), ":", &r.value].concat())
+            .collect();
+        sql.exec(
+            "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM merge_log;
+             DELETE FROM unmerge_log; DELETE FROM kept_apart; DELETE FROM meta WHERE key IN ('aggregate', 'split_from');",
+            None,
+        )?;
+        self.set_meta("erased_at", &worker::Date::now().as_millis().to_string())?;
+        Ok(Erased {
+            message_ids,
+            identifiers,
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! What a profile shows: the view, the timeline, the export, the explanation, and the
+//! computed traits.
+
+use cdp_protocol::computed;
+use serde_json::{json, Map, Value};
+use worker::Result;
+
+use super::object::ProfileStore;
+use super::{BodyRow, Count, IdentityRow, MergeRow, PageRow, TraitRow, UnmergeRow};
+use crate::config;
+
+/// How many events a profile view returns, newest first.
+const VIEW_EVENTS: i64 = 100;
+
+impl ProfileStore {
+    /// The traits, and where each value came from: `(traits, sources)`.
+    pub(super) fn traits(&self) -> Result<(Map<String, Value>, Map<String, Value>)> {
+        let rows = self
+            .sql()
+            .exec(
+                "SELECT key, value, timestamp, source, message_id FROM traits ORDER BY key",
+                None,
+            )?
+            .to_array::<TraitRow>()?;
+        let mut traits = Map::new();
+        let mut sources = Map::new();
+        for r in rows {
+            sources.insert(
+                r.key.clone(),
+                json!({"updatedAt": cdp_protocol::time::format_rfc3339(r.timestamp),
+                       "source": r.source, "messageId": r.message_id}),
+            );
+            let value = serde_json::from_str(&r.value).unwrap_or(Value::String(r.value));
+            traits.insert(r.key, value);
+        }
+        Ok((traits, sources))
+    }
+
+    pub(super) fn identities(&self) -> Result<Vec<IdentityRow>> {
+        self.sql()
+            .exec("SELECT kind, value, first_seen, message_id, via FROM identity ORDER BY first_seen, kind", None)?
+            .to_array()
+    }
+
+    pub(super) fn profile(&self) -> Result<Option<Value>> {
+        let sql = self.sql();
+        let total = sql
+            .exec("SELECT COUNT(*) AS n FROM events", None)?
+            .one::<Count>()?
+            .n;
+        let identities = self.identities()?;
+        if total == 0 && identities.is_empty() {
+            return Ok(None);
+        }
+        let identifiers: Vec<Value> = identities
+            .iter()
+            .map(|r| json!({"type": r.kind, "value": r.value}))
+            .collect();
+        let (traits, trait_sources) = self.traits()?;
+        let events: Vec<Value> = sql
+            .exec(
+                "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, rowid DESC LIMIT ?",
+                vec![VIEW_EVENTS.into()],
+            )?
+            .to_array::<BodyRow>()?
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        Ok(Some(json!({
+            "id": self.meta("id")?.unwrap_or_default(),
+            "identifiers": identifiers,
+            "traits": traits,
+            "traitSources": trait_sources,
+            "computedTraits": self.computed()?,
+            "eventCount": total,
+            "events": events,
+        })))
+    }
+
+    /// A page of the timeline, newest first: `limit` (default 50, at most 500), `type`,
+    /// `name`, `from` and `to` (ISO 8601 event times), and `cursor` from the previous page.
+    pub(super) fn timeline(&self, query: &Map<String, Value>) -> Result<Option<Value>> {
+        let param = |k: &str| {
+            query
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let limit = param("limit")
+            .and_then(|l| l.parse::<i64>().ok())
+            .unwrap_or(50)
+            .clamp(1, 500);
+        let time = |k: &str| param(k).and_then(cdp_protocol::time::parse_rfc3339);
+        let (cursor_time, cursor_row) = param("cursor")
+            .and_then(|c| c.split_once('.'))
+            .and_then(|(t, r)| Some((t.parse::<i64>().ok()?, r.parse::<i64>().ok()?)))
+            .unwrap_or((i64::MAX, i64::MAX));
+        let rows: Vec<PageRow> = self
+            .sql()
+            .exec(
+                "SELECT rowid AS row, timestamp, body FROM events
+                 WHERE (? IS NULL OR type = ?) AND (? IS NULL OR name = ?)
+                   AND timestamp >= ? AND timestamp <= ?
+                   AND (timestamp < ? OR (timestamp = ? AND rowid < ?))
+                 ORDER BY timestamp DESC, rowid DESC LIMIT ?",
+                vec![
+                    param("type").into(),
+                    param("type").into(),
+                    param("name").into(),
+                    param("name").into(),
+                    time("from").unwrap_or(i64::MIN).into(),
+                    time("to").unwrap_or(i64::MAX).into(),
+                    cursor_time.into(),
+                    cursor_time.into(),
+                    cursor_row.into(),
+                    (limit + 1).into(),
+                ],
+            )?
+            .to_array()?;
+        let more = rows.len() as i64 > limit;
+        let page = &rows[..rows.len().min(limit as usize)];
+        let next = page
+            .last()
+            .filter(|_| more)
+            .map(|r| format!("{}.{}", r.timestamp, r.row));
+        let events: Vec<Value> = page
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        Ok(Some(json!({"events": events, "nextCursor": next})))
+    }
+
+    /// Everything held about the person (a data subject access request).
+    pub(super) fn export(&self) -> Result<Option<Value>> {
+        let Some(mut profile) = self.profile()? else {
+            return Ok(None);
+        };
+        let events: Vec<Value> = self
+            .sql()
+            .exec(
+                "SELECT body FROM events ORDER BY timestamp, received_at, rowid",
+                None,
+            )?
+            .to_array::<BodyRow>()?
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        profile["events"] = Value::Array(events);
+        profile["explain"] = self.explain()?.unwrap_or(Value::Null);
+        Ok(Some(profile))
+    }
+
+    /// The computed traits, from the aggregate kept as events are stored.
+    pub(super) fn computed(&self) -> Result<computed::Computed> {
+        let now = worker::Date::now().as_millis() as i64;
+        Ok(self
+            .aggregate()?
+            .traits(now, config::abandon_after_ms(&self.env)))
+    }
+
+    /// Why each identifier belongs here, and which profiles were merged in.
+    pub(super) fn explain(&self) -> Result<Option<Value>> {
+        let identities = self.identities()?;
+        if identities.is_empty() {
+            return Ok(None);
+        }
+        let merges: Vec<MergeRow> = self
+            .sql()
+            .exec(
+                "SELECT at, absorbed, message_id, identifiers FROM merge_log ORDER BY at",
+                None,
+            )?
+            .to_array()?;
+        let why: Vec<Value> = identities
+            .iter()
+            .map(|r| {
+                let because = match &r.via {
+                    Some(via) => format!("event {} carried it together with {via}", r.message_id),
+                    None => format!("event {} carried it", r.message_id),
+                };
+                json!({"type": r.kind, "value": r.value, "since": cdp_protocol::time::format_rfc3339(r.first_seen),
+                       "messageId": r.message_id, "via": r.via, "because": because})
+            })
+            .collect();
+        let merges: Vec<Value> = merges
+            .iter()
+            .map(|m| json!({"at": cdp_protocol::time::format_rfc3339(m.at), "absorbed": m.absorbed, "messageId": m.message_id,
+                            "identifiers": m.identifiers.split(' ').collect::<Vec<_>>()}))
+            .collect();
+        let unmerges: Vec<Value> = self
+            .sql()
+            .exec(
+                "SELECT at, identifier, kept_apart_from, profile, identifiers FROM unmerge_log ORDER BY at",
+                None,
+            )?
+            .to_array::<UnmergeRow>()?
+            .into_iter()
+            .map(|u| json!({"at": cdp_protocol::time::format_rfc3339(u.at), "identifier": u.identifier,
+                            "keptApartFrom": u.kept_apart_from, "movedTo": u.profile,
+                            "identifiers": u.identifiers.split(' ').collect::<Vec<_>>()}))
+            .collect();
+        Ok(Some(json!({
+            "id": self.meta("id")?.unwrap_or_default(),
+            "identifiers": why,
+            "merges": merges,
+            "unmerges": unmerges,
+            "splitFrom": self.meta("split_from")?,
+        })))
+    }
+}
