@@ -11,7 +11,6 @@ use std::rc::Rc;
 
 use js_sys::{Date, Function, Math, Object, Promise, JSON};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use crate::backoff::{self, Outcome};
 use crate::config::Config;
@@ -247,7 +246,7 @@ fn store(shared: &Shared, limit: usize) {
     );
     drop(state);
     if count >= flush_at {
-        let _ = flush(shared);
+        flush(shared, || {});
     } else {
         schedule_flush(shared, interval);
     }
@@ -282,48 +281,41 @@ fn schedule_flush(shared: &Shared, delay_ms: f64) {
     let shared = shared.clone();
     lifecycle::after(delay_ms, move || {
         shared.borrow_mut().flush_due = None;
-        let _ = flush(&shared);
+        flush(&shared, || {});
     });
 }
 
 /// Starts sending the queue unless a send is under way, the browser is offline, consent
-/// is missing, or a retry is not due yet.
-fn flush(shared: &Shared) -> Promise {
+/// is missing, or a retry is not due yet; calls `done` when that attempt is over.
+fn flush(shared: &Shared, done: impl FnOnce() + 'static) {
     {
         let state = shared.borrow();
         if state.sending || state.decision != Decision::Collect || !lifecycle::is_online() {
-            return Promise::resolve(&JsValue::UNDEFINED);
+            return done();
         }
         let wait = state.retry_at - Date::now();
         if wait > 0.0 {
             drop(state);
             schedule_flush(shared, wait);
-            return Promise::resolve(&JsValue::UNDEFINED);
+            return done();
         }
     }
     shared.borrow_mut().sending = true;
-    let ran = Rc::new(RefCell::new(false));
-    let (task_shared, task_ran) = (shared.clone(), ran.clone());
-    let task = Closure::once_into_js(move |has_lock: bool| -> Promise {
-        *task_ran.borrow_mut() = true;
-        future_to_promise(async move {
-            send_queued(&task_shared, has_lock).await;
-            Ok(JsValue::UNDEFINED)
-        })
-    });
-    let done = transport::exclusively(SEND_LOCK, task.unchecked_ref::<Function>());
-    let shared = shared.clone();
-    future_to_promise(async move {
-        let _ = JsFuture::from(done).await;
-        shared.borrow_mut().sending = false;
-        if !*ran.borrow() {
-            // Another tab holds the lock and sends the shared queue; look again later in
-            // case it finished before our newest events were stored.
-            let interval = shared.borrow().config.flush_interval_ms;
-            schedule_flush(&shared, interval.max(250.0));
-        }
-        Ok(JsValue::UNDEFINED)
-    })
+    let (task_shared, after_shared) = (shared.clone(), shared.clone());
+    transport::exclusively(
+        SEND_LOCK,
+        move |has_lock, finished| send_queued(&task_shared, has_lock, finished),
+        move |ran| {
+            after_shared.borrow_mut().sending = false;
+            if !ran {
+                // Another tab holds the lock and sends the shared queue; look again later in
+                // case it finished before our newest events were stored.
+                let interval = after_shared.borrow().config.flush_interval_ms;
+                schedule_flush(&after_shared, interval.max(250.0));
+            }
+            done();
+        },
+    );
 }
 
 /// The body of a batch of queued `(key, json)` events, stamped with the time now.
@@ -347,50 +339,68 @@ fn sendable(state: &State, has_lock: bool) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn send_queued(shared: &Shared, has_lock: bool) {
-    loop {
-        let (url, body, keys) = {
-            let state = shared.borrow();
-            let items = sendable(&state, has_lock);
-            let sizes: Vec<usize> = items.iter().map(|(_, json)| json.len()).collect();
-            let Some(range) = outbox::batches(
-                &sizes,
-                state.config.flush_at.max(100),
-                outbox::MAX_BATCH_BYTES,
-            )
-            .into_iter()
-            .next() else {
-                return;
-            };
+/// Sends the queue batch after batch, then calls `finished`; stops early at a batch to retry.
+fn send_queued(shared: &Shared, has_lock: bool, finished: Box<dyn FnOnce()>) {
+    let next = {
+        let state = shared.borrow();
+        let items = sendable(&state, has_lock);
+        let sizes: Vec<usize> = items.iter().map(|(_, json)| json.len()).collect();
+        outbox::batches(
+            &sizes,
+            state.config.flush_at.max(100),
+            outbox::MAX_BATCH_BYTES,
+        )
+        .into_iter()
+        .next()
+        .map(|range| {
             let batch = &items[range];
             let body = body_of(batch, &state.config.write_key, state.dropped);
             let keys: Vec<String> = batch.iter().map(|(key, _)| key.clone()).collect();
-            (state.collector_url(), body, keys)
-        };
-        let reported = shared.borrow().dropped;
-        if !deliver(shared, &url, body, &keys).await {
-            return;
+            (state.collector_url(), body, keys, state.dropped)
+        })
+    };
+    let Some((url, body, keys, reported)) = next else {
+        return finished();
+    };
+    let again = shared.clone();
+    deliver(shared, &url, body, keys, move |settled| {
+        if !settled {
+            return finished();
         }
-        let mut state = shared.borrow_mut();
         if reported > 0 {
+            let mut state = again.borrow_mut();
             state.dropped -= reported.min(state.dropped);
             save_dropped(state.dropped);
         }
-    }
+        send_queued(&again, has_lock, finished);
+    });
 }
 
-/// Sends one batch with `keepalive`; true when it is settled (its events leave the queue),
-/// false when it is to be retried (and a retry is scheduled).
-async fn deliver(shared: &Shared, url: &str, body: String, keys: &[String]) -> bool {
+/// Sends one batch with `keepalive`, then calls `then(settled)`: true when its events left
+/// the queue, false when it is to be retried (and a retry is scheduled).
+fn deliver(
+    shared: &Shared,
+    url: &str,
+    body: String,
+    keys: Vec<String>,
+    then: impl FnOnce(bool) + 'static,
+) {
     {
         let mut state = shared.borrow_mut();
         state.in_flight.extend(keys.iter().cloned());
         state.in_flight_bytes += body.len();
     }
-    let answer = transport::send(url, &body, true).await;
+    let (shared, size) = (shared.clone(), body.len());
+    transport::send(url, &body, true, move |answer| {
+        then(settle(&shared, &keys, size, &answer));
+    });
+}
+
+/// What the collector's answer to a batch of `keys` means for the queue.
+fn settle(shared: &Shared, keys: &[String], size: usize, answer: &transport::Answer) -> bool {
     let mut state = shared.borrow_mut();
     state.in_flight.retain(|k| !keys.contains(k));
-    state.in_flight_bytes -= body.len().min(state.in_flight_bytes);
+    state.in_flight_bytes -= size.min(state.in_flight_bytes);
     match backoff::outcome(answer.status) {
         outcome @ (Outcome::Delivered | Outcome::Refused) => {
             if outcome == Outcome::Refused {
@@ -441,10 +451,7 @@ fn on_hide(shared: &Shared) {
         batches
     };
     for (url, body, keys) in batches {
-        let shared = shared.clone();
-        spawn_local(async move {
-            deliver(&shared, &url, body, &keys).await;
-        });
+        deliver(shared, &url, body, keys, |_| {});
     }
 }
 
@@ -455,7 +462,7 @@ pub fn listen(shared: &Shared) {
     let s = shared.clone();
     lifecycle::every_online(move || {
         s.borrow_mut().retry_at = 0.0;
-        let _ = flush(&s);
+        flush(&s, || {});
     });
     let s = shared.clone();
     navigation::on_route_change(move || {
@@ -491,7 +498,12 @@ pub fn store_now(shared: &Shared) {
 /// Stores and sends now; resolves when the attempt is over.
 pub fn flush_now(shared: &Shared) -> Promise {
     store(shared, usize::MAX);
-    flush(shared)
+    let shared = shared.clone();
+    Promise::new(&mut |resolve: Function, _reject| {
+        flush(&shared, move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        })
+    })
 }
 
 /// Updates the identity for an `identify` call; returns the traits the event carries.

@@ -1,27 +1,32 @@
 //! Sending to the collector: `fetch` with `text/plain` bodies (no CORS preflight) and the
 //! Web Locks API that lets one tab at a time send the shared queue.
+//!
+//! Callbacks rather than Rust futures: an async runtime in the page would cost more bytes
+//! than everything it would make shorter here.
 
-use js_sys::{Array, Function, Promise};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen(inline_js = r#"
-export function post(url, body, keepalive) {
-  return fetch(url, { method: 'POST', body: body, keepalive: keepalive }).then(function (r) {
+export function post(url, body, keepalive, done) {
+  fetch(url, { method: 'POST', body: body, keepalive: keepalive }).then(function (r) {
     var after = r.headers.get('Retry-After'), ms = null;
     if (after) ms = isNaN(after) ? Date.parse(after) - Date.now() : after * 1000;
-    return [r.status, ms];
-  }, function () { return [0, null]; });
+    done(r.status, ms);
+  }, function () { done(0, null); });
 }
-export function with_lock(name, task) {
+export function with_lock(name, task, after) {
   var locks = navigator.locks;
-  if (!locks || !locks.request) return task(false);
-  return locks.request(name, { ifAvailable: true }, function (lock) { return lock ? task(true) : null; });
+  var run = function (has) { return new Promise(function (done) { task(has, done); }); };
+  var held = locks && locks.request
+    ? locks.request(name, { ifAvailable: true }, function (lock) { return lock ? run(true) : 0; })
+    : run(false);
+  held.then(function (ran) { after(ran === 1); }, function () { after(false); });
 }
 "#)]
 extern "C" {
-    fn post(url: &str, body: &str, keepalive: bool) -> Promise;
-    fn with_lock(name: &str, task: &Function) -> Promise;
+    fn post(url: &str, body: &str, keepalive: bool, done: &JsValue);
+    fn with_lock(name: &str, task: &JsValue, after: &JsValue);
 }
 
 /// The collector's answer to one batch.
@@ -32,22 +37,34 @@ pub struct Answer {
     pub retry_after_ms: Option<f64>,
 }
 
-/// Posts `body` to `url`. With `keepalive` the request outlives the page, as long as all
-/// keepalive requests in flight stay under 64 KB together.
-pub async fn send(url: &str, body: &str, keepalive: bool) -> Answer {
-    let answer = JsFuture::from(post(url, body, keepalive))
-        .await
-        .map(|v| Array::from(&v))
-        .unwrap_or_default();
-    Answer {
-        status: answer.get(0).as_f64().unwrap_or(0.0) as u16,
-        retry_after_ms: answer.get(1).as_f64(),
-    }
+/// Posts `body` to `url`, then calls `done` with the answer. With `keepalive` the request
+/// outlives the page, as long as all keepalive requests in flight stay under 64 KB together.
+pub fn send(url: &str, body: &str, keepalive: bool, done: impl FnOnce(Answer) + 'static) {
+    let done = Closure::once_into_js(move |status: f64, retry_after_ms: Option<f64>| {
+        done(Answer {
+            status: status as u16,
+            retry_after_ms,
+        })
+    });
+    post(url, body, keepalive, &done);
 }
 
-/// Runs `task(has_lock)` (a function returning a promise) while holding the Web Lock
-/// `name`, unless another tab holds it, in which case it does nothing: that tab is
-/// sending the shared queue already. Without Web Locks, runs `task(false)`.
-pub fn exclusively(name: &str, task: &Function) -> Promise {
-    with_lock(name, task)
+/// Runs `task(has_lock, finished)` while holding the Web Lock `name` until it calls
+/// `finished`, unless another tab holds the lock, in which case it does not run: that tab
+/// is sending the shared queue already. Without Web Locks, runs `task(false, finished)`.
+/// Then calls `after(ran)`.
+pub fn exclusively(
+    name: &str,
+    task: impl FnOnce(bool, Box<dyn FnOnce()>) + 'static,
+    after: impl FnOnce(bool) + 'static,
+) {
+    let task = Closure::once_into_js(move |has_lock: bool, finished: Function| {
+        task(
+            has_lock,
+            Box::new(move || {
+                let _ = finished.call1(&JsValue::NULL, &JsValue::from(1));
+            }),
+        )
+    });
+    with_lock(name, &task, &Closure::once_into_js(after));
 }
