@@ -24,6 +24,8 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt clippy
+# The tracker's build rebuilds the standard library (see scripts/build-tracker.sh).
+rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
 
 # wasm-bindgen-cli must be exactly the version of the wasm-bindgen crate in Cargo.lock.
 bindgen=$(lock_version wasm-bindgen)
