@@ -52,6 +52,7 @@ size: $(TRACKER_OUT)
 	@$(TOOLS); node scripts/size.mjs
 
 bench-tracker: $(TRACKER_OUT)
+	@$(TOOLS); [ -d bench/peers/node_modules ] || npm ci --prefix bench/peers --no-audit --no-fund --loglevel=error
 	@$(TOOLS); node bench/tracker.mjs
 
 bench-collector: build

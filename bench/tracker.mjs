@@ -1,8 +1,118 @@
 // `make bench-tracker`: the tracker in headless Chromium against the Worker under
 // `wrangler dev`. Prints time from script start to ready, main-thread time per track()
-// (median of 50 rounds of 100 calls), bytes on the wire per event, and long tasks seen.
-// A benchmark, not a test: it prints figures and asserts nothing.
-import { launchBrowser, startWorker } from '../tests/e2e/harness.mjs';
+// (median of 50 rounds of 100 calls), bytes on the wire per event, and long tasks seen;
+// then the same for peers' published trackers (Segment, Snowplow, PostHog) in the same
+// browser, their collectors answered by the benchmark itself. A benchmark, not a test: it
+// prints figures and asserts nothing.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, launchBrowser, startWorker } from '../tests/e2e/harness.mjs';
+
+const PEERS_DIR = join(ROOT, 'bench', 'peers', 'node_modules');
+const CALL = { round: 0, i: 0, price: 9.99, sku: 'SKU-1' };
+
+/** Each peer: its script, what the page runs before it, how to know it is ready, one call. */
+const PEERS = [
+  {
+    // Ours again, served like the peers (no wrangler dev in between), for a like-for-like row.
+    name: 'edge-cdp, served like the peers',
+    file: join(ROOT, 'www', 'cdp.js'),
+    files: { 'cdp/tracker.js': join(ROOT, 'www', 'cdp', 'tracker.js'), 'cdp/tracker_bg.wasm': join(ROOT, 'www', 'cdp', 'tracker_bg.wasm') },
+    before: `${readFileSync(join(ROOT, 'tracker', 'js', 'snippet.min.js'), 'utf8')}
+      cdp.ready(function () { window.__ready = performance.now(); });`,
+    attributes: 'data-write-key="bench" data-endpoint="https://collector.test"',
+    track: (p) => window.cdp.track('Bench Event', p),
+  },
+  {
+    name: 'Segment analytics-next (standalone)',
+    file: '@segment/analytics-next/dist/umd/standalone.js',
+    before: `window.analytics = []; analytics._writeKey = 'bench'; analytics._cdn = 'https://cdn.segment.com';
+      ['track', 'page', 'identify', 'ready'].forEach(function (m) { analytics[m] = function () {
+        var a = Array.prototype.slice.call(arguments); a.unshift(m); analytics.push(a); return analytics; }; });
+      analytics.ready(function () { window.__ready = performance.now(); });`,
+    track: (p) => window.analytics.track('Bench Event', p),
+  },
+  {
+    name: 'Snowplow browser-tracker',
+    file: '@snowplow/browser-tracker/dist/index.umd.min.js',
+    after: `snowplowBrowserTracking.newTracker('sp', 'https://collector.test', { appId: 'bench', eventMethod: 'post' });
+      window.__ready = performance.now();`,
+    track: (p) => window.snowplowBrowserTracking.trackSelfDescribingEvent({
+      event: { schema: 'iglu:com.example/bench_event/jsonschema/1-0-0', data: p } }),
+  },
+  {
+    name: 'PostHog posthog-js (array.js)',
+    file: 'posthog-js/dist/array.js',
+    after: `posthog.init('bench', { api_host: 'https://collector.test', autocapture: false, capture_pageview: false,
+        disable_session_recording: true, advanced_disable_decide: true, loaded: function () { window.__ready = performance.now(); } });`,
+    track: (p) => window.posthog.capture('Bench Event', p),
+  },
+];
+
+/** Median and p90 of main-thread time per call, over 50 rounds of 100 calls. */
+async function perCallTime(page, call) {
+  return page.evaluate(`(() => {
+    const call = ${call.toString()};
+    const rounds = [];
+    for (let r = 0; r < 50; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < 100; i++) call({ ...${JSON.stringify(CALL)}, round: r, i });
+      rounds.push((performance.now() - t0) / 100);
+    }
+    rounds.sort((a, b) => a - b);
+    return { median: rounds[25], p90: rounds[45] };
+  })()`);
+}
+
+const LONG_TASKS = () => {
+  window.__longTasks = 0;
+  new PerformanceObserver((list) => { window.__longTasks += list.getEntries().length; })
+    .observe({ type: 'longtask', buffered: true });
+};
+
+/** One peer in a fresh context: its page and script served by the benchmark, its collector answered 200. */
+async function measurePeer(browser, peer) {
+  const path = peer.file.startsWith('/') ? peer.file : join(PEERS_DIR, peer.file);
+  if (!existsSync(path)) return null;
+  const context = await browser.newContext();
+  let bytes = 0;
+  await context.addInitScript(LONG_TASKS);
+  await context.route('https://bench.test/**', (route) => {
+    const url = route.request().url();
+    if (url.endsWith('/peer.js')) return route.fulfill({ contentType: 'text/javascript', body: readFileSync(path) });
+    const extra = Object.entries(peer.files || {}).find(([name]) => url.endsWith(`/${name}`));
+    if (extra) {
+      return route.fulfill({ contentType: extra[0].endsWith('.wasm') ? 'application/wasm' : 'text/javascript', body: readFileSync(extra[1]) });
+    }
+    return route.fulfill({ contentType: 'text/html', body: `<!doctype html><html><head><script>${peer.before || ''}</script>
+      <script src="/peer.js" ${peer.attributes || ''}></script><script>${peer.after || ''}</script></head><body>bench</body></html>` });
+  });
+  await context.route('https://cdn.segment.com/**', (route) => {
+    const url = route.request().url();
+    if (url.includes('/settings')) {
+      return route.fulfill({ contentType: 'application/json', body: JSON.stringify({
+        integrations: { 'Segment.io': { apiKey: 'bench', apiHost: 'collector.test/v1', protocol: 'https' } }, plan: {} }) });
+    }
+    const bundle = join(PEERS_DIR, '@segment/analytics-next/dist/umd', url.split('/').pop());
+    return existsSync(bundle) ? route.fulfill({ contentType: 'text/javascript', body: readFileSync(bundle) }) : route.fulfill({ status: 404 });
+  });
+  await context.route(/^https:\/\/(collector\.test|[a-z.]*posthog\.com)\//, (route) => {
+    bytes += Buffer.byteLength(route.request().postData() || '');
+    return route.fulfill({ status: 200, contentType: 'application/json', body: '{}' });
+  });
+  const page = await context.newPage();
+  await page.goto('https://bench.test/');
+  await page.waitForFunction(() => window.__ready, null, { timeout: 15_000 });
+  const ready = await page.evaluate(() => {
+    const script = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/peer.js'));
+    return window.__ready - script.startTime;
+  });
+  const perCall = await perCallTime(page, peer.track);
+  await page.waitForTimeout(4000);
+  const longTasks = await page.evaluate(() => window.__longTasks);
+  await context.close();
+  return { ready, perCall, bytes, longTasks };
+}
 
 const worker = await startWorker();
 const browser = await launchBrowser();
@@ -19,11 +129,7 @@ try {
     events += batch.batch.length;
     dropped += batch.dropped || 0;
   });
-  await context.addInitScript(() => {
-    window.__longTasks = 0;
-    new PerformanceObserver((list) => { window.__longTasks += list.getEntries().length; })
-      .observe({ type: 'longtask', buffered: true });
-  });
+  await context.addInitScript(LONG_TASKS);
   const page = await context.newPage();
   await page.goto(`${worker.url}/`);
   await page.waitForFunction(() => window.cdp && window.cdp.loaded);
@@ -31,16 +137,7 @@ try {
     const loader = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/cdp.js'));
     return new Promise((resolve) => window.cdp.ready(() => resolve({ loaderStart: loader.startTime, readyAt: performance.now() })));
   });
-  const perCall = await page.evaluate(() => {
-    const rounds = [];
-    for (let r = 0; r < 50; r++) {
-      const t0 = performance.now();
-      for (let i = 0; i < 100; i++) window.cdp.track('Bench Event', { round: r, i, price: 9.99, sku: 'SKU-1' });
-      rounds.push((performance.now() - t0) / 100);
-    }
-    rounds.sort((a, b) => a - b);
-    return { median: rounds[25], p90: rounds[45] };
-  });
+  const perCall = await perCallTime(page, (p) => window.cdp.track('Bench Event', p));
   await page.evaluate(() => window.cdp.flush());
   await page.waitForTimeout(3000);
   await page.evaluate(() => window.cdp.flush());
@@ -52,6 +149,20 @@ try {
   console.log(`  bytes on the wire per event   ${(bodyBytes / Math.max(events, 1)).toFixed(0)} B (request body; ${events} events)`);
   console.log(`  events delivered / dropped     ${events} / ${dropped} (the browser queue keeps at most 1,000; the oldest go first)`);
   console.log(`  long tasks (> 50 ms) seen     ${longTasks} (during load, 5,000 calls and their delivery)`);
+
+  console.log('\npeers in the same browser (5,000 calls each; their collectors answered by the benchmark)');
+  console.log(`  ${'tracker'.padEnd(40)} ${'ready'.padStart(9)} ${'track() median'.padStart(15)} ${'p90'.padStart(9)} ${'wire B/event'.padStart(13)} ${'long tasks'.padStart(11)}`);
+  const line = (name, r) => console.log(`  ${name.padEnd(40)} ${(r.ready.toFixed(1) + ' ms').padStart(9)} ${((r.perCall.median * 1000).toFixed(1) + ' µs').padStart(15)} ${((r.perCall.p90 * 1000).toFixed(1) + ' µs').padStart(9)} ${String(r.wire).padStart(13)} ${String(r.longTasks).padStart(11)}`);
+  line('edge-cdp (this tracker)', { ready: ready.readyAt - ready.loaderStart, perCall, wire: (bodyBytes / Math.max(events, 1)).toFixed(0), longTasks });
+  for (const peer of PEERS) {
+    try {
+      const r = await measurePeer(browser, peer);
+      if (!r) { console.log(`  ${peer.name}: not installed (run make size)`); continue; }
+      line(peer.name, { ...r, wire: 'n/a' });
+    } catch (e) {
+      console.log(`  ${peer.name}: could not be measured (${e.message.split('\n')[0]})`);
+    }
+  }
 } finally {
   await browser.close();
   await worker.stop();
