@@ -14,7 +14,7 @@ use worker::{Date, Env, MessageBatch, MessageExt, Result};
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counts};
-use crate::{archive, dedup, import_job, profile_store, resolver};
+use crate::{archive, dedup, directory, import_job, profile_store, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
 ///
@@ -120,6 +120,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
     let delivered = fresh.len() as i64;
     let routed = resolver::resolve(env, fresh, &config.rules, counts).await?;
     let profiles: BTreeSet<&String> = routed.events.keys().chain(routed.links.keys()).collect();
+    let profiles_written: Vec<&String> = profiles.iter().copied().collect();
     let writes = profiles.into_iter().map(|profile| {
         let events = routed
             .events
@@ -133,8 +134,17 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
             .unwrap_or_default();
         profile_store::ingest(env, profile, events, links, &sources)
     });
-    for outcome in futures_util::future::join_all(writes).await {
-        outcome?;
+    let mut summaries = Vec::new();
+    for (profile, outcome) in profiles_written
+        .into_iter()
+        .zip(futures_util::future::join_all(writes).await)
+    {
+        if let Some(summary) = outcome?.summary {
+            summaries.push((profile.clone(), summary));
+        }
+    }
+    if !summaries.is_empty() {
+        directory::put(env, summaries).await?;
     }
     if !fresh_keys.is_empty() {
         dedup::record(env, &fresh_keys, Date::now().as_millis() as i64).await?;

@@ -23,12 +23,12 @@ pub const MAX_PAGE: usize = 200;
 
 #[derive(Serialize, Deserialize, Default)]
 struct Call {
-    /// The profile (put, remove).
+    /// The profile (remove).
     #[serde(default)]
     id: String,
-    /// Its summary (put).
+    /// Profiles and their summaries (put).
     #[serde(default)]
-    doc: Value,
+    docs: Vec<(String, Value)>,
     /// `where` conditions (search).
     #[serde(default)]
     conditions: Vec<String>,
@@ -57,14 +57,25 @@ async fn call(env: &Env, shard: u64, path: &str, body: &Call) -> Result<Found> {
     shard::post(env, DIRECTORY, "directory", shard, path, body).await
 }
 
-/// Records (or replaces) the summary of profile `id`.
-pub async fn put(env: &Env, id: &str, doc: Value) -> Result<()> {
-    let body = Call {
-        id: id.to_owned(),
-        doc,
-        ..Call::default()
-    };
-    call(env, shard::of(id, SHARDS), "/put", &body).await?;
+/// Records (or replaces) the summaries of profiles, one call per shard.
+pub async fn put(env: &Env, docs: Vec<(String, Value)>) -> Result<()> {
+    let mut by_shard: std::collections::BTreeMap<u64, Vec<(String, Value)>> = Default::default();
+    for (id, doc) in docs {
+        by_shard
+            .entry(shard::of(&id, SHARDS))
+            .or_default()
+            .push((id, doc));
+    }
+    let calls = by_shard.into_iter().map(|(s, docs)| async move {
+        let body = Call {
+            docs,
+            ..Call::default()
+        };
+        call(env, s, "/put", &body).await
+    });
+    for answer in futures_util::future::join_all(calls).await {
+        answer?;
+    }
     Ok(())
 }
 
@@ -130,10 +141,12 @@ impl DurableObject for ProfileDirectory {
         let body: Call = req.json().await?;
         match req.path().as_str() {
             "/put" => {
-                sql.exec(
-                    "INSERT OR REPLACE INTO profiles (id, doc) VALUES (?, ?)",
-                    vec![body.id.into(), body.doc.to_string().into()],
-                )?;
+                for (id, doc) in body.docs {
+                    sql.exec(
+                        "INSERT OR REPLACE INTO profiles (id, doc) VALUES (?, ?)",
+                        vec![id.into(), doc.to_string().into()],
+                    )?;
+                }
                 http::json(200, &Found::default())
             }
             "/remove" => {

@@ -173,6 +173,10 @@ pub struct IngestReport {
     pub stored: usize,
     /// Events already held (same `messageId`), ignored.
     pub duplicates: usize,
+    /// The profile's summary for the directory, which the caller publishes together with
+    /// the other profiles of its batch (one call per directory shard, not one per profile).
+    #[serde(default)]
+    pub summary: Option<Value>,
 }
 
 async fn call<T: DeserializeOwned>(

@@ -91,8 +91,9 @@ impl DurableObject for ProfileStore {
                 for link in &body.links {
                     self.link(link)?;
                 }
-                let report = self.store(&body.events, &body.sources)?;
-                self.publish().await?;
+                let mut report = self.store(&body.events, &body.sources)?;
+                report.summary = self.summary()?;
+                self.watch_cart().await?;
                 http::json(200, &report)
             }
             (Method::Get, "/identity") => http::json(200, &self.holding()?),
@@ -274,16 +275,22 @@ impl ProfileStore {
         })))
     }
 
-    /// Sends the summary to the directory (or takes the profile out of it), and sets an
-    /// alarm for when the cart turns abandoned, so the directory hears of it then.
+    /// Sends the summary to the directory (or takes the profile out of it), and watches the
+    /// cart (after merges, unmerges and erasure; ingest leaves publishing to its caller).
     pub(super) async fn publish(&self) -> Result<()> {
         let Some(id) = self.meta("id")? else {
             return Ok(());
         };
         match self.summary()? {
-            Some(doc) => directory::put(&self.env, &id, doc).await?,
+            Some(doc) => directory::put(&self.env, vec![(id, doc)]).await?,
             None => directory::remove(&self.env, &id).await?,
         }
+        self.watch_cart().await
+    }
+
+    /// Sets an alarm for when the cart, as it is now, turns abandoned, so the directory
+    /// hears of it then without a new event.
+    async fn watch_cart(&self) -> Result<()> {
         let now = worker::Date::now().as_millis() as i64;
         let abandon_after = config::abandon_after_ms(&self.env);
         if let Some(at) = self
@@ -450,6 +457,7 @@ impl ProfileStore {
         let mut report = IngestReport {
             stored: 0,
             duplicates: 0,
+            summary: None,
         };
         let mut aggregate = self.aggregate()?;
         for event in events {
