@@ -195,9 +195,9 @@ pub async fn unmerge(mut req: Request, env: &Env, config: &Config, id: &str) -> 
     let into = resolver::new_profile_id(&["unmerge:", &id].concat(), &detach);
     let moved = split.moved_keys();
     let (anchor, moved_events) = (split.anchor.clone(), split.moved_events());
-    profile_store::apply_split(env, &id, &into, &detach, split).await?;
     let repoint = moved.iter().map(|k| (k.clone(), into.clone())).collect();
-    identity_index::assign(env, &repoint).await?;
+    let index = identity_index::assign(env, &repoint);
+    profile_store::apply_split(env, &id, &into, &detach, split, index).await?;
     let detail = serde_json::json!({"identifier": detach.key(), "newProfile": into, "movedIdentifiers": moved,
                                     "movedEvents": moved_events, "keptApartFrom": anchor});
     archive::audit(env, "unmerge", &id, detail.clone()).await?;

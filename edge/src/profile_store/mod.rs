@@ -285,14 +285,17 @@ pub async fn split(
         .map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-/// Carries out `split` of profile `from`: its moving part goes into the new profile `into`
-/// (first, so nothing is lost if the second step fails), then leaves `from`.
+/// Carries out `split` of profile `from`: its moving part goes into the new profile `into`,
+/// then `repoint` runs (the index learns where the moved identifiers live), and only then
+/// does the part leave `from`: a failure at any step leaves every event and identifier in
+/// at least one profile the index can reach, and the call can be repeated.
 pub async fn apply_split(
     env: &Env,
     from: &str,
     into: &str,
     detach: &Identifier,
     split: Split,
+    repoint: impl std::future::Future<Output = Result<()>>,
 ) -> Result<()> {
     let now = worker::Date::now().as_millis() as i64;
     let message_ids = split.events.iter().map(|e| e.message_id.clone()).collect();
@@ -309,6 +312,7 @@ pub async fn apply_split(
         split_into: Some(into.to_owned()),
     })?;
     call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
+    repoint.await?;
     let detach = to_json(&Detach {
         identifier: detach.key(),
         anchor: split.anchor,
