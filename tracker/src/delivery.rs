@@ -246,7 +246,7 @@ fn store(shared: &Shared, limit: usize) {
     );
     drop(state);
     if count >= flush_at {
-        flush(shared, || {});
+        flush(shared, Box::new(|| {}));
     } else {
         schedule_flush(shared, interval);
     }
@@ -281,13 +281,13 @@ fn schedule_flush(shared: &Shared, delay_ms: f64) {
     let shared = shared.clone();
     lifecycle::after(delay_ms, move || {
         shared.borrow_mut().flush_due = None;
-        flush(&shared, || {});
+        flush(&shared, Box::new(|| {}));
     });
 }
 
 /// Starts sending the queue unless a send is under way, the browser is offline, consent
 /// is missing, or a retry is not due yet; calls `done` when that attempt is over.
-fn flush(shared: &Shared, done: impl FnOnce() + 'static) {
+fn flush(shared: &Shared, done: Box<dyn FnOnce()>) {
     {
         let state = shared.borrow();
         if state.sending || state.decision != Decision::Collect || !lifecycle::is_online() {
@@ -304,8 +304,8 @@ fn flush(shared: &Shared, done: impl FnOnce() + 'static) {
     let (task_shared, after_shared) = (shared.clone(), shared.clone());
     transport::exclusively(
         SEND_LOCK,
-        move |has_lock, finished| send_queued(&task_shared, has_lock, finished),
-        move |ran| {
+        Box::new(move |has_lock, finished| send_queued(&task_shared, has_lock, finished)),
+        Box::new(move |ran| {
             after_shared.borrow_mut().sending = false;
             if !ran {
                 // Another tab holds the lock and sends the shared queue; look again later in
@@ -314,7 +314,7 @@ fn flush(shared: &Shared, done: impl FnOnce() + 'static) {
                 schedule_flush(&after_shared, interval.max(250.0));
             }
             done();
-        },
+        }),
     );
 }
 
@@ -363,17 +363,23 @@ fn send_queued(shared: &Shared, has_lock: bool, finished: Box<dyn FnOnce()>) {
         return finished();
     };
     let again = shared.clone();
-    deliver(shared, &url, body, keys, move |settled| {
-        if !settled {
-            return finished();
-        }
-        if reported > 0 {
-            let mut state = again.borrow_mut();
-            state.dropped -= reported.min(state.dropped);
-            save_dropped(state.dropped);
-        }
-        send_queued(&again, has_lock, finished);
-    });
+    deliver(
+        shared,
+        &url,
+        body,
+        keys,
+        Box::new(move |settled| {
+            if !settled {
+                return finished();
+            }
+            if reported > 0 {
+                let mut state = again.borrow_mut();
+                state.dropped -= reported.min(state.dropped);
+                save_dropped(state.dropped);
+            }
+            send_queued(&again, has_lock, finished);
+        }),
+    );
 }
 
 /// Sends one batch with `keepalive`, then calls `then(settled)`: true when its events left
@@ -383,7 +389,7 @@ fn deliver(
     url: &str,
     body: String,
     keys: Vec<String>,
-    then: impl FnOnce(bool) + 'static,
+    then: Box<dyn FnOnce(bool)>,
 ) {
     {
         let mut state = shared.borrow_mut();
@@ -391,9 +397,12 @@ fn deliver(
         state.in_flight_bytes += body.len();
     }
     let (shared, size) = (shared.clone(), body.len());
-    transport::send(url, &body, true, move |answer| {
-        then(settle(&shared, &keys, size, &answer));
-    });
+    transport::send(
+        url,
+        &body,
+        true,
+        Box::new(move |answer| then(settle(&shared, &keys, size, &answer))),
+    );
 }
 
 /// What the collector's answer to a batch of `keys` means for the queue.
@@ -451,7 +460,7 @@ fn on_hide(shared: &Shared) {
         batches
     };
     for (url, body, keys) in batches {
-        deliver(shared, &url, body, keys, |_| {});
+        deliver(shared, &url, body, keys, Box::new(|_| {}));
     }
 }
 
@@ -462,7 +471,7 @@ pub fn listen(shared: &Shared) {
     let s = shared.clone();
     lifecycle::every_online(move || {
         s.borrow_mut().retry_at = 0.0;
-        flush(&s, || {});
+        flush(&s, Box::new(|| {}));
     });
     let s = shared.clone();
     navigation::on_route_change(move || {
@@ -500,9 +509,12 @@ pub fn flush_now(shared: &Shared) -> Promise {
     store(shared, usize::MAX);
     let shared = shared.clone();
     Promise::new(&mut |resolve: Function, _reject| {
-        flush(&shared, move || {
-            let _ = resolve.call0(&JsValue::NULL);
-        })
+        flush(
+            &shared,
+            Box::new(move || {
+                let _ = resolve.call0(&JsValue::NULL);
+            }),
+        )
     })
 }
 

@@ -29,6 +29,9 @@ extern "C" {
     fn with_lock(name: &str, task: &JsValue, after: &JsValue);
 }
 
+/// What a task under the lock calls when it is done, releasing the lock.
+pub type Finished = Box<dyn FnOnce()>;
+
 /// The collector's answer to one batch.
 pub struct Answer {
     /// HTTP status; 0 when the request failed without an answer (offline, refused, CORS).
@@ -39,7 +42,7 @@ pub struct Answer {
 
 /// Posts `body` to `url`, then calls `done` with the answer. With `keepalive` the request
 /// outlives the page, as long as all keepalive requests in flight stay under 64 KB together.
-pub fn send(url: &str, body: &str, keepalive: bool, done: impl FnOnce(Answer) + 'static) {
+pub fn send(url: &str, body: &str, keepalive: bool, done: Box<dyn FnOnce(Answer)>) {
     let done = Closure::once_into_js(move |status: f64, retry_after_ms: Option<f64>| {
         done(Answer {
             status: status as u16,
@@ -55,8 +58,8 @@ pub fn send(url: &str, body: &str, keepalive: bool, done: impl FnOnce(Answer) + 
 /// Then calls `after(ran)`.
 pub fn exclusively(
     name: &str,
-    task: impl FnOnce(bool, Box<dyn FnOnce()>) + 'static,
-    after: impl FnOnce(bool) + 'static,
+    task: Box<dyn FnOnce(bool, Finished)>,
+    after: Box<dyn FnOnce(bool)>,
 ) {
     let task = Closure::once_into_js(move |has_lock: bool, finished: Function| {
         task(
