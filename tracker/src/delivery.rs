@@ -147,8 +147,12 @@ fn identity_tab() -> String {
     crate::identity::new_id().chars().take(8).collect()
 }
 
-fn warn(message: &str) {
-    web_sys::console::warn_2(&"[cdp]".into(), &message.into());
+#[wasm_bindgen(
+    inline_js = "export function warn(m) { try { console.warn('[cdp]', m); } catch (e) {} }"
+)]
+extern "C" {
+    /// Tells the site's developer, in the console, about events the tracker had to drop.
+    fn warn(message: &str);
 }
 
 /// Records a call: microseconds on the page's critical path; storing and sending come later.

@@ -3,6 +3,7 @@
 //! identified, and the user's traits.
 
 use js_sys::{Object, JSON};
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::storage;
@@ -14,18 +15,22 @@ pub const USER_ID: &str = "cdp_uid";
 /// localStorage key of the user's traits (JSON).
 pub const TRAITS: &str = "cdp_traits";
 
-/// A fresh random id (RFC 4122 version 4).
+// One small function rather than web-sys's window and crypto bindings: fewer bytes.
+#[wasm_bindgen(inline_js = r#"
+export function uuid() {
+  try { return crypto.randomUUID(); } catch (e) {
+    // No Web Crypto (very old browsers, or not a secure context): unique enough for an id.
+    return Date.now().toString(36) + '-' + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  }
+}
+"#)]
+extern "C" {
+    fn uuid() -> String;
+}
+
+/// A fresh random id (RFC 4122 version 4 where the browser has Web Crypto).
 pub fn new_id() -> String {
-    web_sys::window()
-        .and_then(|w| w.crypto().ok())
-        .map(|c| c.random_uuid())
-        // No Web Crypto (very old browsers): Math.random is unique enough for an id.
-        .unwrap_or_else(|| {
-            js_sys::Number::from(js_sys::Math::random())
-                .to_string_with_radix(36)
-                .map(String::from)
-                .unwrap_or_default()
-        })
+    uuid()
 }
 
 /// What is remembered about the visitor.
