@@ -20,7 +20,7 @@ setup:
 # Real file targets, so `wrangler dev` (which runs `make build`) rebuilds only what changed.
 build: $(TRACKER_OUT) $(EDGE_OUT)
 
-$(TRACKER_OUT): $(RUST_COMMON) $(wildcard tracker/Cargo.toml tracker/src/*.rs tracker/js/*.js) scripts/build-tracker.sh
+$(TRACKER_OUT): $(RUST_COMMON) $(wildcard tracker/Cargo.toml tracker/src/*.rs tracker/js/*.js tracker/tools/*.mjs) scripts/build-tracker.sh
 	@scripts/build-tracker.sh
 
 $(EDGE_OUT): $(RUST_COMMON) $(wildcard edge/Cargo.toml edge/src/*.rs edge/src/*/*.rs) scripts/build-edge.sh

@@ -7,15 +7,27 @@ set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$ROOT"
 # The standard library is rebuilt with panics that abort at once: no panic messages, no
-# core::fmt in the page (2.6 KB brotli). `panic = "immediate-abort"` and `-Zbuild-std` are
-# not stable yet; RUSTC_BOOTSTRAP lets this stable toolchain use them for this one build.
-RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
-  cargo build --quiet -p cdp-tracker --release --target wasm32-unknown-unknown \
-  -Zbuild-std=std,panic_abort --target-dir target/tracker
+# core::fmt, no locations in the page's Wasm (about 3 KB brotli). Those are nightly
+# options of the stable compiler, hence RUSTC_BOOTSTRAP, and they need the rust-src
+# component. A target directory of its own keeps these flags from invalidating the
+# workspace's ordinary builds and tests. Where rust-src cannot be had, the tracker is
+# built with the prebuilt std instead: larger, but it works the same.
+if rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src; then
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
+    cargo build --quiet -p cdp-tracker --release --target wasm32-unknown-unknown \
+    -Zbuild-std=std,panic_abort --target-dir target/tracker-min
+  wasm=target/tracker-min/wasm32-unknown-unknown/release/cdp_tracker.wasm
+else
+  echo "build-tracker: no rust-src component; building with the prebuilt std (about 3 KB brotli more)" >&2
+  cargo build --quiet -p cdp-tracker --release --target wasm32-unknown-unknown
+  wasm=target/wasm32-unknown-unknown/release/cdp_tracker.wasm
+fi
 rm -rf tracker/pkg
-wasm-bindgen --target web --no-typescript --out-dir tracker/pkg --out-name tracker \
-  target/tracker/wasm32-unknown-unknown/release/cdp_tracker.wasm
-wasm-opt -Oz --strip-debug --strip-producers tracker/pkg/tracker_bg.wasm -o tracker/pkg/tracker_bg.opt.wasm
+wasm-bindgen --target web --no-typescript --out-dir tracker/pkg --out-name tracker "$wasm"
+# Import and export names shortened in the Wasm and then in the glue (see the script).
+wasm-opt -Oz --strip-debug --strip-producers --strip-target-features --minify-imports-and-exports-and-modules \
+  tracker/pkg/tracker_bg.wasm -o tracker/pkg/tracker_bg.opt.wasm > tracker/pkg/names.json
+node tracker/tools/shorten-names.mjs tracker/pkg/names.json tracker/pkg/tracker.js
 
 # (wasm-bindgen's glue repeats an import key when one snippet serves several imports: harmless.)
 mkdir -p www/cdp www/spa

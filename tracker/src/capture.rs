@@ -28,7 +28,8 @@ extern "C" {
     fn watch_marked(f: &JsValue);
 }
 
-/// Calls `f(event name, properties)` for every click or submit on a marked element.
-pub fn on_marked_action(f: impl FnMut(String, Object) + 'static) {
-    watch_marked(&Closure::<dyn FnMut(String, Object)>::new(f).into_js_value());
+/// Calls `f(event name, properties)` for every click or submit on a marked element. The
+/// name stays a JavaScript string: it only goes into the event object.
+pub fn on_marked_action(f: impl FnMut(JsValue, Object) + 'static) {
+    watch_marked(&Closure::<dyn FnMut(JsValue, Object)>::new(f).into_js_value());
 }

@@ -1,6 +1,6 @@
 //! The site's settings, read once from the object the loader or the npm package passes.
 
-use js_sys::{Object, Reflect};
+use js_sys::Object;
 use wasm_bindgen::JsValue;
 
 use crate::consent;
@@ -29,7 +29,7 @@ pub struct Config {
 }
 
 fn field(config: &Object, name: &str) -> JsValue {
-    Reflect::get(config, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+    crate::js::get(config, name)
 }
 
 fn text(config: &Object, name: &str, default: &str) -> String {
@@ -39,14 +39,13 @@ fn text(config: &Object, name: &str, default: &str) -> String {
 }
 
 fn number(config: &Object, name: &str, default: f64) -> f64 {
-    let value = field(config, name);
     // Attributes of a script tag arrive as strings.
-    let n = value.as_f64().or_else(|| {
-        value
-            .as_string()
-            .and_then(|s| js_sys::Number::from(JsValue::from_str(&s)).as_f64())
-    });
-    n.filter(|n| n.is_finite() && *n >= 0.0).unwrap_or(default)
+    let n = crate::js::number(&field(config, name));
+    if n.is_finite() && n >= 0.0 {
+        n
+    } else {
+        default
+    }
 }
 
 fn flag(config: &Object, name: &str, default: bool) -> bool {

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Date, Function, Math, Object, Promise, JSON};
+use js_sys::{Date, Function, Math, Object, Promise};
 use wasm_bindgen::prelude::*;
 
 use crate::backoff::{self, Outcome};
@@ -19,7 +19,7 @@ use crate::event::{self, Captured};
 use crate::identity::Identity;
 use crate::outbox;
 use crate::session::Session;
-use crate::{context, lifecycle, navigation, route, storage, transport};
+use crate::{context, js, lifecycle, navigation, route, storage, transport};
 
 /// localStorage key of the visitor's consent choices (JSON).
 pub const CONSENT: &str = "cdp_consent";
@@ -73,7 +73,7 @@ impl State {
     /// The state for a new page, from storage.
     pub fn new(config: Config) -> State {
         let consent = storage::get(CONSENT)
-            .and_then(|c| JSON::parse(&c).ok())
+            .map(|c| js::parse(&c))
             .filter(JsValue::is_object)
             .unwrap_or(JsValue::UNDEFINED);
         let mut state = State {
@@ -118,17 +118,14 @@ impl State {
     }
 
     fn load_stored(&mut self) {
-        self.session = storage::get(SESSION)
-            .and_then(|s| JSON::parse(&s).ok())
-            .map(|v| js_sys::Array::from(&v))
-            .and_then(|a| {
-                Some(Session {
-                    id: a.get(0).as_f64()?,
-                    last: a.get(1).as_f64()?,
-                })
-            });
+        self.session = storage::get(SESSION).map(|s| js::parse(&s)).and_then(|a| {
+            Some(Session {
+                id: js::get(&a, "0").as_f64()?,
+                last: js::get(&a, "1").as_f64()?,
+            })
+        });
         self.dropped = storage::get(DROPPED)
-            .and_then(|d| js_sys::Number::from(JsValue::from_str(&d)).as_f64())
+            .map(|d| js::number(&d.into()))
             .filter(|d| d.is_finite() && *d > 0.0)
             .map_or(0, |d| d as u32);
         if !self.identity_saved {
@@ -147,12 +144,8 @@ fn identity_tab() -> String {
     crate::identity::new_id().chars().take(8).collect()
 }
 
-#[wasm_bindgen(
-    inline_js = "export function warn(m) { try { console.warn('[cdp]', m); } catch (e) {} }"
-)]
-extern "C" {
-    /// Tells the site's developer, in the console, about events the tracker had to drop.
-    fn warn(message: &str);
+fn warn(message: &str) {
+    js::warn(message);
 }
 
 /// Records a call: microseconds on the page's critical path; storing and sending come later.
@@ -179,9 +172,13 @@ pub fn record(shared: &Shared, kind: &str, fields: Object) {
     state.pending.push(captured);
     if !state.store_scheduled {
         state.store_scheduled = true;
-        let shared = shared.clone();
-        lifecycle::idle(move || store(&shared, STORE_SLICE));
+        store_when_idle(shared);
     }
+}
+
+fn store_when_idle(shared: &Shared) {
+    let shared = shared.clone();
+    lifecycle::idle(move || store(&shared, STORE_SLICE));
 }
 
 /// Moves up to `limit` pending events into the durable queue, then schedules a send (and
@@ -196,8 +193,7 @@ fn store(shared: &Shared, limit: usize) {
     let pending: Vec<Captured> = state.pending.drain(..take).collect();
     if !state.pending.is_empty() {
         state.store_scheduled = true;
-        let shared = shared.clone();
-        lifecycle::idle(move || store(&shared, STORE_SLICE));
+        store_when_idle(shared);
     }
     let mut queued = storage::keys(outbox::PREFIX);
     let dropped_before = state.dropped;
@@ -236,8 +232,8 @@ fn store(shared: &Shared, limit: usize) {
     state.session = session;
     if let Some(s) = session {
         let pair = js_sys::Array::of2(&s.id.into(), &s.last.into());
-        if let Ok(text) = JSON::stringify(&pair) {
-            storage::set(SESSION, &String::from(text));
+        if let Some(text) = js::stringify(&pair) {
+            storage::set(SESSION, &text);
         }
     }
     if state.dropped != dropped_before {
@@ -250,7 +246,7 @@ fn store(shared: &Shared, limit: usize) {
     );
     drop(state);
     if count >= flush_at {
-        flush(shared, Box::new(|| {}));
+        let _ = flush(shared);
     } else {
         schedule_flush(shared, interval);
     }
@@ -265,9 +261,9 @@ fn drop_oldest(queued: &mut Vec<String>, count: usize) -> u32 {
 }
 
 fn save_dropped(count: u32) {
-    match js_sys::Number::from(f64::from(count)).to_string_with_radix(10) {
-        Ok(text) if count > 0 => {
-            storage::set(DROPPED, &String::from(text));
+    match js::stringify(&f64::from(count).into()) {
+        Some(text) if count > 0 => {
+            storage::set(DROPPED, &text);
         }
         _ => storage::remove(DROPPED),
     }
@@ -285,41 +281,41 @@ fn schedule_flush(shared: &Shared, delay_ms: f64) {
     let shared = shared.clone();
     lifecycle::after(delay_ms, move || {
         shared.borrow_mut().flush_due = None;
-        flush(&shared, Box::new(|| {}));
+        let _ = flush(&shared);
     });
 }
 
 /// Starts sending the queue unless a send is under way, the browser is offline, consent
-/// is missing, or a retry is not due yet; calls `done` when that attempt is over.
-fn flush(shared: &Shared, done: Box<dyn FnOnce()>) {
+/// is missing, or a retry is not due yet.
+fn flush(shared: &Shared) -> Promise {
     {
         let state = shared.borrow();
         if state.sending || state.decision != Decision::Collect || !lifecycle::is_online() {
-            return done();
+            return Promise::resolve(&JsValue::UNDEFINED);
         }
         let wait = state.retry_at - Date::now();
         if wait > 0.0 {
             drop(state);
             schedule_flush(shared, wait);
-            return done();
+            return Promise::resolve(&JsValue::UNDEFINED);
         }
     }
     shared.borrow_mut().sending = true;
-    let (task_shared, after_shared) = (shared.clone(), shared.clone());
+    let task_shared = shared.clone();
+    let shared = shared.clone();
     transport::exclusively(
         SEND_LOCK,
-        Box::new(move |has_lock, finished| send_queued(&task_shared, has_lock, finished)),
-        Box::new(move |ran| {
-            after_shared.borrow_mut().sending = false;
+        move |has_lock, done| send_queued(&task_shared, has_lock, done),
+        move |ran| {
+            shared.borrow_mut().sending = false;
             if !ran {
                 // Another tab holds the lock and sends the shared queue; look again later in
                 // case it finished before our newest events were stored.
-                let interval = after_shared.borrow().config.flush_interval_ms;
-                schedule_flush(&after_shared, interval.max(250.0));
+                let interval = shared.borrow().config.flush_interval_ms;
+                schedule_flush(&shared, interval.max(250.0));
             }
-            done();
-        }),
-    );
+        },
+    )
 }
 
 /// The body of a batch of queued `(key, json)` events, stamped with the time now.
@@ -343,30 +339,32 @@ fn sendable(state: &State, has_lock: bool) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Sends the queue batch after batch, then calls `finished`; stops early at a batch to retry.
-fn send_queued(shared: &Shared, has_lock: bool, finished: Box<dyn FnOnce()>) {
-    let next = {
+/// Sends the queue batch after batch while batches are delivered, then calls `done`.
+fn send_queued(shared: &Shared, has_lock: bool, done: Function) {
+    let (url, body, keys) = {
         let state = shared.borrow();
         let items = sendable(&state, has_lock);
         let sizes: Vec<usize> = items.iter().map(|(_, json)| json.len()).collect();
-        outbox::batches(
+        let Some(range) = outbox::batches(
             &sizes,
             state.config.flush_at.max(100),
             outbox::MAX_BATCH_BYTES,
         )
         .into_iter()
-        .next()
-        .map(|range| {
-            let batch = &items[range];
-            let body = body_of(batch, &state.config.write_key, state.dropped);
-            let keys: Vec<String> = batch.iter().map(|(key, _)| key.clone()).collect();
-            (state.collector_url(), body, keys, state.dropped)
-        })
+        .next() else {
+            let _ = done.call0(&JsValue::UNDEFINED);
+            return;
+        };
+        let Some(batch) = items.get(range) else {
+            let _ = done.call0(&JsValue::UNDEFINED);
+            return;
+        };
+        let body = body_of(batch, &state.config.write_key, state.dropped);
+        let keys: Vec<String> = batch.iter().map(|(key, _)| key.clone()).collect();
+        (state.collector_url(), body, keys)
     };
-    let Some((url, body, keys, reported)) = next else {
-        return finished();
-    };
-    let again = shared.clone();
+    let reported = shared.borrow().dropped;
+    let next = shared.clone();
     deliver(
         shared,
         &url,
@@ -374,68 +372,66 @@ fn send_queued(shared: &Shared, has_lock: bool, finished: Box<dyn FnOnce()>) {
         keys,
         Box::new(move |settled| {
             if !settled {
-                return finished();
+                let _ = done.call0(&JsValue::UNDEFINED);
+                return;
             }
-            if reported > 0 {
-                let mut state = again.borrow_mut();
-                state.dropped -= reported.min(state.dropped);
-                save_dropped(state.dropped);
+            {
+                let mut state = next.borrow_mut();
+                if reported > 0 {
+                    state.dropped -= reported.min(state.dropped);
+                    save_dropped(state.dropped);
+                }
             }
-            send_queued(&again, has_lock, finished);
+            send_queued(&next, has_lock, done);
         }),
     );
 }
 
-/// Sends one batch with `keepalive`, then calls `then(settled)`: true when its events left
-/// the queue, false when it is to be retried (and a retry is scheduled).
+/// Sends one batch with `keepalive`, then calls `then(true)` when it is settled (its events
+/// leave the queue), `then(false)` when it is to be retried (and a retry is scheduled).
 fn deliver(
     shared: &Shared,
     url: &str,
     body: String,
     keys: Vec<String>,
+    // Boxed: one copy of the send callback's code for both callers.
     then: Box<dyn FnOnce(bool)>,
 ) {
+    let bytes = body.len();
     {
         let mut state = shared.borrow_mut();
         state.in_flight.extend(keys.iter().cloned());
-        state.in_flight_bytes += body.len();
+        state.in_flight_bytes += bytes;
     }
-    let (shared, size) = (shared.clone(), body.len());
-    transport::send(
-        url,
-        &body,
-        true,
-        Box::new(move |answer| then(settle(&shared, &keys, size, &answer))),
-    );
-}
-
-/// What the collector's answer to a batch of `keys` means for the queue.
-fn settle(shared: &Shared, keys: &[String], size: usize, answer: &transport::Answer) -> bool {
-    let mut state = shared.borrow_mut();
-    state.in_flight.retain(|k| !keys.contains(k));
-    state.in_flight_bytes -= size.min(state.in_flight_bytes);
-    match backoff::outcome(answer.status) {
-        outcome @ (Outcome::Delivered | Outcome::Refused) => {
-            if outcome == Outcome::Refused {
-                warn("the collector refused a batch; its events are dropped (see the response for reasons)");
+    let shared = shared.clone();
+    transport::send(url, &body, true, move |answer| {
+        let mut state = shared.borrow_mut();
+        state.in_flight.retain(|k| !keys.contains(k));
+        state.in_flight_bytes -= bytes.min(state.in_flight_bytes);
+        match backoff::outcome(answer.status) {
+            outcome @ (Outcome::Delivered | Outcome::Refused) => {
+                if outcome == Outcome::Refused {
+                    warn("the collector refused a batch; its events are dropped (see the response for reasons)");
+                }
+                for key in &keys {
+                    storage::remove(key);
+                }
+                state.attempt = 0;
+                state.retry_at = 0.0;
+                drop(state);
+                then(true);
             }
-            for key in keys {
-                storage::remove(key);
+            Outcome::Retry => {
+                state.attempt += 1;
+                let delay =
+                    backoff::next_delay_ms(state.attempt, Math::random(), answer.retry_after_ms);
+                state.retry_at = Date::now() + delay;
+                drop(state);
+                schedule_flush(&shared, delay);
+                then(false);
             }
-            state.attempt = 0;
-            state.retry_at = 0.0;
-            true
         }
-        Outcome::Retry => {
-            state.attempt += 1;
-            let delay =
-                backoff::next_delay_ms(state.attempt, Math::random(), answer.retry_after_ms);
-            state.retry_at = Date::now() + delay;
-            drop(state);
-            schedule_flush(shared, delay);
-            false
-        }
-    }
+    });
 }
 
 /// The page is being hidden or closed: store what is pending now, and send what is queued
@@ -452,7 +448,9 @@ fn on_hide(shared: &Shared) {
         let mut budget = KEEPALIVE_BUDGET.saturating_sub(state.in_flight_bytes);
         let mut batches = Vec::new();
         for range in outbox::batches(&sizes, usize::MAX, budget.min(outbox::MAX_BATCH_BYTES)) {
-            let batch = &items[range];
+            let Some(batch) = items.get(range) else {
+                break;
+            };
             let body = body_of(batch, &state.config.write_key, 0);
             if body.len() > budget {
                 break;
@@ -475,7 +473,7 @@ pub fn listen(shared: &Shared) {
     let s = shared.clone();
     lifecycle::every_online(move || {
         s.borrow_mut().retry_at = 0.0;
-        flush(&s, Box::new(|| {}));
+        let _ = flush(&s);
     });
     let s = shared.clone();
     navigation::on_route_change(move || {
@@ -492,7 +490,7 @@ pub fn listen(shared: &Shared) {
     let s = shared.clone();
     crate::capture::on_marked_action(move |name, properties| {
         let fields = Object::new();
-        event::set(&fields, "event", &name.into());
+        event::set(&fields, "event", &name);
         event::set(&fields, "properties", &properties);
         record(&s, "track", fields);
     });
@@ -511,15 +509,7 @@ pub fn store_now(shared: &Shared) {
 /// Stores and sends now; resolves when the attempt is over.
 pub fn flush_now(shared: &Shared) -> Promise {
     store(shared, usize::MAX);
-    let shared = shared.clone();
-    Promise::new(&mut |resolve: Function, _reject| {
-        flush(
-            &shared,
-            Box::new(move || {
-                let _ = resolve.call0(&JsValue::NULL);
-            }),
-        )
-    })
+    flush(shared)
 }
 
 /// Updates the identity for an `identify` call; returns the traits the event carries.
@@ -570,8 +560,8 @@ pub fn reset(shared: &Shared) {
 /// Applies the visitor's consent choices at once.
 pub fn consent(shared: &Shared, preferences: Object) {
     let mut state = shared.borrow_mut();
-    if let Ok(text) = JSON::stringify(&preferences) {
-        storage::set(CONSENT, &String::from(text));
+    if let Some(text) = js::stringify(&preferences) {
+        storage::set(CONSENT, &text);
     }
     state.consent = preferences.into();
     state.decision = state.decide();

@@ -1,7 +1,7 @@
 //! Segment-spec events as JavaScript objects: captured cheaply when the page calls, and
 //! completed (id, time, context) and serialised later, off the page's critical path.
 
-use js_sys::{Date, Object, Reflect, JSON};
+use js_sys::Object;
 use wasm_bindgen::JsValue;
 
 use crate::context;
@@ -13,17 +13,17 @@ pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Sets `object[key] = value`; setting a property on a plain object cannot fail.
 pub fn set(object: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(object, &JsValue::from_str(key), value);
+    crate::js::set(object, key, value);
 }
 
 /// Reads `object[key]`.
 pub fn get(object: &JsValue, key: &str) -> JsValue {
-    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    crate::js::get(object, key)
 }
 
 /// An ISO 8601 time string for `ms` since the epoch, the form the collector reads.
 pub fn iso(ms: f64) -> String {
-    Date::new(&JsValue::from_f64(ms)).to_iso_string().into()
+    crate::js::iso(ms)
 }
 
 /// A call as the page made it: what it said, when, and on which page.
@@ -88,5 +88,5 @@ pub fn complete(
         }
         set(event, "properties", &props);
     }
-    JSON::stringify(event).ok().and_then(|s| s.as_string())
+    crate::js::stringify(event)
 }

@@ -2,9 +2,8 @@
 //! either surviving is enough to recognise a returning visitor), the user id once
 //! identified, and the user's traits.
 
-use js_sys::{Object, JSON};
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
+use js_sys::Object;
+use wasm_bindgen::JsValue;
 
 use crate::storage;
 
@@ -15,22 +14,10 @@ pub const USER_ID: &str = "cdp_uid";
 /// localStorage key of the user's traits (JSON).
 pub const TRAITS: &str = "cdp_traits";
 
-// One small function rather than web-sys's window and crypto bindings: fewer bytes.
-#[wasm_bindgen(inline_js = r#"
-export function uuid() {
-  try { return crypto.randomUUID(); } catch (e) {
-    // No Web Crypto (very old browsers, or not a secure context): unique enough for an id.
-    return Date.now().toString(36) + '-' + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
-  }
-}
-"#)]
-extern "C" {
-    fn uuid() -> String;
-}
-
-/// A fresh random id (RFC 4122 version 4 where the browser has Web Crypto).
+/// A fresh random id (RFC 4122 version 4).
 pub fn new_id() -> String {
-    uuid()
+    // Without Web Crypto (very old browsers) Math.random is unique enough for an id.
+    crate::js::new_id()
 }
 
 /// What is remembered about the visitor.
@@ -53,8 +40,9 @@ impl Identity {
             .filter(|id| !id.is_empty())
             .unwrap_or_else(new_id);
         let traits = storage::get(TRAITS)
-            .and_then(|t| JSON::parse(&t).ok())
-            .and_then(|t| t.dyn_into::<Object>().ok())
+            .map(|t| crate::js::parse(&t))
+            .filter(JsValue::is_object)
+            .map(Object::from)
             .unwrap_or_default();
         Identity {
             anonymous_id,
@@ -79,10 +67,7 @@ impl Identity {
                 true
             }
         };
-        match JSON::stringify(&self.traits)
-            .ok()
-            .and_then(|t| t.as_string())
-        {
+        match crate::js::stringify(&self.traits) {
             Some(t) if t != "{}" => storage::set(TRAITS, &t),
             _ => {
                 storage::remove(TRAITS);

@@ -16,6 +16,7 @@ pub mod context;
 pub mod delivery;
 pub mod event;
 pub mod identity;
+pub mod js;
 pub mod lifecycle;
 pub mod navigation;
 pub mod outbox;

@@ -35,20 +35,14 @@ pub fn every_online(f: impl FnMut() + 'static) {
     on_online(&Closure::<dyn FnMut()>::new(f).into_js_value());
 }
 
-/// A one-shot JavaScript function calling `f`. Boxed, so every caller shares one shim
-/// instead of the compiler making one per closure type (bytes the page would download).
-pub fn once(f: Box<dyn FnOnce()>) -> JsValue {
-    Closure::once_into_js(f)
-}
-
 /// Calls `f` once, after `ms` milliseconds.
 pub fn after(ms: f64, f: impl FnOnce() + 'static) {
-    later(&once(Box::new(f)), ms);
+    later(&Closure::once_into_js(f), ms);
 }
 
 /// Calls `f` once, when the main thread is idle (within half a second at most).
 pub fn idle(f: impl FnOnce() + 'static) {
-    when_idle(&once(Box::new(f)));
+    when_idle(&Closure::once_into_js(f));
 }
 
 /// Whether the browser believes it is online.

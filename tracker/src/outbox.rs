@@ -33,31 +33,39 @@ pub struct Key<'a> {
 /// The storage key of an event: `cdp_e:<time>:<seq>:<tab>:<messageId>`, time and
 /// sequence in fixed-width base 36, so that sorting keys sorts events by capture order.
 pub fn key(at: u64, seq: u64, tab: &str, message_id: &str) -> String {
-    let mut time = [b'0'; 9];
-    let mut order = [b'0'; 4];
-    base36(at, &mut time);
-    base36(seq, &mut order);
-    let (time, order) = (ascii(&time), ascii(&order));
-    [PREFIX, time, ":", order, ":", tab, ":", message_id].concat()
+    let mut key = String::with_capacity(PREFIX.len() + 15 + tab.len() + message_id.len());
+    key.push_str(PREFIX);
+    push_base36(&mut key, at, 9);
+    key.push(':');
+    push_base36(&mut key, seq, 4);
+    key.push(':');
+    key.push_str(tab);
+    key.push(':');
+    key.push_str(message_id);
+    key
 }
 
-fn base36(mut n: u64, digits: &mut [u8]) {
-    for d in digits.iter_mut().rev() {
-        *d = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
-        n /= 36;
+// Digit by digit, most significant first; no byte buffer turned into a `str`, whose UTF-8
+// check would cost the page's Wasm more than this loop.
+fn push_base36(out: &mut String, n: u64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (n / 36u64.pow(place) % 36) as u32;
+        out.push(char::from_digit(digit, 36).unwrap_or('0'));
     }
 }
 
-fn ascii(digits: &[u8]) -> &str {
-    core::str::from_utf8(digits).unwrap_or_default()
+/// `text` split at the first `separator` (an ASCII byte), without it.
+pub fn cut(text: &str, separator: u8) -> Option<(&str, &str)> {
+    let at = text.bytes().position(|b| b == separator)?;
+    Some((text.get(..at)?, text.get(at + 1..)?))
 }
 
 /// Reads a key written by [`key`]; `None` for any other storage key.
 pub fn parse_key(key: &str) -> Option<Key<'_>> {
     let rest = key.strip_prefix(PREFIX)?;
-    let (time, rest) = rest.split_once(':')?;
-    let (order, rest) = rest.split_once(':')?;
-    let (tab, message_id) = rest.split_once(':')?;
+    let (time, rest) = cut(rest, b':')?;
+    let (order, rest) = cut(rest, b':')?;
+    let (tab, message_id) = cut(rest, b':')?;
     let at = u64::from_str_radix(time, 36).ok()?;
     let seq = u64::from_str_radix(order, 36).ok()?;
     Some(Key {
@@ -140,18 +148,15 @@ fn push_json_string(out: &mut String, text: &str) {
 }
 
 // Not `to_string()`: that pulls core::fmt into the Wasm, a few KB the page would pay for.
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+fn push_decimal(out: &mut String, n: u32) {
+    let mut place = 1;
+    while n / place >= 10 {
+        place *= 10;
     }
-    out.push_str(core::str::from_utf8(&digits[i..]).unwrap_or("0"));
+    while place > 0 {
+        out.push(char::from_digit(n / place % 10, 10).unwrap_or('0'));
+        place /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +180,14 @@ mod tests {
         );
         assert_eq!(parse_key("cdp_aid"), None);
         assert_eq!(parse_key("cdp_e:zz"), None);
+    }
+
+    #[test]
+    fn cut_splits_at_the_first_separator() {
+        assert_eq!(cut("a:b:c", b':'), Some(("a", "b:c")));
+        assert_eq!(cut(":", b':'), Some(("", "")));
+        assert_eq!(cut("é#x", b'#'), Some(("é", "x")));
+        assert_eq!(cut("abc", b':'), None);
     }
 
     #[test]
@@ -231,5 +244,8 @@ mod tests {
         assert!(
             batch_body(&[r#"{"a":1}"#], "T", "k", 42).ends_with(r#""writeKey":"k","dropped":42}"#)
         );
+        for (n, text) in [(7, "7"), (10, "10"), (4_294_967_295, "4294967295")] {
+            assert!(batch_body(&[], "T", "k", n).ends_with(&format!(r#""dropped":{text}}}"#)));
+        }
     }
 }

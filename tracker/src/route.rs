@@ -15,7 +15,7 @@ pub fn is_new_page(previous: &str, next: &str, track_hash: bool) -> bool {
 }
 
 fn without_hash(url: &str) -> &str {
-    url.split_once('#').map_or(url, |(before, _)| before)
+    crate::outbox::cut(url, b'#').map_or(url, |(before, _)| before)
 }
 
 #[cfg(test)]

@@ -1,0 +1,55 @@
+// Shortens the names the Wasm and its wasm-bindgen glue use for each other. wasm-bindgen
+// names every import `__wbg_<name>_<16 hex digits>` from module "./tracker_bg.js" or
+// "./snippets/…", and some exports run to 100 characters: random hex that no compressor
+// shrinks, paid twice (in the Wasm and in the glue). wasm-opt's
+// --minify-imports-and-exports-and-modules renames them all (one module "a", names of one
+// or two letters) and prints the mapping, which this script applies to the glue.
+//
+//   node shorten-names.mjs MAPPING.json GLUE.js
+//
+// It fails, leaving the build broken rather than wrong, if any name in the mapping is not
+// found where expected in the glue or any `wasm.<export>` in the glue is not in it.
+// It also leaves out initSync, which the tracker does not use (see below).
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const [mappingFile, glueFile] = process.argv.slice(2);
+const mapping = JSON.parse(readFileSync(mappingFile, 'utf8'));
+let glue = readFileSync(glueFile, 'utf8');
+const fail = (message) => { console.error(`shorten-names: ${message}`); process.exit(1); };
+const escape = (s) => s.replace(/[$]/g, '\\$&');
+
+// Exports: every `wasm.NAME` becomes `wasm.SHORT`.
+const exports = new Map(mapping.exports);
+glue = glue.replace(/\bwasm\.([A-Za-z0-9_$]+)/g, (_, name) => {
+  if (!exports.has(name)) fail(`export ${name} is not in the mapping`);
+  return `wasm.${exports.get(name)}`;
+});
+
+// Imports from the glue's own object (`NAME: function`): rename the key in place. Imports
+// from a snippet: the glue passes the snippet's module namespace (`importN`), so the new
+// object refers to each function of it by name.
+const namespaces = new Map();
+for (const [, variable, path] of glue.matchAll(/^import \* as (import\d+) from "([^"]+)"/gm)) {
+  if (!namespaces.has(path)) namespaces.set(path, variable);
+}
+const fromSnippets = [];
+for (const [module, name, short] of mapping.imports) {
+  if (module === './tracker_bg.js') {
+    const key = new RegExp(`^(\\s+)${escape(name)}:`, 'm');
+    if (!key.test(glue)) fail(`import ${name} not found in the glue`);
+    glue = glue.replace(key, `$1${JSON.stringify(short)}:`);
+  } else {
+    const variable = namespaces.get(module);
+    if (!variable) fail(`no namespace import of ${module}`);
+    fromSnippets.push(`${JSON.stringify(short)}: ${variable}.${name}`);
+  }
+}
+const returned = /return \{\s*__proto__: null,\s*"\.\/tracker_bg\.js": import0,[^}]*\};/;
+if (!returned.test(glue)) fail('the imports object returned by __wbg_get_imports not found');
+glue = glue.replace(returned, `return { a: Object.assign(import0, { ${fromSnippets.join(', ')} }) };`);
+// Nothing of ours calls initSync (the loader and the npm package fetch the Wasm), and no
+// exported function can be dropped by the minifier: the page need not download it.
+const exported = 'export { initSync, __wbg_init as default };';
+if (!glue.includes(exported)) fail('the glue\'s export line not found');
+glue = glue.replace(exported, 'export { __wbg_init as default };');
+writeFileSync(glueFile, glue);
