@@ -42,15 +42,6 @@ pub fn new_profile_id(message_id: &str, id: &Identifier) -> String {
     )
 }
 
-/// The identifier named by an index key, `kind:value`.
-fn from_key(key: &str) -> Option<Identifier> {
-    let (kind, value) = key.split_once(':')?;
-    Some(Identifier {
-        kind: kind.to_owned(),
-        value: value.to_owned(),
-    })
-}
-
 /// Follows forwards of merged profiles to the profile that holds the person now.
 async fn current(
     env: &Env,
@@ -68,11 +59,11 @@ async fn current(
             Some(next) => profile = next,
             None => {
                 holdings.insert(profile.clone(), held.ids.into_iter().collect());
-                rules.separate.extend(
-                    held.apart
-                        .iter()
-                        .filter_map(|(a, b)| Some((from_key(a)?, from_key(b)?))),
-                );
+                rules
+                    .separate
+                    .extend(held.apart.iter().filter_map(|(a, b)| {
+                        Some((Identifier::from_key(a)?, Identifier::from_key(b)?))
+                    }));
                 return Ok(profile);
             }
         }

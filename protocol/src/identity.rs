@@ -48,6 +48,15 @@ impl Identifier {
     pub fn key(&self) -> String {
         [self.kind.as_str(), ":", self.value.as_str()].concat()
     }
+
+    /// The identifier a [`key`](Self::key) names (kinds never contain `:`).
+    pub fn from_key(key: &str) -> Option<Identifier> {
+        let (kind, value) = key.split_once(':')?;
+        Some(Identifier {
+            kind: kind.to_owned(),
+            value: value.to_owned(),
+        })
+    }
 }
 
 /// Normalises a raw identifier of `kind`; `None` for a blocked or malformed value.

@@ -216,6 +216,21 @@ mod tests {
     }
 
     #[test]
+    fn the_computed_names_are_those_the_profile_shows() {
+        let shown = serde_json::to_value(crate::computed::Computed::default()).unwrap();
+        let mut shown: Vec<&str> = shown
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut listed = COMPUTED.to_vec();
+        shown.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(listed, shown);
+    }
+
+    #[test]
     fn binds_every_value() {
         let (sql, params) = to_sql(&[
             parse("computed.orderCount>1").unwrap(),

@@ -10,7 +10,10 @@ let worker;
 
 // The workspace's own rules: one more blocked value (a test address the shop's staff use).
 const RULES = { blocked: ['test@example.com'] };
-before(async () => { worker = await startWorker({ vars: { IDENTITY_RULES: JSON.stringify(RULES) } }); });
+// And a short abandoned-cart window (the default is an hour), to see the setting take effect.
+before(async () => {
+  worker = await startWorker({ vars: { IDENTITY_RULES: JSON.stringify(RULES), CART_ABANDON_MINUTES: '2' } });
+});
 after(async () => { await worker?.stop(); });
 
 const at = (minutes) => new Date(Date.UTC(2026, 10, 20, 10, minutes)).toISOString();
@@ -150,6 +153,18 @@ test('computed traits are right after duplicates and out-of-order events', async
   assert.equal(c.cartAbandoned, true, 'added long ago (event time), no order since');
   assert.ok(Math.abs(Date.parse(c.firstSeen) - Date.parse(at(50))) < 1000, 'first seen: the page view (clock-corrected)');
   assert.equal(profile.id, (await lookup('anonymousId', 'buyer')).body.id);
+});
+
+test('a cart counts as abandoned after the workspace window (CART_ABANDON_MINUTES)', async () => {
+  const ago = (minutes) => new Date(Date.now() - minutes * 60_000).toISOString();
+  const added = (anonymousId, minutes) => ({ type: 'track', event: 'Product Added', anonymousId, messageId: `cart-${anonymousId}`,
+    timestamp: ago(minutes), properties: { product_id: 'lamp', price: 30 } });
+  await sendBatch(worker.url, [added('cart-fresh', 1), added('cart-stale', 3)]);
+  const fresh = await profileWith('anonymousId', 'cart-fresh', 1);
+  const stale = await profileWith('anonymousId', 'cart-stale', 1);
+  assert.equal(fresh.computedTraits.cartValue, 30);
+  assert.equal(fresh.computedTraits.cartAbandoned, false, 'one minute: within the two-minute window');
+  assert.equal(stale.computedTraits.cartAbandoned, true, 'three minutes: past it (the default hour would not be)');
 });
 
 test('export returns everything held; erasure removes the person everywhere and stays erased', async () => {

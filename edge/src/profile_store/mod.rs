@@ -46,6 +46,13 @@ pub struct IdentityRow {
     pub via: Option<String>,
 }
 
+impl IdentityRow {
+    /// `kind:value`, as the index names the identifier.
+    pub fn key(&self) -> String {
+        [self.kind.as_str(), ":", &self.value].concat()
+    }
+}
+
 /// What a profile holds of identity, for resolution.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Holding {
@@ -124,10 +131,7 @@ pub struct Split {
 impl Split {
     /// The identifiers that move, `kind:value`.
     pub fn moved_keys(&self) -> Vec<String> {
-        self.moved
-            .iter()
-            .map(|r| [r.kind.as_str(), ":", &r.value].concat())
-            .collect()
+        self.moved.iter().map(IdentityRow::key).collect()
     }
 
     /// How many events move.

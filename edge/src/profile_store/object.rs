@@ -91,9 +91,11 @@ impl DurableObject for ProfileStore {
                 for link in &body.links {
                     self.link(link)?;
                 }
-                let mut report = self.store(&body.events, &body.sources)?;
-                report.summary = self.summary()?;
-                self.watch_cart().await?;
+                let (mut report, aggregate) = self.store(&body.events, &body.sources)?;
+                report.summary = self.summary(&aggregate)?;
+                if report.stored > 0 {
+                    self.watch_cart(&aggregate).await?;
+                }
                 http::json(200, &report)
             }
             (Method::Get, "/identity") => http::json(200, &self.holding()?),
@@ -249,7 +251,7 @@ impl ProfileStore {
     }
 
     /// The profile's summary for the directory: identifiers by kind, traits, computed traits.
-    pub(super) fn summary(&self) -> Result<Option<Value>> {
+    pub(super) fn summary(&self, aggregate: &Aggregate) -> Result<Option<Value>> {
         if self.meta("merged_into")?.is_some() {
             return Ok(None);
         }
@@ -257,6 +259,7 @@ impl ProfileStore {
         if identities.is_empty() {
             return Ok(None);
         }
+        let now = worker::Date::now().as_millis() as i64;
         let mut identifiers: Map<String, Value> = Map::new();
         for r in identities {
             if let Value::Array(values) = identifiers
@@ -270,8 +273,8 @@ impl ProfileStore {
             "id": self.meta("id")?.unwrap_or_default(),
             "identifiers": identifiers,
             "traits": self.traits()?.0,
-            "computed": self.computed()?,
-            "updatedAt": cdp_protocol::time::format_rfc3339(worker::Date::now().as_millis() as i64),
+            "computed": aggregate.traits(now, config::abandon_after_ms(&self.env)),
+            "updatedAt": cdp_protocol::time::format_rfc3339(now),
         })))
     }
 
@@ -281,23 +284,20 @@ impl ProfileStore {
         let Some(id) = self.meta("id")? else {
             return Ok(());
         };
-        match self.summary()? {
+        let aggregate = self.aggregate()?;
+        match self.summary(&aggregate)? {
             Some(doc) => directory::put(&self.env, vec![(id, doc)]).await?,
             None => directory::remove(&self.env, &id).await?,
         }
-        self.watch_cart().await
+        self.watch_cart(&aggregate).await
     }
 
     /// Sets an alarm for when the cart, as it is now, turns abandoned, so the directory
     /// hears of it then without a new event.
-    async fn watch_cart(&self) -> Result<()> {
+    async fn watch_cart(&self, aggregate: &Aggregate) -> Result<()> {
         let now = worker::Date::now().as_millis() as i64;
         let abandon_after = config::abandon_after_ms(&self.env);
-        if let Some(at) = self
-            .aggregate()?
-            .abandons_at(abandon_after)
-            .filter(|at| *at > now)
-        {
+        if let Some(at) = aggregate.abandons_at(abandon_after).filter(|at| *at > now) {
             self.state.storage().set_alarm(at + 1_000).await?;
         }
         Ok(())
@@ -427,12 +427,7 @@ impl ProfileStore {
             .one::<Count>()?
             .n;
         if already == 0 {
-            let ids: Vec<String> = absorb
-                .dump
-                .identity
-                .iter()
-                .map(|r| [r.kind.as_str(), ":", &r.value].concat())
-                .collect();
+            let ids: Vec<String> = absorb.dump.identity.iter().map(IdentityRow::key).collect();
             sql.exec(
                 "INSERT INTO merge_log (at, absorbed, message_id, identifiers) VALUES (?, ?, ?, ?)",
                 vec![
@@ -446,13 +441,14 @@ impl ProfileStore {
         Ok(())
     }
 
-    /// Stores events not seen before. No `await` between the writes, so the runtime
-    /// commits them together: a crash cannot leave half a batch.
+    /// Stores events not seen before, and returns the report with the profile's aggregate
+    /// after them. No `await` between the writes, so the runtime commits them together: a
+    /// crash cannot leave half a batch.
     pub(super) fn store(
         &self,
         events: &[Event],
         sources: &BTreeMap<String, String>,
-    ) -> Result<IngestReport> {
+    ) -> Result<(IngestReport, Aggregate)> {
         let sql = self.sql();
         let mut report = IngestReport {
             stored: 0,
@@ -493,8 +489,10 @@ impl ProfileStore {
             };
             self.take_in(&mut aggregate, &row, &event.body)?;
         }
-        self.save_aggregate(&aggregate)?;
-        Ok(report)
+        if report.stored > 0 {
+            self.save_aggregate(&aggregate)?;
+        }
+        Ok((report, aggregate))
     }
 
     /// Latest value by event time wins, so late-arriving old events cannot overwrite news;
@@ -533,11 +531,7 @@ impl ProfileStore {
             .into_iter()
             .map(|r| r.value)
             .collect();
-        let identifiers: Vec<String> = self
-            .identities()?
-            .iter()
-            .map(|r| [r.kind.as_str(), ":", &r.value].concat())
-            .collect();
+        let identifiers: Vec<String> = self.identities()?.iter().map(IdentityRow::key).collect();
         sql.exec(
             "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM merge_log;
              DELETE FROM unmerge_log; DELETE FROM kept_apart; DELETE FROM meta WHERE key IN ('aggregate', 'split_from');",
