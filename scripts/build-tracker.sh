@@ -10,15 +10,15 @@ cd "$ROOT"
 # core::fmt, no locations in the page's Wasm (about 3 KB brotli). Those are nightly
 # options of the stable compiler, hence RUSTC_BOOTSTRAP, and they need the rust-src
 # component. A target directory of its own keeps these flags from invalidating the
-# workspace's ordinary builds and tests. Where rust-src cannot be had, the tracker is
-# built with the prebuilt std instead: larger, but it works the same.
-if rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src; then
+# workspace's ordinary builds and tests. scripts/setup.sh installs rust-src; where it is
+# missing, the tracker is built with the prebuilt std instead: larger, but it works the same.
+if rustup component list --installed | grep -q '^rust-src'; then
   RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
     cargo build --quiet -p cdp-tracker --release --target wasm32-unknown-unknown \
     -Zbuild-std=std,panic_abort --target-dir target/tracker-min
   wasm=target/tracker-min/wasm32-unknown-unknown/release/cdp_tracker.wasm
 else
-  echo "build-tracker: no rust-src component; building with the prebuilt std (about 3 KB brotli more)" >&2
+  echo "build-tracker: no rust-src component (scripts/setup.sh installs it); building with the prebuilt std (about 3 KB brotli more)" >&2
   cargo build --quiet -p cdp-tracker --release --target wasm32-unknown-unknown
   wasm=target/wasm32-unknown-unknown/release/cdp_tracker.wasm
 fi
