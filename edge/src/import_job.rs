@@ -34,12 +34,15 @@ async fn set(env: &Env, job: &str, entries: &Counts) -> Result<()> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
     let req = Request::new_with_init("https://stats/set", &init)?;
+    stub(env, job)?.fetch_with_request(req).await?;
+    Ok(())
+}
+
+/// The counters object of `job`.
+fn stub(env: &Env, job: &str) -> Result<worker::Stub> {
     env.durable_object(STATS)?
         .id_from_name(&["job-", job].concat())?
-        .get_stub()?
-        .fetch_with_request(req)
-        .await?;
-    Ok(())
+        .get_stub()
 }
 
 /// Records what a job holds: its start, rows refused, events and chunks queued.
@@ -55,12 +58,7 @@ pub async fn chunk_delivered(env: &Env, job: &str, chunk: u32, events: usize) ->
 
 /// The progress of `job`; `None` if no such job.
 pub async fn progress(env: &Env, job: &str) -> Result<Option<Value>> {
-    let mut res = env
-        .durable_object(STATS)?
-        .id_from_name(&["job-", job].concat())?
-        .get_stub()?
-        .fetch_with_str("https://stats/")
-        .await?;
+    let mut res = stub(env, job)?.fetch_with_str("https://stats/").await?;
     let counts: Counts = res.json().await?;
     let Some(started) = counts.get("startedAt") else {
         return Ok(None);
