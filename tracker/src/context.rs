@@ -1,6 +1,5 @@
 //! What the page and browser tell about where an event happened (`context`).
 
-use js_sys::Object;
 use wasm_bindgen::prelude::*;
 
 use crate::event::{LIBRARY_NAME, LIBRARY_VERSION};
@@ -23,20 +22,20 @@ export function gpc() { return navigator.globalPrivacyControl === true; }
 export function dnt() { return navigator.doNotTrack === '1' || self.doNotTrack === '1'; }
 "#)]
 extern "C" {
-    fn page_info() -> Object;
-    fn fixed_context(name: &str, version: &str) -> Object;
+    fn page_info() -> JsValue;
+    fn fixed_context(name: &str, version: &str) -> JsValue;
     fn gpc() -> bool;
     fn dnt() -> bool;
 }
 
 /// `context.page` now: url, path, search, title and referrer of the document.
-pub fn page() -> Object {
+pub fn page() -> JsValue {
     page_info()
 }
 
 /// The parts of `context` that stay the same for the life of the page: user agent, locale,
 /// time zone, screen, library, and the campaign of the landing URL.
-pub fn fixed() -> Object {
+pub fn fixed() -> JsValue {
     fixed_context(LIBRARY_NAME, LIBRARY_VERSION)
 }
 

@@ -2,24 +2,29 @@
 //! last send when the page is hidden. The decisions come from the pure modules; this
 //! module does the I/O in the right order.
 //!
+//! The browser reports everything (page hidden, back online, route changed, marked element
+//! clicked, timer or idle time due, send lock taken, collector answered) through one
+//! callback, `wake(signal, x, y, value)`, which [`Signal`] names: one closure for the life
+//! of the page instead of one per timer and request, which keeps the page's Wasm small.
+//!
 //! Promise kept: an event is in browser storage before the first attempt to send it, and
 //! leaves storage only when the collector has answered for it (2xx, or a 4xx that no
 //! retry can fix). Sends from several tabs are serialised by a Web Lock.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::rc::Rc;
 
-use js_sys::{Date, Function, Math, Object, Promise};
 use wasm_bindgen::prelude::*;
 
 use crate::backoff::{self, Outcome};
 use crate::config::Config;
 use crate::consent::{self, Decision};
-use crate::event::{self, Captured};
+use crate::event::Captured;
 use crate::identity::Identity;
 use crate::outbox;
 use crate::session::Session;
-use crate::{context, js, lifecycle, navigation, route, storage, transport};
+use crate::{capture, context, event, js, lifecycle, navigation, route, storage, transport};
 
 /// localStorage key of the visitor's consent choices (JSON).
 pub const CONSENT: &str = "cdp_consent";
@@ -36,8 +41,57 @@ const ORPHAN_AFTER_MS: f64 = 60_000.0;
 /// What all in-flight keepalive requests may carry together (the browser's 64 KB, less margin).
 const KEEPALIVE_BUDGET: usize = 63 * 1024;
 
-/// The tracker's state, shared by the page's calls and the browser's callbacks.
+/// What the browser reports through the tracker's one callback.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Signal {
+    /// The page is hidden or being closed.
+    Hidden,
+    /// The browser is back online.
+    Online,
+    /// The URL changed without a page load.
+    Route,
+    /// A marked element was clicked or submitted; `value` is `{event, properties}`.
+    Marked,
+    /// The main thread is idle: store what is pending.
+    Idle,
+    /// A scheduled flush is due.
+    Timer,
+    /// The send lock is ours (`x` is 1) or Web Locks are missing (`x` is 0).
+    Locked,
+    /// Another tab holds the send lock.
+    Busy,
+    /// The collector answered batch `x` with status `y` (0: no answer) and `value` the
+    /// `Retry-After` in milliseconds, if any.
+    Answer,
+}
+
+const SIGNALS: [Signal; 9] = [
+    Signal::Hidden,
+    Signal::Online,
+    Signal::Route,
+    Signal::Marked,
+    Signal::Idle,
+    Signal::Timer,
+    Signal::Locked,
+    Signal::Busy,
+    Signal::Answer,
+];
+
+/// The tracker's state, shared by the page's calls and the browser's callback.
 pub type Shared = Rc<RefCell<State>>;
+
+/// A batch on its way to the collector.
+struct Flight {
+    id: u32,
+    /// Storage keys of its events (an array).
+    keys: JsValue,
+    bytes: usize,
+    /// Dropped-event count the batch reported.
+    reported: u32,
+    /// Whether it was sent under the send lock, and its answer sends the next batch.
+    chained: bool,
+}
 
 /// Everything the tracker keeps in memory.
 pub struct State {
@@ -46,7 +100,9 @@ pub struct State {
     /// Who the visitor is.
     pub identity: Identity,
     identity_saved: bool,
-    fixed_context: Object,
+    /// The callback the browser reports through.
+    wake: JsValue,
+    fixed_context: JsValue,
     consent: JsValue,
     decision: Decision,
     /// Captured, not yet in storage (stored at idle time or when the page hides).
@@ -56,10 +112,11 @@ pub struct State {
     store_scheduled: bool,
     flush_due: Option<f64>,
     sending: bool,
+    has_lock: bool,
     attempt: u32,
     retry_at: f64,
-    in_flight: Vec<String>,
-    in_flight_bytes: usize,
+    flights: Vec<Flight>,
+    next_flight: u32,
     last_page_url: String,
     tab: String,
     session: Option<Session>,
@@ -70,16 +127,18 @@ pub struct State {
 }
 
 impl State {
-    /// The state for a new page, from storage.
-    pub fn new(config: Config) -> State {
-        let consent = storage::get(CONSENT)
-            .map(|c| js::parse(&c))
-            .filter(JsValue::is_object)
-            .unwrap_or(JsValue::UNDEFINED);
+    fn new(config: Config) -> State {
+        let consent = js::parse(&storage::get(CONSENT));
+        let consent = if consent.is_object() {
+            consent
+        } else {
+            JsValue::UNDEFINED
+        };
         let mut state = State {
             config,
             identity: Identity::load(),
             identity_saved: false,
+            wake: JsValue::UNDEFINED,
             fixed_context: context::fixed(),
             consent,
             decision: Decision::Hold,
@@ -88,80 +147,235 @@ impl State {
             store_scheduled: false,
             flush_due: None,
             sending: false,
+            has_lock: false,
             attempt: 0,
             retry_at: 0.0,
-            in_flight: Vec::new(),
-            in_flight_bytes: 0,
+            flights: Vec::new(),
+            next_flight: 0,
             last_page_url: String::new(),
-            tab: identity_tab(),
+            tab: tab_id(),
             session: None,
             dropped: 0,
             seq: 0,
             call_time: None,
         };
-        state.decision = state.decide();
-        if state.decision == Decision::Collect {
-            state.load_stored();
-        }
+        state.decide();
         state
     }
 
-    fn decide(&self) -> Decision {
-        let category = &self.config.consent.category;
-        let choice = event::get(&self.consent, category).as_bool();
-        consent::decide(
+    /// Applies the consent rules to the current choices and signals; on `Collect`, loads
+    /// what an earlier page stored.
+    fn decide(&mut self) {
+        let choice = js::get(&self.consent, &self.config.consent.category).as_bool();
+        self.decision = consent::decide(
             &self.config.consent,
             choice,
             context::global_privacy_control(),
             context::do_not_track(),
-        )
-    }
-
-    fn load_stored(&mut self) {
-        self.session = storage::get(SESSION).map(|s| js::parse(&s)).and_then(|a| {
-            Some(Session {
-                id: js::get(&a, "0").as_f64()?,
-                last: js::get(&a, "1").as_f64()?,
-            })
-        });
-        self.dropped = storage::get(DROPPED)
-            .map(|d| js::number(&d.into()))
-            .filter(|d| d.is_finite() && *d > 0.0)
-            .map_or(0, |d| d as u32);
+        );
+        if self.decision != Decision::Collect {
+            return;
+        }
+        let stored = js::parse(&storage::get(SESSION));
+        self.session = match (
+            js::get(&stored, "0").as_f64(),
+            js::get(&stored, "1").as_f64(),
+        ) {
+            (Some(id), Some(last)) => Some(Session { id, last }),
+            _ => None,
+        };
+        let dropped = js::number(&storage::get(DROPPED));
+        self.dropped = if dropped.is_finite() && dropped > 0.0 {
+            dropped as u32
+        } else {
+            0
+        };
         if !self.identity_saved {
-            self.identity
-                .save(self.config.cookie_days, &self.config.cookie_domain);
+            self.save_identity();
             self.identity_saved = true;
         }
     }
 
-    fn collector_url(&self) -> String {
-        [self.config.endpoint.as_str(), "/v1/batch"].concat()
+    fn save_identity(&self) {
+        if self.decision == Decision::Collect {
+            self.identity
+                .save(self.config.cookie_days, &self.config.cookie_domain);
+        }
+    }
+
+    fn after(&self, signal: Signal, ms: f64) {
+        lifecycle::after(&self.wake, signal as u32, ms);
+    }
+
+    fn in_flight_bytes(&self) -> usize {
+        self.flights.iter().map(|f| f.bytes).sum()
+    }
+
+    /// Queue entries this tab may send now, oldest first: every tab's with the send lock,
+    /// else its own and those of tabs gone for a minute. Returns `(keys, events)` arrays
+    /// and the events' sizes.
+    fn sendable(&self, has_lock: bool) -> Sendable {
+        let keys = storage::keys(outbox::PREFIX, true);
+        let orphan_before = js::now() - ORPHAN_AFTER_MS;
+        let mut out = Sendable {
+            keys: Vec::new(),
+            events: Vec::new(),
+            sizes: Vec::new(),
+        };
+        for i in 0..js::length(&keys) {
+            let key = js::at(&keys, i);
+            let text = key.as_string().unwrap_or_default();
+            let ours = has_lock
+                || outbox::parse_key(&text)
+                    .is_some_and(|k| k.tab == self.tab || (k.at as f64) < orphan_before);
+            let json = storage::entry(&key);
+            if ours && json.is_string() {
+                out.sizes.push(js::bytes(&json));
+                out.keys.push(key);
+                out.events.push(json);
+            }
+        }
+        out
+    }
+
+    /// The batch of `items` in `range`, reporting `reported` dropped events.
+    fn batch(&self, items: &Sendable, range: Range<usize>, reported: u32) -> Batch {
+        let (keys, events) = (js::list(), js::list());
+        for i in range {
+            if let (Some(key), Some(json)) = (items.keys.get(i), items.events.get(i)) {
+                js::push(&keys, key);
+                js::push(&events, json);
+            }
+        }
+        let body = transport::body(&events, &self.config.write_key, reported);
+        Batch {
+            bytes: js::bytes(&body),
+            keys,
+            body,
+            reported,
+        }
+    }
+
+    /// Sends `batch` to the collector; with `chained`, its answer sends the next one.
+    fn launch(&mut self, batch: Batch, chained: bool) {
+        let Batch {
+            keys,
+            body,
+            bytes,
+            reported,
+        } = batch;
+        let id = self.next_flight;
+        self.next_flight = self.next_flight.wrapping_add(1);
+        storage::hold_entries(&keys);
+        let url = [self.config.endpoint.as_str(), "/v1/batch"].concat();
+        transport::send(&self.wake, Signal::Answer as u32, id, &url, &body);
+        self.flights.push(Flight {
+            id,
+            keys,
+            bytes,
+            reported,
+            chained,
+        });
     }
 }
 
-fn identity_tab() -> String {
-    crate::identity::new_id().chars().take(8).collect()
+/// A batch ready to send.
+struct Batch {
+    /// Storage keys of its events (an array).
+    keys: JsValue,
+    body: JsValue,
+    bytes: usize,
+    reported: u32,
 }
 
-fn warn(message: &str) {
-    js::warn(message);
+/// Queue entries chosen for sending, in parallel lists.
+struct Sendable {
+    keys: Vec<JsValue>,
+    events: Vec<JsValue>,
+    sizes: Vec<usize>,
+}
+
+fn tab_id() -> String {
+    js::new_id()
+        .as_string()
+        .unwrap_or_default()
+        .chars()
+        .take(8)
+        .collect()
+}
+
+/// Starts a tracker: loads what earlier pages stored and listens to the browser.
+pub fn start(config: Config) -> Shared {
+    let shared = Rc::new(RefCell::new(State::new(config)));
+    let on_wake = shared.clone();
+    let wake = Closure::<dyn Fn(u32, f64, f64, JsValue)>::new(move |signal, x, y, value| {
+        if let Some(&signal) = SIGNALS.get(signal as usize) {
+            woken(&on_wake, signal, x, y, value);
+        }
+    })
+    .into_js_value();
+    lifecycle::every_hide(&wake, Signal::Hidden as u32);
+    lifecycle::every_online(&wake, Signal::Online as u32);
+    navigation::on_route_change(&wake, Signal::Route as u32);
+    capture::on_marked_action(&wake, Signal::Marked as u32);
+    shared.borrow_mut().wake = wake;
+    shared
+}
+
+fn woken(shared: &Shared, signal: Signal, x: f64, y: f64, value: JsValue) {
+    match signal {
+        Signal::Hidden => on_hide(shared),
+        Signal::Online => {
+            shared.borrow_mut().retry_at = 0.0;
+            flush(shared);
+        }
+        Signal::Route => {
+            let url = navigation::current_url();
+            let is_new = {
+                let state = shared.borrow();
+                route::is_new_page(&state.last_page_url, &url, state.config.track_hash)
+            };
+            if is_new {
+                note_page(shared);
+                record(shared, "page", js::object());
+            }
+        }
+        Signal::Marked => record(shared, "track", value),
+        Signal::Idle => store(shared, STORE_SLICE),
+        Signal::Timer => {
+            shared.borrow_mut().flush_due = None;
+            flush(shared);
+        }
+        Signal::Locked => {
+            shared.borrow_mut().has_lock = x > 0.0;
+            send_next(shared);
+        }
+        Signal::Busy => {
+            // Another tab holds the lock and sends the shared queue; look again later in
+            // case it finished before our newest events were stored.
+            let mut state = shared.borrow_mut();
+            state.sending = false;
+            let interval = state.config.flush_interval_ms.max(250.0);
+            drop(state);
+            schedule_flush(shared, interval);
+        }
+        Signal::Answer => answered(shared, x as u32, y as u16, value.as_f64()),
+    }
 }
 
 /// Records a call: microseconds on the page's critical path; storing and sending come later.
-pub fn record(shared: &Shared, kind: &str, fields: Object) {
+pub fn record(shared: &Shared, kind: &str, fields: JsValue) {
     let mut state = shared.borrow_mut();
     if state.decision == Decision::Refuse {
         return;
     }
-    let at = state.call_time.unwrap_or_else(Date::now);
-    let user_id = state.identity.user_id.clone();
+    let at = state.call_time.unwrap_or_else(js::now);
     let captured = event::capture(
         kind,
         fields,
         at,
         &state.identity.anonymous_id,
-        user_id.as_deref(),
+        &state.identity.user_id,
     );
     if state.decision == Decision::Hold {
         if state.held.len() < state.config.max_queue {
@@ -172,13 +386,8 @@ pub fn record(shared: &Shared, kind: &str, fields: Object) {
     state.pending.push(captured);
     if !state.store_scheduled {
         state.store_scheduled = true;
-        store_when_idle(shared);
+        lifecycle::idle(&state.wake, Signal::Idle as u32);
     }
-}
-
-fn store_when_idle(shared: &Shared) {
-    let shared = shared.clone();
-    lifecycle::idle(move || store(&shared, STORE_SLICE));
 }
 
 /// Moves up to `limit` pending events into the durable queue, then schedules a send (and
@@ -193,307 +402,220 @@ fn store(shared: &Shared, limit: usize) {
     let pending: Vec<Captured> = state.pending.drain(..take).collect();
     if !state.pending.is_empty() {
         state.store_scheduled = true;
-        store_when_idle(shared);
+        lifecycle::idle(&state.wake, Signal::Idle as u32);
     }
-    let mut queued = storage::keys(outbox::PREFIX);
+    let mut queue = Queue::list();
     let dropped_before = state.dropped;
     let mut session = state.session;
     for captured in &pending {
         let next = Session::touch(session, captured.at);
         session = Some(next);
-        let Some(json) = event::complete(captured, &state.fixed_context, next.id, &state.consent)
-        else {
+        let json = captured.complete(&state.fixed_context, next.id, &state.consent);
+        let Some(json) = json.filter(|j| js::bytes(j) <= outbox::MAX_EVENT_BYTES) else {
+            js::warn("event dropped: larger than the collector's 32 KB limit, or not serialisable");
             state.dropped += 1;
             continue;
         };
-        if json.len() > outbox::MAX_EVENT_BYTES {
-            warn("event dropped: larger than the collector's 32 KB limit");
-            state.dropped += 1;
-            continue;
-        }
-        let message_id = event::get(&captured.event, "messageId")
-            .as_string()
-            .unwrap_or_default();
         state.seq += 1;
-        let key = outbox::key(captured.at as u64, state.seq, &state.tab, &message_id);
-        let excess = outbox::overflow(queued.len(), 1, state.config.max_queue);
-        state.dropped += drop_oldest(&mut queued, excess);
+        let key = outbox::key(captured.at as u64, state.seq, &state.tab);
+        let excess = outbox::overflow(queue.len(), 1, state.config.max_queue);
+        state.dropped += queue.drop_oldest(excess);
         if !storage::set(&key, &json) {
             // Storage full: make room by dropping the oldest tenth, then try once more.
-            let room = (queued.len() / 10).max(1);
-            state.dropped += drop_oldest(&mut queued, room);
+            let room = (queue.len() / 10).max(1);
+            state.dropped += queue.drop_oldest(room);
             if !storage::set(&key, &json) {
                 state.dropped += 1;
                 continue;
             }
         }
-        queued.push(key);
+        queue.push(&key);
     }
     state.session = session;
     if let Some(s) = session {
-        let pair = js_sys::Array::of2(&s.id.into(), &s.last.into());
-        if let Some(text) = js::stringify(&pair) {
-            storage::set(SESSION, &text);
-        }
+        let pair = js::list();
+        js::push(&pair, &s.id.into());
+        js::push(&pair, &s.last.into());
+        storage::set(SESSION, &js::stringify(&pair));
     }
     if state.dropped != dropped_before {
         save_dropped(state.dropped);
     }
-    let (count, flush_at, interval) = (
-        queued.len(),
-        state.config.flush_at,
+    let (due, interval) = (
+        queue.len() >= state.config.flush_at,
         state.config.flush_interval_ms,
     );
     drop(state);
-    if count >= flush_at {
-        let _ = flush(shared);
+    if due {
+        flush(shared);
     } else {
         schedule_flush(shared, interval);
     }
 }
 
-fn drop_oldest(queued: &mut Vec<String>, count: usize) -> u32 {
-    let count = count.min(queued.len());
-    for key in queued.drain(..count) {
-        storage::remove(&key);
+/// The durable queue's keys, oldest first, as stored when listed plus those added since.
+struct Queue {
+    keys: JsValue,
+    /// How many of the oldest are gone.
+    first: usize,
+    count: usize,
+}
+
+impl Queue {
+    fn list() -> Queue {
+        let keys = storage::keys(outbox::PREFIX, false);
+        let count = js::length(&keys);
+        Queue {
+            keys,
+            first: 0,
+            count,
+        }
     }
-    count as u32
+
+    fn len(&self) -> usize {
+        self.count - self.first
+    }
+
+    /// Removes the `n` oldest entries (as many as there are); returns how many went.
+    fn drop_oldest(&mut self, n: usize) -> u32 {
+        let n = n.min(self.len());
+        storage::remove_range(&self.keys, self.first, self.first + n);
+        self.first += n;
+        n as u32
+    }
+
+    fn push(&mut self, key: &str) {
+        js::push(&self.keys, &key.into());
+        self.count += 1;
+    }
 }
 
 fn save_dropped(count: u32) {
-    match js::stringify(&f64::from(count).into()) {
-        Some(text) if count > 0 => {
-            storage::set(DROPPED, &text);
-        }
-        _ => storage::remove(DROPPED),
+    if count > 0 {
+        storage::set(DROPPED, &count.into());
+    } else {
+        storage::remove(DROPPED);
     }
 }
 
 fn schedule_flush(shared: &Shared, delay_ms: f64) {
-    let due = Date::now() + delay_ms;
-    {
-        let mut state = shared.borrow_mut();
-        if state.flush_due.is_some_and(|d| d <= due) {
-            return;
-        }
-        state.flush_due = Some(due);
+    let due = js::now() + delay_ms;
+    let mut state = shared.borrow_mut();
+    if state.flush_due.is_some_and(|d| d <= due) {
+        return;
     }
-    let shared = shared.clone();
-    lifecycle::after(delay_ms, move || {
-        shared.borrow_mut().flush_due = None;
-        let _ = flush(&shared);
-    });
+    state.flush_due = Some(due);
+    state.after(Signal::Timer, delay_ms);
 }
 
 /// Starts sending the queue unless a send is under way, the browser is offline, consent
-/// is missing, or a retry is not due yet.
-fn flush(shared: &Shared) -> Promise {
-    {
-        let state = shared.borrow();
-        if state.sending || state.decision != Decision::Collect || !lifecycle::is_online() {
-            return Promise::resolve(&JsValue::UNDEFINED);
-        }
-        let wait = state.retry_at - Date::now();
-        if wait > 0.0 {
-            drop(state);
-            schedule_flush(shared, wait);
-            return Promise::resolve(&JsValue::UNDEFINED);
-        }
+/// is missing, or a retry is not due yet. Returns a promise that resolves when the
+/// attempt is over.
+fn flush(shared: &Shared) -> JsValue {
+    let mut state = shared.borrow_mut();
+    if state.sending || state.decision != Decision::Collect || !lifecycle::is_online() {
+        return js::resolved();
     }
-    shared.borrow_mut().sending = true;
-    let task_shared = shared.clone();
-    let shared = shared.clone();
+    let wait = state.retry_at - js::now();
+    if wait > 0.0 {
+        drop(state);
+        schedule_flush(shared, wait);
+        return js::resolved();
+    }
+    state.sending = true;
     transport::exclusively(
+        &state.wake,
+        Signal::Locked as u32,
+        Signal::Busy as u32,
         SEND_LOCK,
-        move |has_lock, done| send_queued(&task_shared, has_lock, done),
-        move |ran| {
-            shared.borrow_mut().sending = false;
-            if !ran {
-                // Another tab holds the lock and sends the shared queue; look again later in
-                // case it finished before our newest events were stored.
-                let interval = shared.borrow().config.flush_interval_ms;
-                schedule_flush(&shared, interval.max(250.0));
-            }
-        },
     )
 }
 
-/// The body of a batch of queued `(key, json)` events, stamped with the time now.
-fn body_of(batch: &[(String, String)], write_key: &str, dropped: u32) -> String {
-    let events: Vec<&str> = batch.iter().map(|(_, json)| json.as_str()).collect();
-    outbox::batch_body(&events, &event::iso(Date::now()), write_key, dropped)
-}
-
-/// What of the queue this tab may send now, oldest first, with the stored JSON.
-fn sendable(state: &State, has_lock: bool) -> Vec<(String, String)> {
-    let now = Date::now();
-    storage::keys(outbox::PREFIX)
-        .into_iter()
-        .filter(|key| !state.in_flight.contains(key))
-        .filter(|key| {
-            has_lock
-                || outbox::parse_key(key)
-                    .is_some_and(|k| k.tab == state.tab || (k.at as f64) < now - ORPHAN_AFTER_MS)
-        })
-        .filter_map(|key| storage::get(&key).map(|json| (key, json)))
-        .collect()
-}
-
-/// Sends the queue batch after batch while batches are delivered, then calls `done`.
-fn send_queued(shared: &Shared, has_lock: bool, done: Function) {
-    let (url, body, keys) = {
-        let state = shared.borrow();
-        let items = sendable(&state, has_lock);
-        let sizes: Vec<usize> = items.iter().map(|(_, json)| json.len()).collect();
-        let Some(range) = outbox::batches(
-            &sizes,
-            state.config.flush_at.max(100),
-            outbox::MAX_BATCH_BYTES,
-        )
-        .into_iter()
-        .next() else {
-            let _ = done.call0(&JsValue::UNDEFINED);
-            return;
-        };
-        let Some(batch) = items.get(range) else {
-            let _ = done.call0(&JsValue::UNDEFINED);
-            return;
-        };
-        let body = body_of(batch, &state.config.write_key, state.dropped);
-        let keys: Vec<String> = batch.iter().map(|(key, _)| key.clone()).collect();
-        (state.collector_url(), body, keys)
-    };
-    let reported = shared.borrow().dropped;
-    let next = shared.clone();
-    deliver(
-        shared,
-        &url,
-        body,
-        keys,
-        Box::new(move |settled| {
-            if !settled {
-                let _ = done.call0(&JsValue::UNDEFINED);
-                return;
-            }
-            {
-                let mut state = next.borrow_mut();
-                if reported > 0 {
-                    state.dropped -= reported.min(state.dropped);
-                    save_dropped(state.dropped);
-                }
-            }
-            send_queued(&next, has_lock, done);
-        }),
-    );
-}
-
-/// Sends one batch with `keepalive`, then calls `then(true)` when it is settled (its events
-/// leave the queue), `then(false)` when it is to be retried (and a retry is scheduled).
-fn deliver(
-    shared: &Shared,
-    url: &str,
-    body: String,
-    keys: Vec<String>,
-    // Boxed: one copy of the send callback's code for both callers.
-    then: Box<dyn FnOnce(bool)>,
-) {
-    let bytes = body.len();
-    {
-        let mut state = shared.borrow_mut();
-        state.in_flight.extend(keys.iter().cloned());
-        state.in_flight_bytes += bytes;
+/// Sends the next batch of the queue, or ends the send (and gives the lock back) when
+/// nothing is left.
+fn send_next(shared: &Shared) {
+    let mut state = shared.borrow_mut();
+    let items = state.sendable(state.has_lock);
+    let batch = outbox::batches(
+        &items.sizes,
+        state.config.flush_at.max(100),
+        outbox::MAX_BATCH_BYTES,
+    )
+    .into_iter()
+    .next();
+    match batch {
+        Some(range) => {
+            let batch = state.batch(&items, range, state.dropped);
+            state.launch(batch, true);
+        }
+        None => {
+            state.sending = false;
+            transport::release_lock();
+        }
     }
-    let shared = shared.clone();
-    transport::send(url, &body, true, move |answer| {
-        let mut state = shared.borrow_mut();
-        state.in_flight.retain(|k| !keys.contains(k));
-        state.in_flight_bytes -= bytes.min(state.in_flight_bytes);
-        match backoff::outcome(answer.status) {
-            outcome @ (Outcome::Delivered | Outcome::Refused) => {
-                if outcome == Outcome::Refused {
-                    warn("the collector refused a batch; its events are dropped (see the response for reasons)");
-                }
-                for key in &keys {
-                    storage::remove(key);
-                }
-                state.attempt = 0;
-                state.retry_at = 0.0;
-                drop(state);
-                then(true);
+}
+
+/// The collector answered batch `id`: its events leave the queue, or stay for a retry.
+fn answered(shared: &Shared, id: u32, status: u16, retry_after_ms: Option<f64>) {
+    let mut state = shared.borrow_mut();
+    let Some(at) = state.flights.iter().position(|f| f.id == id) else {
+        return;
+    };
+    let flight = state.flights.swap_remove(at);
+    match backoff::outcome(status) {
+        outcome @ (Outcome::Delivered | Outcome::Refused) => {
+            if outcome == Outcome::Refused {
+                js::warn("the collector refused a batch; its events are dropped (see the response for reasons)");
             }
-            Outcome::Retry => {
-                state.attempt += 1;
-                let delay =
-                    backoff::next_delay_ms(state.attempt, Math::random(), answer.retry_after_ms);
-                state.retry_at = Date::now() + delay;
-                drop(state);
-                schedule_flush(&shared, delay);
-                then(false);
+            storage::release_entries(&flight.keys, true);
+            state.attempt = 0;
+            state.retry_at = 0.0;
+            if flight.reported > 0 {
+                state.dropped -= flight.reported.min(state.dropped);
+                save_dropped(state.dropped);
+            }
+            drop(state);
+            if flight.chained {
+                send_next(shared);
             }
         }
-    });
+        Outcome::Retry => {
+            storage::release_entries(&flight.keys, false);
+            state.attempt += 1;
+            let delay = backoff::next_delay_ms(state.attempt, js::random(), retry_after_ms);
+            state.retry_at = js::now() + delay;
+            if flight.chained {
+                state.sending = false;
+                transport::release_lock();
+            }
+            drop(state);
+            schedule_flush(shared, delay);
+        }
+    }
 }
 
 /// The page is being hidden or closed: store what is pending now, and send what is queued
 /// with `keepalive` within the browser's budget, without waiting for the lock.
 fn on_hide(shared: &Shared) {
     store(shared, usize::MAX);
-    let batches = {
-        let state = shared.borrow();
-        if state.decision != Decision::Collect || !lifecycle::is_online() {
-            return;
-        }
-        let items = sendable(&state, true);
-        let sizes: Vec<usize> = items.iter().map(|(_, json)| json.len()).collect();
-        let mut budget = KEEPALIVE_BUDGET.saturating_sub(state.in_flight_bytes);
-        let mut batches = Vec::new();
-        for range in outbox::batches(&sizes, usize::MAX, budget.min(outbox::MAX_BATCH_BYTES)) {
-            let Some(batch) = items.get(range) else {
-                break;
-            };
-            let body = body_of(batch, &state.config.write_key, 0);
-            if body.len() > budget {
-                break;
-            }
-            budget -= body.len();
-            let keys: Vec<String> = batch.iter().map(|(key, _)| key.clone()).collect();
-            batches.push((state.collector_url(), body, keys));
-        }
-        batches
-    };
-    for (url, body, keys) in batches {
-        deliver(shared, &url, body, keys, Box::new(|_| {}));
+    let mut state = shared.borrow_mut();
+    if state.decision != Decision::Collect || !lifecycle::is_online() {
+        return;
     }
-}
-
-/// Sets up the page-wide listeners: hide, online, route changes, marked elements.
-pub fn listen(shared: &Shared) {
-    let s = shared.clone();
-    lifecycle::every_hide(move || on_hide(&s));
-    let s = shared.clone();
-    lifecycle::every_online(move || {
-        s.borrow_mut().retry_at = 0.0;
-        let _ = flush(&s);
-    });
-    let s = shared.clone();
-    navigation::on_route_change(move || {
-        let url = navigation::current_url();
-        let is_new = {
-            let state = s.borrow();
-            route::is_new_page(&state.last_page_url, &url, state.config.track_hash)
-        };
-        if is_new {
-            note_page(&s);
-            record(&s, "page", Object::new());
+    let items = state.sendable(true);
+    let mut budget = KEEPALIVE_BUDGET.saturating_sub(state.in_flight_bytes());
+    for range in outbox::batches(
+        &items.sizes,
+        usize::MAX,
+        budget.min(outbox::MAX_BATCH_BYTES),
+    ) {
+        let batch = state.batch(&items, range, 0);
+        if batch.bytes > budget {
+            break;
         }
-    });
-    let s = shared.clone();
-    crate::capture::on_marked_action(move |name, properties| {
-        let fields = Object::new();
-        event::set(&fields, "event", &name);
-        event::set(&fields, "properties", &properties);
-        record(&s, "track", fields);
-    });
+        budget -= batch.bytes;
+        state.launch(batch, false);
+    }
 }
 
 /// Remembers the current URL as the last page seen (route changes compare with it).
@@ -506,42 +628,38 @@ pub fn store_now(shared: &Shared) {
     store(shared, usize::MAX);
 }
 
-/// Stores and sends now; resolves when the attempt is over.
-pub fn flush_now(shared: &Shared) -> Promise {
+/// Stores and sends now; returns a promise that resolves when the attempt is over.
+pub fn flush_now(shared: &Shared) -> JsValue {
     store(shared, usize::MAX);
     flush(shared)
 }
 
 /// Updates the identity for an `identify` call; returns the traits the event carries.
-pub fn identify(shared: &Shared, user_id: Option<String>, traits: Option<Object>) -> Object {
+pub fn identify(shared: &Shared, user_id: JsValue, traits: JsValue) -> JsValue {
     let mut state = shared.borrow_mut();
-    if let Some(id) = user_id {
-        state.identity.user_id = Some(id);
+    if user_id.is_truthy() {
+        state.identity.user_id = user_id;
     }
-    if let Some(traits) = traits {
-        Object::assign(&state.identity.traits, &traits);
+    if traits.is_object() {
+        js::assign(&state.identity.traits, &traits);
     }
-    save_identity(&state);
-    Object::assign(&Object::new(), &state.identity.traits)
+    state.save_identity();
+    js::assign(&js::object(), &state.identity.traits)
 }
 
 /// Updates the identity for an `alias` call; returns the previous id.
-pub fn alias(shared: &Shared, user_id: &str, previous_id: Option<String>) -> String {
+pub fn alias(shared: &Shared, user_id: JsValue, previous_id: JsValue) -> JsValue {
     let mut state = shared.borrow_mut();
-    let previous = previous_id
-        .or_else(|| state.identity.user_id.clone())
-        .unwrap_or_else(|| state.identity.anonymous_id.clone());
-    state.identity.user_id = Some(user_id.to_owned());
-    save_identity(&state);
+    let previous = if previous_id.is_truthy() {
+        previous_id
+    } else if state.identity.user_id.is_truthy() {
+        state.identity.user_id.clone()
+    } else {
+        state.identity.anonymous_id.clone()
+    };
+    state.identity.user_id = user_id;
+    state.save_identity();
     previous
-}
-
-fn save_identity(state: &State) {
-    if state.decision == Decision::Collect {
-        state
-            .identity
-            .save(state.config.cookie_days, &state.config.cookie_domain);
-    }
 }
 
 /// Logout: a new anonymous id, no user, no traits, a new session.
@@ -549,25 +667,22 @@ pub fn reset(shared: &Shared) {
     let mut state = shared.borrow_mut();
     state.identity = Identity {
         anonymous_id: crate::identity::new_id(),
-        user_id: None,
-        traits: Object::new(),
+        user_id: JsValue::UNDEFINED,
+        traits: js::object(),
     };
     state.session = None;
     storage::remove(SESSION);
-    save_identity(&state);
+    state.save_identity();
 }
 
 /// Applies the visitor's consent choices at once.
-pub fn consent(shared: &Shared, preferences: Object) {
+pub fn consent(shared: &Shared, preferences: JsValue) {
     let mut state = shared.borrow_mut();
-    if let Some(text) = js::stringify(&preferences) {
-        storage::set(CONSENT, &text);
-    }
-    state.consent = preferences.into();
-    state.decision = state.decide();
+    storage::set(CONSENT, &js::stringify(&preferences));
+    state.consent = preferences;
+    state.decide();
     match state.decision {
         Decision::Collect => {
-            state.load_stored();
             let held = std::mem::take(&mut state.held);
             state.pending.extend(held);
             drop(state);
@@ -576,13 +691,12 @@ pub fn consent(shared: &Shared, preferences: Object) {
         Decision::Refuse => {
             state.held.clear();
             state.pending.clear();
-            for key in storage::keys(outbox::PREFIX) {
-                storage::remove(&key);
-            }
+            let queued = storage::keys(outbox::PREFIX, false);
+            storage::remove_range(&queued, 0, js::length(&queued));
             for key in [SESSION, DROPPED] {
                 storage::remove(key);
             }
-            crate::identity::Identity::erase(&state.config.cookie_domain);
+            Identity::erase(&state.config.cookie_domain);
             state.identity_saved = false;
         }
         Decision::Hold => {}

@@ -1,8 +1,8 @@
 //! Segment-spec events as JavaScript objects: captured cheaply when the page calls, and
-//! completed (id, time, context) and serialised later, off the page's critical path.
+//! completed (id, time, context) and serialised later, off the page's critical path, by the
+//! browser's own JSON.
 
-use js_sys::Object;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
 
 use crate::context;
 
@@ -11,47 +11,57 @@ pub const LIBRARY_NAME: &str = "edge-cdp-tracker";
 /// This tracker's version.
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Sets `object[key] = value`; setting a property on a plain object cannot fail.
-pub fn set(object: &Object, key: &str, value: &JsValue) {
-    crate::js::set(object, key, value);
+#[wasm_bindgen(inline_js = r#"
+export function stamp(e, type, anonymousId, userId) {
+  e.type = type;
+  e.anonymousId = anonymousId;
+  if (userId != null && e.userId === undefined) e.userId = userId;
 }
-
-/// Reads `object[key]`.
-pub fn get(object: &JsValue, key: &str) -> JsValue {
-    crate::js::get(object, key)
+export function complete(e, id, at, page, fixed, session, consent) {
+  e.messageId = id;
+  e.timestamp = new Date(isFinite(at) ? at : Date.now()).toISOString();
+  var c = Object.assign({}, fixed, { page: page, sessionId: session });
+  if (consent !== undefined) c.consent = { categoryPreferences: consent };
+  e.context = c;
+  // analytics.js sends the page fields as the page event's properties too.
+  if (e.type === 'page') e.properties = Object.assign({}, page, e.properties);
+  try { return JSON.stringify(e); } catch (x) {}
 }
-
-/// An ISO 8601 time string for `ms` since the epoch, the form the collector reads.
-pub fn iso(ms: f64) -> String {
-    crate::js::iso(ms)
+"#)]
+extern "C" {
+    fn stamp(event: &JsValue, kind: &str, anonymous_id: &JsValue, user_id: &JsValue);
+    fn complete(
+        event: &JsValue,
+        message_id: &JsValue,
+        at: f64,
+        page: &JsValue,
+        fixed: &JsValue,
+        session_id: f64,
+        consent: &JsValue,
+    ) -> JsValue;
 }
 
 /// A call as the page made it: what it said, when, and on which page.
 pub struct Captured {
     /// The event so far: type, name, properties or traits, identifiers.
-    pub event: Object,
+    pub event: JsValue,
     /// When the call was made, in milliseconds since the epoch.
     pub at: f64,
     /// `context.page` at call time (a single-page app may have moved on by send time).
-    pub page: Object,
+    pub page: JsValue,
 }
 
 /// Records a call of type `kind` with its fields (`event`, `name`, `properties`, `traits`,
-/// `groupId`, `previousId`, …), made at `at`, by the given visitor.
+/// `groupId`, `previousId`, …), made at `at`, by the given visitor (`user_id` may be
+/// `undefined`; a `userId` among the fields wins).
 pub fn capture(
     kind: &str,
-    fields: Object,
+    fields: JsValue,
     at: f64,
-    anonymous_id: &str,
-    user_id: Option<&str>,
+    anonymous_id: &JsValue,
+    user_id: &JsValue,
 ) -> Captured {
-    set(&fields, "type", &kind.into());
-    set(&fields, "anonymousId", &anonymous_id.into());
-    if let Some(user_id) = user_id {
-        if get(&fields, "userId").is_undefined() {
-            set(&fields, "userId", &user_id.into());
-        }
-    }
+    stamp(&fields, kind, anonymous_id, user_id);
     Captured {
         event: fields,
         at,
@@ -59,34 +69,20 @@ pub fn capture(
     }
 }
 
-/// Completes a captured event and serialises it: `messageId`, `timestamp`, and `context`
-/// (the page's fixed context, the page at call time, session and consent).
-pub fn complete(
-    captured: &Captured,
-    fixed: &Object,
-    session_id: f64,
-    consent: &JsValue,
-) -> Option<String> {
-    let event = &captured.event;
-    set(event, "messageId", &crate::identity::new_id().into());
-    set(event, "timestamp", &iso(captured.at).into());
-    let context = Object::assign(&Object::new(), fixed);
-    set(&context, "page", &captured.page);
-    set(&context, "sessionId", &JsValue::from_f64(session_id));
-    if !consent.is_undefined() {
-        let wrapper = Object::new();
-        set(&wrapper, "categoryPreferences", consent);
-        set(&context, "consent", &wrapper);
+impl Captured {
+    /// The event completed with a new `messageId`, its `timestamp` and `context` (the
+    /// page's fixed context, the page at call time, session and consent), as JSON; `None`
+    /// when it cannot be serialised.
+    pub fn complete(&self, fixed: &JsValue, session_id: f64, consent: &JsValue) -> Option<JsValue> {
+        let json = complete(
+            &self.event,
+            &crate::js::new_id(),
+            self.at,
+            &self.page,
+            fixed,
+            session_id,
+            consent,
+        );
+        json.is_string().then_some(json)
     }
-    set(event, "context", &context);
-    if get(event, "type").as_string().as_deref() == Some("page") {
-        // analytics.js sends the page fields as the page event's properties too.
-        let props = Object::assign(&Object::new(), &captured.page);
-        let given = get(event, "properties");
-        if given.is_object() {
-            Object::assign(&props, &given.into());
-        }
-        set(event, "properties", &props);
-    }
-    crate::js::stringify(event)
 }

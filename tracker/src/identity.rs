@@ -2,7 +2,6 @@
 //! either surviving is enough to recognise a returning visitor), the user id once
 //! identified, and the user's traits.
 
-use js_sys::Object;
 use wasm_bindgen::JsValue;
 
 use crate::storage;
@@ -14,45 +13,48 @@ pub const USER_ID: &str = "cdp_uid";
 /// localStorage key of the user's traits (JSON).
 pub const TRAITS: &str = "cdp_traits";
 
-/// A fresh random id (RFC 4122 version 4).
-pub fn new_id() -> String {
-    // Without Web Crypto (very old browsers) Math.random is unique enough for an id.
+/// A fresh random id (a version 4 UUID where the browser has Web Crypto).
+pub fn new_id() -> JsValue {
     crate::js::new_id()
 }
 
-/// What is remembered about the visitor.
+/// Who the visitor is, as JavaScript values (ids are strings, traits an object).
 #[derive(Debug, Clone)]
 pub struct Identity {
-    /// The anonymous id.
-    pub anonymous_id: String,
-    /// The user id, once identified.
-    pub user_id: Option<String>,
-    /// The user's traits, as given to `identify`.
-    pub traits: Object,
+    /// The browser's anonymous id.
+    pub anonymous_id: JsValue,
+    /// The user id, once identified; `undefined` before.
+    pub user_id: JsValue,
+    /// Traits from `identify` calls, merged.
+    pub traits: JsValue,
+}
+
+/// A string value that is not empty, or `None`.
+fn present(value: JsValue) -> Option<JsValue> {
+    value.is_truthy().then_some(value)
 }
 
 impl Identity {
-    /// Reads what storage remembers; a new anonymous id if there is none (not saved yet:
-    /// with consent pending nothing may be written).
+    /// The identity stored by an earlier page, or a new anonymous visitor.
     pub fn load() -> Identity {
-        let anonymous_id = storage::cookie(ANONYMOUS_ID)
-            .or_else(|| storage::get(ANONYMOUS_ID))
-            .filter(|id| !id.is_empty())
+        let anonymous_id = present(storage::cookie(ANONYMOUS_ID))
+            .or_else(|| present(storage::get(ANONYMOUS_ID)))
             .unwrap_or_else(new_id);
-        let traits = storage::get(TRAITS)
-            .map(|t| crate::js::parse(&t))
-            .filter(JsValue::is_object)
-            .map(Object::from)
-            .unwrap_or_default();
+        let traits = crate::js::parse(&storage::get(TRAITS));
         Identity {
             anonymous_id,
-            user_id: storage::get(USER_ID).filter(|id| !id.is_empty()),
-            traits,
+            user_id: present(storage::get(USER_ID)).unwrap_or(JsValue::UNDEFINED),
+            traits: if traits.is_object() {
+                traits
+            } else {
+                crate::js::object()
+            },
         }
     }
 
-    /// Writes everything to storage; the cookie lives `cookie_days` on `cookie_domain`.
-    pub fn save(&self, cookie_days: f64, cookie_domain: &str) {
+    /// Stores the identity: the anonymous id in a first-party cookie and localStorage,
+    /// the user id and traits in localStorage.
+    pub fn save(&self, cookie_days: f64, cookie_domain: &JsValue) {
         storage::set_cookie(
             ANONYMOUS_ID,
             &self.anonymous_id,
@@ -60,25 +62,22 @@ impl Identity {
             cookie_domain,
         );
         storage::set(ANONYMOUS_ID, &self.anonymous_id);
-        match &self.user_id {
-            Some(id) => storage::set(USER_ID, id),
-            None => {
-                storage::remove(USER_ID);
-                true
-            }
-        };
-        match crate::js::stringify(&self.traits) {
-            Some(t) if t != "{}" => storage::set(TRAITS, &t),
-            _ => {
-                storage::remove(TRAITS);
-                true
-            }
-        };
+        if self.user_id.is_truthy() {
+            storage::set(USER_ID, &self.user_id);
+        } else {
+            storage::remove(USER_ID);
+        }
+        let traits = crate::js::stringify(&self.traits);
+        if traits.as_string().is_some_and(|t| t != "{}") {
+            storage::set(TRAITS, &traits);
+        } else {
+            storage::remove(TRAITS);
+        }
     }
 
-    /// Removes every stored trace of the visitor (consent withdrawn).
-    pub fn erase(cookie_domain: &str) {
-        storage::set_cookie(ANONYMOUS_ID, "", 0.0, cookie_domain);
+    /// Forgets the visitor: cookie and stored identity removed.
+    pub fn erase(cookie_domain: &JsValue) {
+        storage::set_cookie(ANONYMOUS_ID, &JsValue::from(""), 0.0, cookie_domain);
         for key in [ANONYMOUS_ID, USER_ID, TRAITS] {
             storage::remove(key);
         }

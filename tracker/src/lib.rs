@@ -7,6 +7,12 @@
 //! [`context`]. [`delivery`] ties them together: a call is captured at once (microseconds),
 //! stored in the durable queue when the page is idle, and sent in batches; what is queued
 //! goes out with `keepalive` when the page is hidden or closed.
+//!
+//! What keeps the page's Wasm small: the page's values (events, properties, ids, stored
+//! JSON) stay JavaScript values that the Wasm only passes along, so it carries no JSON code
+//! and copies no strings but the few its rules read (queue keys, URLs); and the browser
+//! reports everything through one callback (see [`delivery`]), not a closure per timer or
+//! request.
 
 pub mod backoff;
 pub mod capture;
@@ -32,33 +38,17 @@ pub mod transport;
 static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
     unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::delivery::{Shared, State};
-use crate::event::set;
+use crate::delivery::Shared;
 
 /// The tracker a page talks to, through the loader's `cdp` object or the npm package.
+///
+/// Arguments are JavaScript values (the page-facing API in `tracker/js/api.js` checks
+/// their types): names, ids and properties go into events as they are.
 #[wasm_bindgen]
 pub struct Tracker {
     shared: Shared,
-}
-
-fn fields(pairs: &[(&str, JsValue)]) -> Object {
-    let object = Object::new();
-    for (key, value) in pairs {
-        if !value.is_undefined() && !value.is_null() {
-            set(&object, key, value);
-        }
-    }
-    object
-}
-
-fn opt_object(value: Option<Object>) -> JsValue {
-    value.map(JsValue::from).unwrap_or(JsValue::UNDEFINED)
 }
 
 #[wasm_bindgen]
@@ -66,72 +56,60 @@ impl Tracker {
     /// Starts a tracker with the site's settings (see `config::Config::read`) and starts
     /// listening for route changes, marked elements, page hiding and reconnection.
     #[wasm_bindgen(constructor)]
-    pub fn new(config: Object) -> Tracker {
-        let shared = Rc::new(RefCell::new(State::new(config::Config::read(&config))));
-        delivery::listen(&shared);
-        Tracker { shared }
+    pub fn new(config: JsValue) -> Tracker {
+        Tracker {
+            shared: delivery::start(config::Config::read(&config)),
+        }
     }
 
     /// The anonymous id of this browser.
     #[wasm_bindgen(getter, js_name = anonymousId)]
-    pub fn anonymous_id(&self) -> String {
+    pub fn anonymous_id(&self) -> JsValue {
         self.shared.borrow().identity.anonymous_id.clone()
     }
 
-    /// The user id, once identified.
+    /// The user id, once identified (else `undefined`).
     #[wasm_bindgen(getter, js_name = userId)]
-    pub fn user_id(&self) -> Option<String> {
+    pub fn user_id(&self) -> JsValue {
         self.shared.borrow().identity.user_id.clone()
     }
 
     /// Records a page view (`name` optional); page fields come from the document.
-    pub fn page(&self, name: Option<String>, properties: Option<Object>) {
+    pub fn page(&self, name: JsValue, properties: JsValue) {
         delivery::note_page(&self.shared);
-        let name = name.map(JsValue::from).unwrap_or(JsValue::UNDEFINED);
-        delivery::record(
-            &self.shared,
-            "page",
-            fields(&[("name", name), ("properties", opt_object(properties))]),
-        );
+        let fields = js::fields("name", &name, "properties", &properties);
+        delivery::record(&self.shared, "page", fields);
     }
 
     /// Records a user action named `event` (e-commerce: "Order Completed", …).
-    pub fn track(&self, event: String, properties: Option<Object>) {
-        let props = properties.unwrap_or_default();
-        delivery::record(
-            &self.shared,
-            "track",
-            fields(&[("event", event.into()), ("properties", props.into())]),
-        );
+    pub fn track(&self, event: JsValue, properties: JsValue) {
+        let properties = if properties.is_object() {
+            properties
+        } else {
+            js::object()
+        };
+        let fields = js::fields("event", &event, "properties", &properties);
+        delivery::record(&self.shared, "track", fields);
     }
 
     /// Says who the user is: `userId` (optional) and traits, kept for later events.
-    pub fn identify(&self, user_id: Option<String>, traits: Option<Object>) {
-        let traits = delivery::identify(&self.shared, user_id.filter(|id| !id.is_empty()), traits);
-        delivery::record(
-            &self.shared,
-            "identify",
-            fields(&[("traits", traits.into())]),
-        );
+    pub fn identify(&self, user_id: JsValue, traits: JsValue) {
+        let traits = delivery::identify(&self.shared, user_id, traits);
+        let fields = js::fields("traits", &traits, "", &JsValue::UNDEFINED);
+        delivery::record(&self.shared, "identify", fields);
     }
 
     /// Links `previous_id` (default: the current user or anonymous id) to `user_id`.
-    pub fn alias(&self, user_id: String, previous_id: Option<String>) {
-        let previous = delivery::alias(&self.shared, &user_id, previous_id);
-        delivery::record(
-            &self.shared,
-            "alias",
-            fields(&[("userId", user_id.into()), ("previousId", previous.into())]),
-        );
+    pub fn alias(&self, user_id: JsValue, previous_id: JsValue) {
+        let previous = delivery::alias(&self.shared, user_id.clone(), previous_id);
+        let fields = js::fields("userId", &user_id, "previousId", &previous);
+        delivery::record(&self.shared, "alias", fields);
     }
 
     /// Records that the user belongs to group `group_id` (a company, an account).
-    pub fn group(&self, group_id: String, traits: Option<Object>) {
-        delivery::record(
-            &self.shared,
-            "group",
-            fields(&[("groupId", group_id.into()), ("traits", opt_object(traits))]),
-        );
+    pub fn group(&self, group_id: JsValue, traits: JsValue) {
+        let fields = js::fields("groupId", &group_id, "traits", &traits);
+        delivery::record(&self.shared, "group", fields);
     }
 
     /// Logs out: a new anonymous id, no user id, no traits, a new session.
@@ -141,7 +119,7 @@ impl Tracker {
 
     /// Records the visitor's consent choices, e.g. `{analytics: true, marketing: false}`;
     /// takes effect at once and travels in every later event's `context.consent`.
-    pub fn consent(&self, preferences: Object) {
+    pub fn consent(&self, preferences: JsValue) {
         delivery::consent(&self.shared, preferences);
     }
 
@@ -151,8 +129,9 @@ impl Tracker {
         delivery::store_now(&self.shared);
     }
 
-    /// Stores and sends what is queued now; resolves when that attempt is over.
-    pub fn flush(&self) -> Promise {
+    /// Stores and sends what is queued now; returns a promise that resolves when that
+    /// attempt is over.
+    pub fn flush(&self) -> JsValue {
         delivery::flush_now(&self.shared)
     }
 

@@ -7,8 +7,8 @@
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
-export function watch_routes(f) {
-  var check = function () { setTimeout(function () { f(); }, 0); };
+export function watch_routes(f, kind) {
+  var check = function () { setTimeout(function () { f(kind); }, 0); };
   var nav = self.navigation;
   if (nav && nav.addEventListener) { nav.addEventListener('currententrychange', check); return; }
   ['pushState', 'replaceState'].forEach(function (m) {
@@ -20,13 +20,13 @@ export function watch_routes(f) {
 export function href() { return location.href; }
 "#)]
 extern "C" {
-    fn watch_routes(f: &JsValue);
+    fn watch_routes(f: &JsValue, kind: u32);
     fn href() -> String;
 }
 
-/// Calls `f` after any change of the page's URL without a page load.
-pub fn on_route_change(f: impl FnMut() + 'static) {
-    watch_routes(&Closure::<dyn FnMut()>::new(f).into_js_value());
+/// Calls `wake(kind)` after any change of the page's URL without a page load.
+pub fn on_route_change(wake: &JsValue, kind: u32) {
+    watch_routes(wake, kind)
 }
 
 /// The current URL.

@@ -1,5 +1,6 @@
 //! The durable outbox's rules: how queued events are named in storage, which are sent
-//! together, which are dropped when the queue is full, and the body of a batch.
+//! together, and which are dropped when the queue is full. (The body of a batch is the
+//! browser's business: the stored events are JSON strings that never enter the Wasm.)
 //!
 //! Each event is its own storage entry, so tabs of the same site append without ever
 //! rewriting each other's data; the tab holding the send lock sends everyone's entries.
@@ -26,22 +27,19 @@ pub struct Key<'a> {
     pub seq: u64,
     /// The tab that captured it.
     pub tab: &'a str,
-    /// Its `messageId`.
-    pub message_id: &'a str,
 }
 
-/// The storage key of an event: `cdp_e:<time>:<seq>:<tab>:<messageId>`, time and
-/// sequence in fixed-width base 36, so that sorting keys sorts events by capture order.
-pub fn key(at: u64, seq: u64, tab: &str, message_id: &str) -> String {
-    let mut key = String::with_capacity(PREFIX.len() + 15 + tab.len() + message_id.len());
+/// The storage key of an event: `cdp_e:<time>:<seq>:<tab>`, time and sequence in
+/// fixed-width base 36, so that sorting keys sorts events by capture order. A tab's id is
+/// new on every page load and its sequence only grows, so no two events share a key.
+pub fn key(at: u64, seq: u64, tab: &str) -> String {
+    let mut key = String::with_capacity(PREFIX.len() + 15 + tab.len());
     key.push_str(PREFIX);
     push_base36(&mut key, at, 9);
     key.push(':');
     push_base36(&mut key, seq, 4);
     key.push(':');
     key.push_str(tab);
-    key.push(':');
-    key.push_str(message_id);
     key
 }
 
@@ -64,16 +62,10 @@ pub fn cut(text: &str, separator: u8) -> Option<(&str, &str)> {
 pub fn parse_key(key: &str) -> Option<Key<'_>> {
     let rest = key.strip_prefix(PREFIX)?;
     let (time, rest) = cut(rest, b':')?;
-    let (order, rest) = cut(rest, b':')?;
-    let (tab, message_id) = cut(rest, b':')?;
+    let (order, tab) = cut(rest, b':')?;
     let at = u64::from_str_radix(time, 36).ok()?;
     let seq = u64::from_str_radix(order, 36).ok()?;
-    Some(Key {
-        at,
-        seq,
-        tab,
-        message_id,
-    })
+    Some(Key { at, seq, tab })
 }
 
 /// Splits events of the given serialised sizes, in order, into batches of at most
@@ -104,70 +96,15 @@ pub fn overflow(queued: usize, incoming: usize, capacity: usize) -> usize {
         .min(queued)
 }
 
-/// The body of `POST /v1/batch`: each event (a JSON object) stamped with `sentAt`, the
-/// write key, and how many events the queue had to drop since the last delivery.
-///
-/// Built by concatenation from the stored JSON, so sending costs no parse and no
-/// serialisation.
-pub fn batch_body(events: &[&str], sent_at: &str, write_key: &str, dropped: u32) -> String {
-    let stamp = [",\"sentAt\":\"", sent_at, "\"}"].concat();
-    let mut body =
-        String::with_capacity(events.iter().map(|e| e.len() + stamp.len()).sum::<usize>() + 128);
-    body.push_str("{\"batch\":[");
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        // Stored events are JSON objects without sentAt: replace the closing brace.
-        body.push_str(event.trim_end().strip_suffix('}').unwrap_or(event));
-        body.push_str(&stamp);
-    }
-    body.push_str("],\"sentAt\":\"");
-    body.push_str(sent_at);
-    body.push_str("\",\"writeKey\":");
-    push_json_string(&mut body, write_key);
-    if dropped > 0 {
-        body.push_str(",\"dropped\":");
-        push_decimal(&mut body, dropped);
-    }
-    body.push('}');
-    body
-}
-
-fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-// Not `to_string()`: that pulls core::fmt into the Wasm, a few KB the page would pay for.
-fn push_decimal(out: &mut String, n: u32) {
-    let mut place = 1;
-    while n / place >= 10 {
-        place *= 10;
-    }
-    while place > 0 {
-        out.push(char::from_digit(n / place % 10, 10).unwrap_or('0'));
-        place /= 10;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keys_sort_by_capture_time_and_parse_back() {
-        let early = key(1_795_341_600_000, 7, "t1", "m-1");
-        let same_ms_later = key(1_795_341_600_000, 8, "t1", "m-0");
-        let late = key(1_795_341_600_001, 0, "t0", "m-0");
+        let early = key(1_795_341_600_000, 7, "t1");
+        let same_ms_later = key(1_795_341_600_000, 8, "t1");
+        let late = key(1_795_341_600_001, 0, "t0");
         assert!(early < same_ms_later && same_ms_later < late);
         assert_eq!(
             parse_key(&early),
@@ -175,7 +112,6 @@ mod tests {
                 at: 1_795_341_600_000,
                 seq: 7,
                 tab: "t1",
-                message_id: "m-1"
             })
         );
         assert_eq!(parse_key("cdp_aid"), None);
@@ -191,9 +127,10 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_with_colons_survive() {
-        let k = key(5, 0, "tab", "a:b:c");
-        assert_eq!(parse_key(&k).map(|k| k.message_id), Some("a:b:c"));
+    fn a_key_of_an_earlier_format_keeps_its_time_but_is_no_tabs_own() {
+        // Keys once ended with the messageId: such an event is sent as an orphan.
+        let k = parse_key("cdp_e:000000005:0000:tab:a-b");
+        assert_eq!(k.as_ref().map(|k| (k.at, k.tab)), Some((5, "tab:a-b")));
     }
 
     #[test]
@@ -227,25 +164,5 @@ mod tests {
         assert_eq!(overflow(100, 1, 100), 1);
         assert_eq!(overflow(100, 5, 100), 5);
         assert_eq!(overflow(2, 5, 3), 2, "never more than what is queued");
-    }
-
-    #[test]
-    fn batch_body_stamps_each_event() {
-        let body = batch_body(
-            &[r#"{"type":"page"}"#, r#"{"type":"track"}"#],
-            "T",
-            "k\"1",
-            0,
-        );
-        assert_eq!(
-            body,
-            r#"{"batch":[{"type":"page","sentAt":"T"},{"type":"track","sentAt":"T"}],"sentAt":"T","writeKey":"k\"1"}"#
-        );
-        assert!(
-            batch_body(&[r#"{"a":1}"#], "T", "k", 42).ends_with(r#""writeKey":"k","dropped":42}"#)
-        );
-        for (n, text) in [(7, "7"), (10, "10"), (4_294_967_295, "4294967295")] {
-            assert!(batch_body(&[], "T", "k", n).ends_with(&format!(r#""dropped":{text}}}"#)));
-        }
     }
 }

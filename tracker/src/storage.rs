@@ -1,18 +1,23 @@
-//! First-party browser storage: localStorage and cookies. Blocked or full storage is
-//! never an error for the page: reads give nothing and writes report failure.
+//! First-party browser storage: localStorage and cookies, and the durable queue's entries.
+//! Blocked or full storage is never an error for the page: reads give nothing and writes
+//! report failure. Values stay JavaScript strings (`null` when absent).
 
-use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
 export function ls_get(k) { try { return localStorage.getItem(k); } catch (e) { return null; } }
 export function ls_set(k, v) { try { localStorage.setItem(k, v); return true; } catch (e) { return false; } }
 export function ls_remove(k) { try { localStorage.removeItem(k); } catch (e) {} }
-export function ls_keys(p) {
+// Queue entries being sent: listed again only once the collector has answered for them.
+var held = {};
+export function ls_keys(p, skipHeld) {
   var out = [];
-  try { for (var i = 0; i < localStorage.length; i++) { var k = localStorage.key(i); if (k && k.indexOf(p) === 0) out.push(k); } } catch (e) {}
+  try { for (var i = 0; i < localStorage.length; i++) { var k = localStorage.key(i); if (k && k.indexOf(p) === 0 && !(skipHeld && held[k])) out.push(k); } } catch (e) {}
   return out.sort();
 }
+export function ls_remove_range(keys, from, to) { for (var i = from; i < to; i++) ls_remove(keys[i]); }
+export function hold(keys) { keys.forEach(function (k) { held[k] = 1; }); }
+export function release(keys, remove) { keys.forEach(function (k) { delete held[k]; if (remove) ls_remove(k); }); }
 export function cookie_get(n) {
   var parts = document.cookie ? document.cookie.split('; ') : [];
   for (var i = 0; i < parts.length; i++) { var j = parts[i].indexOf('='); if (parts[i].slice(0, j) === n) return decodeURIComponent(parts[i].slice(j + 1)); }
@@ -26,44 +31,65 @@ export function cookie_set(n, v, maxAge, domain) {
 }
 "#)]
 extern "C" {
-    fn ls_get(key: &str) -> Option<String>;
-    fn ls_set(key: &str, value: &str) -> bool;
-    fn ls_remove(key: &str);
-    fn ls_keys(prefix: &str) -> Array;
-    fn cookie_get(name: &str) -> Option<String>;
-    fn cookie_set(name: &str, value: &str, max_age: f64, domain: &str);
+    fn ls_get(key: &JsValue) -> JsValue;
+    fn ls_set(key: &JsValue, value: &JsValue) -> bool;
+    fn ls_remove(key: &JsValue);
+    fn ls_keys(prefix: &str, skip_held: bool) -> JsValue;
+    fn ls_remove_range(keys: &JsValue, from: usize, to: usize);
+    fn hold(keys: &JsValue);
+    fn release(keys: &JsValue, remove: bool);
+    fn cookie_get(name: &str) -> JsValue;
+    fn cookie_set(name: &str, value: &JsValue, max_age: f64, domain: &JsValue);
 }
 
-/// The localStorage value of `key`.
-pub fn get(key: &str) -> Option<String> {
-    ls_get(key)
+/// The localStorage value of `key` (a string), or `null`.
+pub fn get(key: &str) -> JsValue {
+    ls_get(&key.into())
 }
 
 /// Stores `value` under `key`; `false` when storage is blocked or full.
-pub fn set(key: &str, value: &str) -> bool {
-    ls_set(key, value)
+pub fn set(key: &str, value: &JsValue) -> bool {
+    ls_set(&key.into(), value)
 }
 
 /// Removes `key`.
 pub fn remove(key: &str) {
-    ls_remove(key)
+    ls_remove(&key.into())
 }
 
-/// Every localStorage key starting with `prefix`, sorted.
-pub fn keys(prefix: &str) -> Vec<String> {
-    ls_keys(prefix)
-        .iter()
-        .filter_map(|k| k.as_string())
-        .collect()
+/// The value of the queue entry `key` (a string), or `null`.
+pub fn entry(key: &JsValue) -> JsValue {
+    ls_get(key)
 }
 
-/// The value of cookie `name`.
-pub fn cookie(name: &str) -> Option<String> {
+/// Every localStorage key starting with `prefix`, sorted, as an array; without the keys
+/// being sent ([`hold`]) when `skip_held`.
+pub fn keys(prefix: &str, skip_held: bool) -> JsValue {
+    ls_keys(prefix, skip_held)
+}
+
+/// Removes the entries `keys[from..to]`.
+pub fn remove_range(keys: &JsValue, from: usize, to: usize) {
+    ls_remove_range(keys, from, to)
+}
+
+/// Marks the entries `keys` (an array) as being sent.
+pub fn hold_entries(keys: &JsValue) {
+    hold(keys)
+}
+
+/// Ends the send of entries `keys`: removed from storage when `delivered`, else listed again.
+pub fn release_entries(keys: &JsValue, delivered: bool) {
+    release(keys, delivered)
+}
+
+/// The value of cookie `name` (a string), or `null`.
+pub fn cookie(name: &str) -> JsValue {
     cookie_get(name)
 }
 
 /// Sets first-party cookie `name` for `max_age_s` seconds (0 deletes it), on `domain`
 /// when given (to share it across subdomains).
-pub fn set_cookie(name: &str, value: &str, max_age_s: f64, domain: &str) {
+pub fn set_cookie(name: &str, value: &JsValue, max_age_s: f64, domain: &JsValue) {
     cookie_set(name, value, max_age_s, domain)
 }

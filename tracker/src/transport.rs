@@ -1,65 +1,71 @@
-//! Sending to the collector: `fetch` with `text/plain` bodies (no CORS preflight) and the
-//! Web Locks API that lets one tab at a time send the shared queue.
+//! Sending to the collector: batch bodies, `fetch` with `text/plain` bodies (no CORS
+//! preflight) and `keepalive`, and the Web Locks API that lets one tab at a time send the
+//! shared queue. Answers come back through the tracker's one callback (see
+//! [`crate::delivery`]): no closure per request, and no executor for futures, which would
+//! cost the page kilobytes of Wasm.
 
-use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
-export function post(url, body, keepalive, done) {
-  fetch(url, { method: 'POST', body: body, keepalive: keepalive }).then(function (r) {
+export function batch_body(events, writeKey, dropped) {
+  var at = new Date().toISOString(), stamp = ',"sentAt":"' + at + '"}';
+  // Each stored event is a JSON object: its closing brace gives way to its sentAt.
+  var batch = events.map(function (e) { return e.slice(0, e.lastIndexOf('}')) + stamp; });
+  return '{"batch":[' + batch + '],"sentAt":"' + at + '","writeKey":' + JSON.stringify(writeKey || '') +
+    (dropped > 0 ? ',"dropped":' + dropped : '') + '}';
+}
+export function post(f, kind, id, url, body) {
+  fetch(url, { method: 'POST', body: body, keepalive: true }).then(function (r) {
     var after = r.headers.get('Retry-After'), ms;
     if (after) ms = isNaN(after) ? Date.parse(after) - Date.now() : after * 1000;
-    done(r.status, ms);
-  }, function () { done(0); });
+    f(kind, id, r.status, ms);
+  }, function () { f(kind, id, 0); });
 }
-export function with_lock(name, task, after) {
-  var ran = false, locks = navigator.locks;
-  function run(has) { ran = true; return new Promise(function (resolve) { task(has, resolve); }); }
+var release = function () {};
+export function with_lock(f, locked, busy, name) {
+  var locks = navigator.locks, ran = false;
+  function run(has) {
+    ran = true;
+    return new Promise(function (resolve) { release = resolve; f(locked, has); });
+  }
   var held = locks && locks.request
-    ? locks.request(name, { ifAvailable: true }, function (lock) { return lock ? run(true) : null; })
-    : run(false);
-  return held.then(null, function () {}).then(function () { after(ran); });
+    ? locks.request(name, { ifAvailable: true }, function (lock) { if (lock) return run(1); f(busy); })
+    : Promise.resolve(0).then(run);
+  // A lock request refused (an opaque origin, say) sends without the lock.
+  return held.then(null, function () { if (!ran) return run(0); });
 }
+export function unlock() { release(); }
 "#)]
 extern "C" {
-    fn post(url: &str, body: &str, keepalive: bool, done: &JsValue);
-    fn with_lock(name: &str, task: &JsValue, after: &JsValue) -> Promise;
+    fn batch_body(events: &JsValue, write_key: &JsValue, dropped: u32) -> JsValue;
+    fn post(f: &JsValue, kind: u32, id: u32, url: &str, body: &JsValue);
+    fn with_lock(f: &JsValue, locked: u32, busy: u32, name: &str) -> JsValue;
+    fn unlock();
 }
 
-/// The collector's answer to one batch.
-pub struct Answer {
-    /// HTTP status; 0 when the request failed without an answer (offline, refused, CORS).
-    pub status: u16,
-    /// The `Retry-After` the collector asked for, in milliseconds (NaN when absent).
-    pub retry_after_ms: Option<f64>,
+/// The body of a batch of stored events (JSON strings, an array), each stamped with
+/// `sentAt` now, with the write key and the count of events dropped since the last report.
+pub fn body(events: &JsValue, write_key: &JsValue, dropped: u32) -> JsValue {
+    batch_body(events, write_key, dropped)
 }
 
-/// Posts `body` to `url`, then calls `then` with the answer. With `keepalive` the request
-/// outlives the page, as long as all keepalive requests in flight stay under 64 KB together.
-///
-/// Callbacks rather than futures: an executor for futures costs the page kilobytes of Wasm.
-pub fn send(url: &str, body: &str, keepalive: bool, then: impl FnOnce(Answer) + 'static) {
-    let done = Closure::once_into_js(move |status: f64, retry_after_ms: f64| {
-        then(Answer {
-            status: status as u16,
-            retry_after_ms: Some(retry_after_ms),
-        })
-    });
-    post(url, body, keepalive, &done);
+/// Posts `body` to `url` with `keepalive` (the request outlives the page, as long as all
+/// keepalive requests in flight stay under 64 KB together), then calls
+/// `wake(kind, id, status, retry_after_ms)`: status 0 when the request failed without an
+/// answer, `retry_after_ms` `undefined` when the collector asked for no delay.
+pub fn send(wake: &JsValue, kind: u32, id: u32, url: &str, body: &JsValue) {
+    post(wake, kind, id, url, body)
 }
 
-/// Runs `task(has_lock, done)` while holding the Web Lock `name` until it calls `done`,
-/// unless another tab holds the lock, in which case it does nothing: that tab is sending
-/// the shared queue already. Without Web Locks, runs `task(false, done)`. Then calls
-/// `after(task_ran)`; the promise resolves after that.
-pub fn exclusively(
-    name: &str,
-    task: impl FnOnce(bool, Function) + 'static,
-    after: impl FnOnce(bool) + 'static,
-) -> Promise {
-    with_lock(
-        name,
-        &Closure::once_into_js(task),
-        &Closure::once_into_js(after),
-    )
+/// Asks for the Web Lock `name`, then calls `wake(locked, has_lock)` and keeps the lock
+/// until [`unlock`]; `wake(busy)` instead when another tab holds it (that tab is sending the
+/// shared queue). Without Web Locks, `wake(locked, 0)`. Returns a promise that resolves
+/// when the lock is given back or found busy. Never calls `wake` before returning.
+pub fn exclusively(wake: &JsValue, locked: u32, busy: u32, name: &str) -> JsValue {
+    with_lock(wake, locked, busy, name)
+}
+
+/// Gives back the lock taken by [`exclusively`].
+pub fn release_lock() {
+    unlock()
 }

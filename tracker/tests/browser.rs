@@ -5,7 +5,7 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)] // a panic in a test is its failure report
 
-use cdp_tracker::{delivery, identity, outbox, storage, Tracker};
+use cdp_tracker::{delivery, identity, outbox, storage, transport, Tracker};
 use js_sys::{Object, Reflect, JSON};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -35,17 +35,29 @@ fn config(pairs: &[(&str, JsValue)]) -> Object {
     config
 }
 
+fn config_value(pairs: &[(&str, JsValue)]) -> JsValue {
+    config(pairs).into()
+}
+
 fn clean_slate() {
     let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
     storage.clear().unwrap();
-    storage::set_cookie(identity::ANONYMOUS_ID, "", 0.0, "");
+    storage::set_cookie(identity::ANONYMOUS_ID, &s(""), 0.0, &JsValue::UNDEFINED);
 }
 
 fn queued() -> Vec<JsValue> {
-    storage::keys(outbox::PREFIX)
-        .iter()
-        .map(|k| JSON::parse(&storage::get(k).unwrap()).unwrap())
+    let keys: js_sys::Array = storage::keys(outbox::PREFIX, false).into();
+    keys.iter()
+        .map(|k| JSON::parse(&storage::entry(&k).as_string().unwrap()).unwrap())
         .collect()
+}
+
+fn id(value: JsValue) -> Option<String> {
+    value.as_string()
+}
+
+fn s(text: &str) -> JsValue {
+    text.into()
 }
 
 fn props(pairs: &[(&str, JsValue)]) -> Object {
@@ -59,12 +71,9 @@ fn props(pairs: &[(&str, JsValue)]) -> Object {
 #[wasm_bindgen_test]
 fn events_are_stored_with_the_segment_fields_before_any_send() {
     clean_slate();
-    let tracker = Tracker::new(config(&[]));
-    tracker.page(Some("Home".into()), None);
-    tracker.track(
-        "Product Viewed".into(),
-        Some(props(&[("price", 59.into())])),
-    );
+    let tracker = Tracker::new(config_value(&[]));
+    tracker.page(s("Home"), JsValue::UNDEFINED);
+    tracker.track(s("Product Viewed"), props(&[("price", 59.into())]).into());
     tracker.persist();
 
     let events = queued();
@@ -81,7 +90,10 @@ fn events_are_stored_with_the_segment_fields_before_any_send() {
     let href = web_sys::window().unwrap().location().href().unwrap();
     for event in &events {
         assert_eq!(text(event, "messageId").len(), 36, "a UUID");
-        assert_eq!(text(event, "anonymousId"), tracker.anonymous_id());
+        assert_eq!(
+            text(event, "anonymousId"),
+            tracker.anonymous_id().as_string().unwrap()
+        );
         assert!(text(event, "timestamp").ends_with('Z'));
         assert_eq!(text(event, "context.page.url"), href);
         assert_eq!(text(event, "context.library.name"), "edge-cdp-tracker");
@@ -106,61 +118,66 @@ fn events_are_stored_with_the_segment_fields_before_any_send() {
 #[wasm_bindgen_test]
 fn a_full_queue_drops_the_oldest_and_counts_them() {
     clean_slate();
-    let tracker = Tracker::new(config(&[("maxQueue", 3.into())]));
+    let tracker = Tracker::new(config_value(&[("maxQueue", 3.into())]));
     for name in ["e1", "e2", "e3", "e4", "e5"] {
-        tracker.track(name.into(), None);
+        tracker.track(s(name), JsValue::UNDEFINED);
     }
     tracker.persist();
     let names: Vec<String> = queued().iter().map(|e| text(e, "event")).collect();
     assert_eq!(names, ["e3", "e4", "e5"]);
-    assert_eq!(storage::get(delivery::DROPPED).as_deref(), Some("2"));
+    assert_eq!(id(storage::get(delivery::DROPPED)).as_deref(), Some("2"));
+}
+
+/// The anonymous id a tracker started now (as on a new page) has.
+fn fresh_visitor_id() -> String {
+    id(Tracker::new(config_value(&[])).anonymous_id()).unwrap()
 }
 
 #[wasm_bindgen_test]
 fn anonymous_id_survives_a_reload_from_either_copy() {
     clean_slate();
-    let first = Tracker::new(config(&[])).anonymous_id();
-    assert_eq!(Tracker::new(config(&[])).anonymous_id(), first);
+    let first = fresh_visitor_id();
+    assert_eq!(fresh_visitor_id(), first);
     assert_eq!(
-        storage::cookie(identity::ANONYMOUS_ID).as_deref(),
+        id(storage::cookie(identity::ANONYMOUS_ID)).as_deref(),
         Some(first.as_str())
     );
 
     // Cookie gone (a browser capping script cookies), localStorage kept: same visitor.
-    storage::set_cookie(identity::ANONYMOUS_ID, "", 0.0, "");
-    assert_eq!(Tracker::new(config(&[])).anonymous_id(), first);
+    storage::set_cookie(identity::ANONYMOUS_ID, &s(""), 0.0, &JsValue::UNDEFINED);
+    assert_eq!(fresh_visitor_id(), first);
     assert_eq!(
-        storage::cookie(identity::ANONYMOUS_ID).as_deref(),
+        id(storage::cookie(identity::ANONYMOUS_ID)).as_deref(),
         Some(first.as_str()),
         "cookie written back"
     );
 
     // localStorage gone, cookie kept: same visitor.
     storage::remove(identity::ANONYMOUS_ID);
-    assert_eq!(Tracker::new(config(&[])).anonymous_id(), first);
+    assert_eq!(fresh_visitor_id(), first);
 
     clean_slate();
-    assert_ne!(Tracker::new(config(&[])).anonymous_id(), first);
+    assert_ne!(fresh_visitor_id(), first);
 }
 
 #[wasm_bindgen_test]
 fn identify_keeps_user_and_traits_and_reset_forgets_them() {
     clean_slate();
-    let tracker = Tracker::new(config(&[]));
-    let anonymous = tracker.anonymous_id();
+    let tracker = Tracker::new(config_value(&[]));
+    let anonymous = tracker.anonymous_id().as_string().unwrap();
+    tracker.identify(s("user-1"), props(&[("plan", "pro".into())]).into());
     tracker.identify(
-        Some("user-1".into()),
-        Some(props(&[("plan", "pro".into())])),
+        JsValue::UNDEFINED,
+        props(&[("email", "a@b.c".into())]).into(),
     );
-    tracker.identify(None, Some(props(&[("email", "a@b.c".into())])));
-    assert_eq!(tracker.user_id().as_deref(), Some("user-1"));
-    let again = Tracker::new(config(&[]));
+    assert_eq!(tracker.user_id().as_string().as_deref(), Some("user-1"));
+    let again = Tracker::new(config_value(&[]));
     assert_eq!(
-        again.user_id().as_deref(),
+        again.user_id().as_string().as_deref(),
         Some("user-1"),
         "user id survives a reload"
     );
-    tracker.track("After Login".into(), None);
+    tracker.track(s("After Login"), JsValue::UNDEFINED);
     tracker.persist();
     let events = queued();
     let last_identify = &events[1];
@@ -169,27 +186,35 @@ fn identify_keeps_user_and_traits_and_reset_forgets_them() {
     assert_eq!(text(&events[2], "userId"), "user-1");
 
     tracker.reset();
-    assert_ne!(tracker.anonymous_id(), anonymous);
-    assert_eq!(tracker.user_id(), None);
-    assert_eq!(storage::get(identity::USER_ID), None);
-    assert_eq!(storage::get(identity::TRAITS), None);
+    assert_ne!(tracker.anonymous_id().as_string().unwrap(), anonymous);
+    assert!(tracker.user_id().is_undefined());
+    assert_eq!(id(storage::get(identity::USER_ID)), None);
+    assert_eq!(id(storage::get(identity::TRAITS)), None);
 }
 
 #[wasm_bindgen_test]
 fn with_consent_required_nothing_is_stored_until_granted() {
     clean_slate();
-    let tracker = Tracker::new(config(&[("consent", "required".into())]));
-    tracker.page(None, None);
-    tracker.track("Before Consent".into(), None);
+    let tracker = Tracker::new(config_value(&[("consent", "required".into())]));
+    tracker.page(JsValue::UNDEFINED, JsValue::UNDEFINED);
+    tracker.track(s("Before Consent"), JsValue::UNDEFINED);
     tracker.persist();
     assert!(queued().is_empty(), "nothing queued");
-    assert_eq!(storage::cookie(identity::ANONYMOUS_ID), None, "no cookie");
-    assert_eq!(storage::get(identity::ANONYMOUS_ID), None, "no stored id");
+    assert_eq!(
+        id(storage::cookie(identity::ANONYMOUS_ID)),
+        None,
+        "no cookie"
+    );
+    assert_eq!(
+        id(storage::get(identity::ANONYMOUS_ID)),
+        None,
+        "no stored id"
+    );
 
-    tracker.consent(props(&[
+    tracker.consent(JsValue::from(props(&[
         ("analytics", true.into()),
         ("marketing", false.into()),
-    ]));
+    ])));
     tracker.persist();
     let events = queued();
     assert_eq!(events.len(), 2, "held events stored once consent is given");
@@ -202,18 +227,18 @@ fn with_consent_required_nothing_is_stored_until_granted() {
         JsValue::FALSE
     );
     assert_eq!(
-        storage::cookie(identity::ANONYMOUS_ID).as_deref(),
-        Some(tracker.anonymous_id().as_str())
+        id(storage::cookie(identity::ANONYMOUS_ID)).as_deref(),
+        tracker.anonymous_id().as_string().as_deref()
     );
 
-    tracker.consent(props(&[("analytics", false.into())]));
+    tracker.consent(props(&[("analytics", false.into())]).into());
     assert!(queued().is_empty(), "withdrawal empties the queue");
     assert_eq!(
-        storage::cookie(identity::ANONYMOUS_ID),
+        id(storage::cookie(identity::ANONYMOUS_ID)),
         None,
         "and forgets the visitor"
     );
-    tracker.track("After Withdrawal".into(), None);
+    tracker.track(s("After Withdrawal"), JsValue::UNDEFINED);
     tracker.persist();
     assert!(queued().is_empty());
 }
@@ -221,10 +246,10 @@ fn with_consent_required_nothing_is_stored_until_granted() {
 #[wasm_bindgen_test]
 fn a_stored_choice_applies_on_the_next_page() {
     clean_slate();
-    Tracker::new(config(&[("consent", "required".into())]))
-        .consent(props(&[("analytics", true.into())]));
-    let next_page = Tracker::new(config(&[("consent", "required".into())]));
-    next_page.track("Remembered".into(), None);
+    Tracker::new(config_value(&[("consent", "required".into())]))
+        .consent(props(&[("analytics", true.into())]).into());
+    let next_page = Tracker::new(config_value(&[("consent", "required".into())]));
+    next_page.track(s("Remembered"), JsValue::UNDEFINED);
     next_page.persist();
     assert_eq!(queued().len(), 1);
 }
@@ -232,7 +257,7 @@ fn a_stored_choice_applies_on_the_next_page() {
 #[wasm_bindgen_test]
 fn marked_elements_send_their_event_with_properties() {
     clean_slate();
-    let tracker = Tracker::new(config(&[]));
+    let tracker = Tracker::new(config_value(&[]));
     let document = web_sys::window().unwrap().document().unwrap();
     let button = document.create_element("button").unwrap();
     button
@@ -262,4 +287,54 @@ fn marked_elements_send_their_event_with_properties() {
         "prices become numbers"
     );
     button.remove();
+}
+
+#[wasm_bindgen_test]
+fn a_batch_body_stamps_each_stored_event_and_reports_drops() {
+    let events = js_sys::Array::of2(&s(r#"{"type":"page"}"#), &s(r#"{"type":"track","n":"}"}"#));
+    let body = transport::body(&events, &s("k\"1"), 0).as_string().unwrap();
+    let parsed = JSON::parse(&body).unwrap();
+    let sent_at = text(&parsed, "sentAt");
+    assert!(sent_at.ends_with('Z'), "{body}");
+    assert_eq!(text(&parsed, "writeKey"), "k\"1");
+    assert_eq!(text(&parsed, "batch.0.type"), "page");
+    assert_eq!(
+        text(&parsed, "batch.1.n"),
+        "}",
+        "a brace inside a string is kept"
+    );
+    assert_eq!(text(&parsed, "batch.1.sentAt"), sent_at);
+    assert!(get(&parsed, "dropped").is_undefined());
+    let reported = transport::body(&events, &JsValue::UNDEFINED, 42)
+        .as_string()
+        .unwrap();
+    let reported = JSON::parse(&reported).unwrap();
+    assert_eq!(get(&reported, "dropped").as_f64(), Some(42.0));
+    assert_eq!(text(&reported, "writeKey"), "");
+}
+
+#[wasm_bindgen_test]
+fn entries_being_sent_are_not_listed_again_until_answered() {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[]));
+    tracker.track(s("One"), JsValue::UNDEFINED);
+    tracker.track(s("Two"), JsValue::UNDEFINED);
+    tracker.persist();
+    let all = storage::keys(outbox::PREFIX, false);
+    let first = js_sys::Array::of1(&js_sys::Array::from(&all).get(0));
+    storage::hold_entries(&first);
+    assert_eq!(
+        js_sys::Array::from(&storage::keys(outbox::PREFIX, true)).length(),
+        1
+    );
+    storage::release_entries(&first, false);
+    assert_eq!(
+        js_sys::Array::from(&storage::keys(outbox::PREFIX, true)).length(),
+        2,
+        "kept for a retry"
+    );
+    storage::hold_entries(&first);
+    storage::release_entries(&first, true);
+    assert_eq!(queued().len(), 1, "delivered: gone from storage");
+    assert_eq!(text(&queued()[0], "event"), "Two");
 }
