@@ -121,8 +121,10 @@ try {
   let bodyBytes = 0;
   let events = 0;
   let dropped = 0;
-  context.on('request', (request) => {
-    if (!request.url().endsWith('/v1/batch')) return;
+  // Requests the collector answered: a keepalive request the browser refused (its 64 KB
+  // quota) never left it, and its batch goes again without keepalive.
+  context.on('requestfinished', async (request) => {
+    if (!request.url().endsWith('/v1/batch') || !(await request.response())) return;
     const body = request.postData() || '';
     bodyBytes += Buffer.byteLength(body);
     const batch = JSON.parse(body);

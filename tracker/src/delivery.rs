@@ -212,9 +212,9 @@ impl State {
     }
 
     /// Queue entries this tab may send now, oldest first: every tab's with the send lock,
-    /// else its own and those of tabs gone for a minute. Returns `(keys, events)` arrays
-    /// and the events' sizes.
-    fn sendable(&self, has_lock: bool) -> Sendable {
+    /// else its own and those of tabs gone for a minute. Reads only as many as can go in
+    /// `max_events` events and `max_bytes` bytes (and one more, which tells the batch is full).
+    fn sendable(&self, has_lock: bool, max_events: usize, max_bytes: usize) -> Sendable {
         let keys = storage::keys(outbox::PREFIX, true);
         let orphan_before = js::now() - ORPHAN_AFTER_MS;
         let mut out = Sendable {
@@ -222,15 +222,20 @@ impl State {
             events: Vec::new(),
             sizes: Vec::new(),
         };
+        let mut bytes = 0;
         for i in 0..js::length(&keys) {
+            if bytes > max_bytes || out.keys.len() > max_events {
+                break;
+            }
             let key = js::at(&keys, i);
-            let text = key.as_string().unwrap_or_default();
             let ours = has_lock
-                || outbox::parse_key(&text)
+                || outbox::parse_key(&key.as_string().unwrap_or_default())
                     .is_some_and(|k| k.tab == self.tab || (k.at as f64) < orphan_before);
             let json = storage::entry(&key);
             if ours && json.is_string() {
-                out.sizes.push(js::bytes(&json));
+                let size = js::bytes(&json);
+                bytes += size;
+                out.sizes.push(size);
                 out.keys.push(key);
                 out.events.push(json);
             }
@@ -535,14 +540,11 @@ fn flush(shared: &Shared) -> JsValue {
 /// nothing is left.
 fn send_next(shared: &Shared) {
     let mut state = shared.borrow_mut();
-    let items = state.sendable(state.has_lock);
-    let batch = outbox::batches(
-        &items.sizes,
-        state.config.flush_at.max(100),
-        outbox::MAX_BATCH_BYTES,
-    )
-    .into_iter()
-    .next();
+    let max_events = state.config.flush_at.max(100);
+    let items = state.sendable(state.has_lock, max_events, outbox::MAX_BATCH_BYTES);
+    let batch = outbox::batches(&items.sizes, max_events, outbox::MAX_BATCH_BYTES)
+        .into_iter()
+        .next();
     match batch {
         Some(range) => {
             let batch = state.batch(&items, range, state.dropped);
@@ -602,8 +604,8 @@ fn on_hide(shared: &Shared) {
     if state.decision != Decision::Collect || !lifecycle::is_online() {
         return;
     }
-    let items = state.sendable(true);
     let mut budget = KEEPALIVE_BUDGET.saturating_sub(state.in_flight_bytes());
+    let items = state.sendable(true, usize::MAX, budget);
     for range in outbox::batches(
         &items.sizes,
         usize::MAX,

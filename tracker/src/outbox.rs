@@ -12,11 +12,18 @@ pub const PREFIX: &str = "cdp_e:";
 
 /// Largest event the collector accepts, serialised, in bytes.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
-/// Largest batch the tracker sends. Below the collector's 500 KB, and below the 64 KB
-/// that all in-flight `keepalive` requests share, so any batch survives a page close.
-pub const MAX_BATCH_BYTES: usize = 60 * 1024;
+/// Largest batch body the tracker sends: well below the collector's 500 KB, and at most
+/// half the 64 KB that all in-flight `keepalive` requests share, because the browser frees
+/// a request's share only when it completes, a little after its answer has arrived: the
+/// next batch, sent on that answer, must fit beside it.
+pub const MAX_BATCH_BYTES: usize = 31 * 1024;
+// Two batches fit the keepalive quota, with room to spare.
+const _: () = assert!(2 * MAX_BATCH_BYTES <= 63 * 1024);
 /// Bytes of a batch body around its events (`{"batch":[…],"sentAt":…}`), kept free.
 const ENVELOPE_BYTES: usize = 512;
+/// Bytes each event gains in a batch: a comma, and `,"sentAt":"<24-character time>"`
+/// before its closing brace.
+const PER_EVENT_BYTES: usize = 1 + 36;
 
 /// The parts of a queued event's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +83,14 @@ pub fn batches(sizes: &[usize], max_events: usize, max_bytes: usize) -> Vec<Rang
     let mut start = 0;
     let mut bytes = ENVELOPE_BYTES;
     for (i, size) in sizes.iter().enumerate() {
-        if i > start && (bytes + size + 1 > max_bytes || i - start >= max_events.max(1)) {
+        if i > start
+            && (bytes + size + PER_EVENT_BYTES > max_bytes || i - start >= max_events.max(1))
+        {
             out.push(start..i);
             start = i;
             bytes = ENVELOPE_BYTES;
         }
-        bytes += size + 1;
+        bytes += size + PER_EVENT_BYTES;
     }
     if start < sizes.len() {
         out.push(start..sizes.len());
@@ -148,6 +157,25 @@ mod tests {
             batches(&[], 10, MAX_BATCH_BYTES),
             Vec::<Range<usize>>::new()
         );
+    }
+
+    #[test]
+    fn a_full_batch_body_fits_its_limit_with_every_event_stamped() {
+        let sizes = [700; 200];
+        let all = batches(&sizes, usize::MAX, MAX_BATCH_BYTES);
+        for (n, batch) in all.iter().enumerate() {
+            let events = batch.len();
+            // What transport's batch body adds: the envelope with the write key, then per
+            // event a comma and the sentAt stamp.
+            let body = 60 + events * (700 + 1 + 36);
+            assert!(body <= MAX_BATCH_BYTES, "{events} events: {body} B");
+            if n + 1 < all.len() {
+                assert!(
+                    body + 737 > MAX_BATCH_BYTES - ENVELOPE_BYTES,
+                    "batches are filled"
+                );
+            }
+        }
     }
 
     #[test]

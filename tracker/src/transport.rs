@@ -15,7 +15,10 @@ export function batch_body(events, writeKey, dropped) {
     (dropped > 0 ? ',"dropped":' + dropped : '') + '}';
 }
 export function post(f, kind, id, url, body) {
-  fetch(url, { method: 'POST', body: body, keepalive: true }).then(function (r) {
+  var send = function (keepalive) { return fetch(url, { method: 'POST', body: body, keepalive: keepalive }); };
+  // A keepalive request beyond the browser's quota is refused before it leaves; sent
+  // plainly it still goes while the page lives.
+  send(true).then(null, function () { return send(false); }).then(function (r) {
     var after = r.headers.get('Retry-After'), ms;
     if (after) ms = isNaN(after) ? Date.parse(after) - Date.now() : after * 1000;
     f(kind, id, r.status, ms);
@@ -50,7 +53,7 @@ pub fn body(events: &JsValue, write_key: &JsValue, dropped: u32) -> JsValue {
 }
 
 /// Posts `body` to `url` with `keepalive` (the request outlives the page, as long as all
-/// keepalive requests in flight stay under 64 KB together), then calls
+/// keepalive requests in flight stay under 64 KB together; beyond that, without), then calls
 /// `wake(kind, id, status, retry_after_ms)`: status 0 when the request failed without an
 /// answer, `retry_after_ms` `undefined` when the collector asked for no delay.
 pub fn send(wake: &JsValue, kind: u32, id: u32, url: &str, body: &JsValue) {
