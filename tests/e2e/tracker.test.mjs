@@ -147,6 +147,29 @@ test('calls made before the tracker loads arrive, in the order they were made', 
   assert.deepEqual(times, [...times].sort((a, b) => a - b), 'timestamps follow call order');
 }));
 
+test('a site serves the tracker under paths of its own (data-path)', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  const files = [];
+  await context.route('**/assets/a7/*', (route) => {
+    const name = new URL(route.request().url()).pathname.split('/').pop();
+    files.push(name);
+    const type = name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
+    return route.fulfill({ contentType: type, body: readFileSync(new URL(`../../www/${name === 'l.js' ? 'cdp.js' : `cdp/${name}`}`, import.meta.url)) });
+  });
+  await context.route('**/neutral.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Neutral</title>
+    <script src="/assets/a7/l.js" data-write-key="demo-write-key" data-endpoint="${worker.url}" data-path="/assets/a7/" async></script>` }));
+  const cdpRequests = [];
+  context.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/cdp')) cdpRequests.push(r.url()); });
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/neutral.html`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  await page.evaluate(() => { window.cdp.track('Neutral'); return window.cdp.flush(); });
+  const events = await eventually(() => { const e = sent.flatMap((b) => b.events); return e.length >= 2 ? e : null; });
+  assert.deepEqual(events.map((e) => e.event ?? e.type), ['page', 'Neutral']);
+  assert.deepEqual(files.sort(), ['l.js', 'tracker.js', 'tracker_bg.wasm']);
+  assert.deepEqual(cdpRequests, [], 'nothing fetched from /cdp');
+}));
+
 test('with consent required and not given, nothing is sent or stored', () => withContext(async (context) => {
   const sent = watchBatches(context);
   await context.route('**/consent.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Consent</title>

@@ -8,7 +8,8 @@
  * Settings are data attributes: data-write-key (required), data-endpoint (collector origin;
  * default where this script came from), data-consent="required", data-consent-category,
  * data-honor-gpc="false", data-honor-dnt="true", data-auto-page="false", data-track-hash,
- * data-flush-at, data-flush-interval, data-max-queue, data-cookie-domain, data-cookie-days.
+ * data-flush-at, data-flush-interval, data-max-queue, data-cookie-domain, data-cookie-days,
+ * data-path (the directory of tracker.js and tracker_bg.wasm; default cdp/ beside this script).
  * It never throws into the page: where Wasm cannot run (an old browser, a CSP without
  * 'wasm-unsafe-eval') the calls stay queued and nothing else happens.
  */
@@ -36,9 +37,10 @@ import { createApi, METHODS } from './api.js';
     view.t = start;
     queue.unshift(view);
   }
-  var base = new URL('.', script.src).href;
-  import(base + 'cdp/tracker.js').then(function (mod) {
-    return mod.default({ module_or_path: base + 'cdp/tracker_bg.wasm' }).then(function () {
+  // The tracker's two files: in cdp/ beside this script, or in the directory data-path names.
+  var dir = new URL(config.path || 'cdp/', script.src).href;
+  import(dir + 'tracker.js').then(function (mod) {
+    return mod.default({ module_or_path: dir + 'tracker_bg.wasm' }).then(function () {
       var api = createApi(new mod.Tracker(config));
       w.cdp = api;
       for (var i = 0; i < queue.length; i++) api.replay(queue[i], queue[i].t);
