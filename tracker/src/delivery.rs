@@ -112,6 +112,8 @@ pub struct State {
     store_scheduled: bool,
     flush_due: Option<f64>,
     sending: bool,
+    /// Resolves when the send under way is over (what `flush()` returns meanwhile).
+    send_over: JsValue,
     has_lock: bool,
     attempt: u32,
     retry_at: f64,
@@ -147,6 +149,7 @@ impl State {
             store_scheduled: false,
             flush_due: None,
             sending: false,
+            send_over: JsValue::UNDEFINED,
             has_lock: false,
             attempt: 0,
             retry_at: 0.0,
@@ -262,7 +265,7 @@ impl State {
     }
 
     /// Sends `batch` to the collector; with `chained`, its answer sends the next one.
-    fn launch(&mut self, batch: Batch, chained: bool) {
+    fn launch(&mut self, batch: Batch, chained: bool, keepalive: bool) {
         let Batch {
             keys,
             body,
@@ -273,7 +276,14 @@ impl State {
         self.next_flight = self.next_flight.wrapping_add(1);
         storage::hold_entries(&keys);
         let url = [self.config.endpoint.as_str(), "/v1/batch"].concat();
-        transport::send(&self.wake, Signal::Answer as u32, id, &url, &body);
+        transport::send(
+            &self.wake,
+            Signal::Answer as u32,
+            id,
+            &url,
+            &body,
+            keepalive,
+        );
         self.flights.push(Flight {
             id,
             keys,
@@ -294,6 +304,7 @@ struct Batch {
 }
 
 /// Queue entries chosen for sending, in parallel lists.
+#[derive(Default)]
 struct Sendable {
     keys: Vec<JsValue>,
     events: Vec<JsValue>,
@@ -346,7 +357,7 @@ fn woken(shared: &Shared, signal: Signal, x: f64, y: f64, value: JsValue) {
             }
         }
         Signal::Marked => record(shared, "track", value),
-        Signal::Idle => store(shared, STORE_SLICE),
+        Signal::Idle => store_and_send(shared, STORE_SLICE),
         Signal::Timer => {
             shared.borrow_mut().flush_due = None;
             flush(shared);
@@ -397,11 +408,26 @@ pub fn record(shared: &Shared, kind: &str, fields: JsValue) {
 
 /// Moves up to `limit` pending events into the durable queue, then schedules a send (and
 /// another slice, if events remain).
-fn store(shared: &Shared, limit: usize) {
+fn store_and_send(shared: &Shared, limit: usize) {
+    let Some(due) = store(shared, limit) else {
+        return;
+    };
+    if due {
+        flush(shared);
+    } else {
+        let interval = shared.borrow().config.flush_interval_ms;
+        schedule_flush(shared, interval);
+    }
+}
+
+/// Moves up to `limit` pending events into the durable queue (and schedules another slice,
+/// if events remain). Returns whether enough are queued for a send to be due, or `None`
+/// when nothing was stored.
+fn store(shared: &Shared, limit: usize) -> Option<bool> {
     let mut state = shared.borrow_mut();
     state.store_scheduled = false;
     if state.decision != Decision::Collect || state.pending.is_empty() {
-        return;
+        return None;
     }
     let take = limit.min(state.pending.len());
     let pending: Vec<Captured> = state.pending.drain(..take).collect();
@@ -416,7 +442,9 @@ fn store(shared: &Shared, limit: usize) {
         let next = Session::touch(session, captured.at);
         session = Some(next);
         let json = captured.complete(&state.fixed_context, next.id, &state.consent);
-        let Some(json) = json.filter(|j| js::bytes(j) <= outbox::MAX_EVENT_BYTES) else {
+        // The limit holds for the event as sent, with its sentAt.
+        let fits = |j: &JsValue| js::bytes(j) + outbox::SENT_AT_BYTES <= outbox::MAX_EVENT_BYTES;
+        let Some(json) = json.filter(fits) else {
             js::warn("event dropped: larger than the collector's 32 KB limit, or not serialisable");
             state.dropped += 1;
             continue;
@@ -446,16 +474,7 @@ fn store(shared: &Shared, limit: usize) {
     if state.dropped != dropped_before {
         save_dropped(state.dropped);
     }
-    let (due, interval) = (
-        queue.len() >= state.config.flush_at,
-        state.config.flush_interval_ms,
-    );
-    drop(state);
-    if due {
-        flush(shared);
-    } else {
-        schedule_flush(shared, interval);
-    }
+    Some(queue.len() >= state.config.flush_at)
 }
 
 /// The durable queue's keys, oldest first, as stored when listed plus those added since.
@@ -518,7 +537,10 @@ fn schedule_flush(shared: &Shared, delay_ms: f64) {
 /// attempt is over.
 fn flush(shared: &Shared) -> JsValue {
     let mut state = shared.borrow_mut();
-    if state.sending || state.decision != Decision::Collect || !lifecycle::is_online() {
+    if state.sending {
+        return state.send_over.clone();
+    }
+    if state.decision != Decision::Collect || !lifecycle::is_online() {
         return js::resolved();
     }
     let wait = state.retry_at - js::now();
@@ -528,12 +550,13 @@ fn flush(shared: &Shared) -> JsValue {
         return js::resolved();
     }
     state.sending = true;
-    transport::exclusively(
+    state.send_over = transport::exclusively(
         &state.wake,
         Signal::Locked as u32,
         Signal::Busy as u32,
         SEND_LOCK,
-    )
+    );
+    state.send_over.clone()
 }
 
 /// Sends the next batch of the queue, or ends the send (and gives the lock back) when
@@ -541,14 +564,22 @@ fn flush(shared: &Shared) -> JsValue {
 fn send_next(shared: &Shared) {
     let mut state = shared.borrow_mut();
     let max_events = state.config.flush_at.max(100);
-    let items = state.sendable(state.has_lock, max_events, outbox::MAX_BATCH_BYTES);
+    let items = if state.decision == Decision::Collect {
+        state.sendable(state.has_lock, max_events, outbox::MAX_BATCH_BYTES)
+    } else {
+        // Consent withdrawn or pending since the send began: nothing more goes.
+        Sendable::default()
+    };
     let batch = outbox::batches(&items.sizes, max_events, outbox::MAX_BATCH_BYTES)
         .into_iter()
         .next();
     match batch {
         Some(range) => {
             let batch = state.batch(&items, range, state.dropped);
-            state.launch(batch, true);
+            // A retry goes without keepalive, in case the browser refused the first for its
+            // quota (which other scripts on the page share).
+            let keepalive = state.attempt == 0;
+            state.launch(batch, true, keepalive);
         }
         None => {
             state.sending = false;
@@ -572,7 +603,7 @@ fn answered(shared: &Shared, id: u32, status: u16, retry_after_ms: Option<f64>) 
             storage::release_entries(&flight.keys, true);
             state.attempt = 0;
             state.retry_at = 0.0;
-            if flight.reported > 0 {
+            if flight.reported > 0 && state.decision == Decision::Collect {
                 state.dropped -= flight.reported.min(state.dropped);
                 save_dropped(state.dropped);
             }
@@ -599,13 +630,21 @@ fn answered(shared: &Shared, id: u32, status: u16, retry_after_ms: Option<f64>) 
 /// The page is being hidden or closed: store what is pending now, and send what is queued
 /// with `keepalive` within the browser's budget, without waiting for the lock.
 fn on_hide(shared: &Shared) {
-    store(shared, usize::MAX);
+    // Stored, and what does not go now is sent by a timer, not under a lock taken now: that
+    // could keep the page out of the back/forward cache.
+    if store(shared, usize::MAX).is_some() {
+        let interval = shared.borrow().config.flush_interval_ms;
+        schedule_flush(shared, interval);
+    }
     let mut state = shared.borrow_mut();
     if state.decision != Decision::Collect || !lifecycle::is_online() {
         return;
     }
     let mut budget = KEEPALIVE_BUDGET.saturating_sub(state.in_flight_bytes());
-    let items = state.sendable(true, usize::MAX, budget);
+    // Other tabs' entries only while this tab holds the send lock: else another tab may be
+    // sending them.
+    let everyone = state.sending && state.has_lock;
+    let items = state.sendable(everyone, usize::MAX, budget);
     for range in outbox::batches(
         &items.sizes,
         usize::MAX,
@@ -616,7 +655,7 @@ fn on_hide(shared: &Shared) {
             break;
         }
         budget -= batch.bytes;
-        state.launch(batch, false);
+        state.launch(batch, false, true);
     }
 }
 
@@ -667,11 +706,7 @@ pub fn alias(shared: &Shared, user_id: JsValue, previous_id: JsValue) -> JsValue
 /// Logout: a new anonymous id, no user, no traits, a new session.
 pub fn reset(shared: &Shared) {
     let mut state = shared.borrow_mut();
-    state.identity = Identity {
-        anonymous_id: crate::identity::new_id(),
-        user_id: JsValue::UNDEFINED,
-        traits: js::object(),
-    };
+    state.identity = Identity::fresh();
     state.session = None;
     storage::remove(SESSION);
     state.save_identity();
@@ -688,7 +723,8 @@ pub fn consent(shared: &Shared, preferences: JsValue) {
             let held = std::mem::take(&mut state.held);
             state.pending.extend(held);
             drop(state);
-            store(shared, usize::MAX);
+            // In idle slices: up to the queue's bound of held events may be waiting.
+            store_and_send(shared, STORE_SLICE);
         }
         Decision::Refuse => {
             state.held.clear();
@@ -699,6 +735,10 @@ pub fn consent(shared: &Shared, preferences: JsValue) {
                 storage::remove(key);
             }
             Identity::erase(&state.config.cookie_domain);
+            // Forgotten in memory too: a later consent on this page starts a new visitor.
+            state.identity = Identity::fresh();
+            state.session = None;
+            state.dropped = 0;
             state.identity_saved = false;
         }
         Decision::Hold => {}

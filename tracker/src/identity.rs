@@ -35,6 +35,15 @@ fn present(value: JsValue) -> Option<JsValue> {
 }
 
 impl Identity {
+    /// A new anonymous visitor: a new anonymous id, no user id, no traits.
+    pub fn fresh() -> Identity {
+        Identity {
+            anonymous_id: new_id(),
+            user_id: JsValue::UNDEFINED,
+            traits: crate::js::object(),
+        }
+    }
+
     /// The identity stored by an earlier page, or a new anonymous visitor.
     pub fn load() -> Identity {
         let anonymous_id = present(storage::cookie(ANONYMOUS_ID))

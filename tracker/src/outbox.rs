@@ -13,17 +13,18 @@ pub const PREFIX: &str = "cdp_e:";
 /// Largest event the collector accepts, serialised, in bytes.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 /// Largest batch body the tracker sends: well below the collector's 500 KB, and at most
-/// half the 64 KB that all in-flight `keepalive` requests share, because the browser frees
-/// a request's share only when it completes, a little after its answer has arrived: the
-/// next batch, sent on that answer, must fit beside it.
+/// half the 64 KB that all in-flight `keepalive` requests share, so that what the page
+/// sends when it is hidden has room beside a batch in flight.
 pub const MAX_BATCH_BYTES: usize = 31 * 1024;
 // Two batches fit the keepalive quota, with room to spare.
 const _: () = assert!(2 * MAX_BATCH_BYTES <= 63 * 1024);
 /// Bytes of a batch body around its events (`{"batch":[…],"sentAt":…}`), kept free.
 const ENVELOPE_BYTES: usize = 512;
-/// Bytes each event gains in a batch: a comma, and `,"sentAt":"<24-character time>"`
-/// before its closing brace.
-const PER_EVENT_BYTES: usize = 1 + 36;
+/// Bytes an event gains when it is sent: `,"sentAt":"<24-character time>"` before its
+/// closing brace.
+pub const SENT_AT_BYTES: usize = 36;
+/// Bytes each event takes in a batch beyond its stored JSON: a comma and its `sentAt`.
+const PER_EVENT_BYTES: usize = 1 + SENT_AT_BYTES;
 
 /// The parts of a queued event's key.
 #[derive(Debug, Clone, PartialEq, Eq)]

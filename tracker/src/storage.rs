@@ -19,8 +19,10 @@ export function ls_remove_range(keys, from, to) { for (var i = from; i < to; i++
 export function hold(keys) { keys.forEach(function (k) { held[k] = 1; }); }
 export function release(keys, remove) { keys.forEach(function (k) { delete held[k]; if (remove) ls_remove(k); }); }
 export function cookie_get(n) {
-  var parts = document.cookie ? document.cookie.split('; ') : [];
-  for (var i = 0; i < parts.length; i++) { var j = parts[i].indexOf('='); if (parts[i].slice(0, j) === n) return decodeURIComponent(parts[i].slice(j + 1)); }
+  try {
+    var parts = document.cookie ? document.cookie.split('; ') : [];
+    for (var i = 0; i < parts.length; i++) { var j = parts[i].indexOf('='); if (parts[i].slice(0, j) === n) return decodeURIComponent(parts[i].slice(j + 1)); }
+  } catch (e) {}
   return null;
 }
 export function cookie_set(n, v, maxAge, domain) {

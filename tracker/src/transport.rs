@@ -14,14 +14,14 @@ export function batch_body(events, writeKey, dropped) {
   return '{"batch":[' + batch + '],"sentAt":"' + at + '","writeKey":' + JSON.stringify(writeKey || '') +
     (dropped > 0 ? ',"dropped":' + dropped : '') + '}';
 }
-export function post(f, kind, id, url, body) {
-  var send = function (keepalive) { return fetch(url, { method: 'POST', body: body, keepalive: keepalive }); };
-  // A keepalive request beyond the browser's quota is refused before it leaves; sent
-  // plainly it still goes while the page lives.
-  send(true).then(null, function () { return send(false); }).then(function (r) {
+export function post(f, kind, id, url, body, keepalive) {
+  var timeout = self.AbortSignal && AbortSignal.timeout && AbortSignal.timeout(60000);
+  fetch(url, { method: 'POST', body: body, keepalive: keepalive, signal: timeout }).then(function (r) {
     var after = r.headers.get('Retry-After'), ms;
     if (after) ms = isNaN(after) ? Date.parse(after) - Date.now() : after * 1000;
-    f(kind, id, r.status, ms);
+    // The browser frees a keepalive request's share of its 64 KB only once the response
+    // is read: the answer is reported after that.
+    return r.text().then(null, function () {}).then(function () { f(kind, id, r.status, ms); });
   }, function () { f(kind, id, 0); });
 }
 var release = function () {};
@@ -41,7 +41,7 @@ export function unlock() { release(); }
 "#)]
 extern "C" {
     fn batch_body(events: &JsValue, write_key: &JsValue, dropped: u32) -> JsValue;
-    fn post(f: &JsValue, kind: u32, id: u32, url: &str, body: &JsValue);
+    fn post(f: &JsValue, kind: u32, id: u32, url: &str, body: &JsValue, keepalive: bool);
     fn with_lock(f: &JsValue, locked: u32, busy: u32, name: &str) -> JsValue;
     fn unlock();
 }
@@ -52,12 +52,14 @@ pub fn body(events: &JsValue, write_key: &JsValue, dropped: u32) -> JsValue {
     batch_body(events, write_key, dropped)
 }
 
-/// Posts `body` to `url` with `keepalive` (the request outlives the page, as long as all
-/// keepalive requests in flight stay under 64 KB together; beyond that, without), then calls
+/// Posts `body` to `url`, with `keepalive` if asked (the request outlives the page, as long
+/// as all keepalive requests in flight stay under 64 KB together; the browser refuses one
+/// beyond that), then, once the answer is read, calls
 /// `wake(kind, id, status, retry_after_ms)`: status 0 when the request failed without an
-/// answer, `retry_after_ms` `undefined` when the collector asked for no delay.
-pub fn send(wake: &JsValue, kind: u32, id: u32, url: &str, body: &JsValue) {
-    post(wake, kind, id, url, body)
+/// answer (or got none within a minute), `retry_after_ms` `undefined` when the collector
+/// asked for no delay.
+pub fn send(wake: &JsValue, kind: u32, id: u32, url: &str, body: &JsValue, keepalive: bool) {
+    post(wake, kind, id, url, body, keepalive)
 }
 
 /// Asks for the Web Lock `name`, then calls `wake(locked, has_lock)` and keeps the lock

@@ -338,3 +338,53 @@ fn entries_being_sent_are_not_listed_again_until_answered() {
     assert_eq!(queued().len(), 1, "delivered: gone from storage");
     assert_eq!(text(&queued()[0], "event"), "Two");
 }
+
+#[wasm_bindgen_test]
+fn a_withdrawn_visitor_is_forgotten_in_memory_too() {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[]));
+    tracker.identify(s("user-9"), props(&[("plan", "pro".into())]).into());
+    let before = id(tracker.anonymous_id());
+    tracker.consent(props(&[("analytics", false.into())]).into());
+    tracker.consent(props(&[("analytics", true.into())]).into());
+    assert_ne!(
+        id(tracker.anonymous_id()),
+        before,
+        "a new visitor after withdrawal"
+    );
+    assert!(tracker.user_id().is_undefined());
+    assert_eq!(
+        id(storage::get(identity::USER_ID)),
+        None,
+        "the old user is not written back"
+    );
+    assert_eq!(id(storage::get(identity::TRAITS)), None);
+}
+
+#[wasm_bindgen_test]
+fn the_size_limit_counts_the_sent_at_added_when_sending() {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[]));
+    let filler = |n: usize| props(&[("filler", "x".repeat(n).into())]).into();
+    tracker.track(s("Sized"), filler(0));
+    tracker.persist();
+    let base = JSON::stringify(&queued()[0]).unwrap().length() as usize;
+    clean_slate();
+    let limit = outbox::MAX_EVENT_BYTES - outbox::SENT_AT_BYTES;
+    let tracker = Tracker::new(config_value(&[]));
+    tracker.track(s("Sized"), filler(limit - base));
+    tracker.track(s("Sized"), filler(limit - base + 1));
+    tracker.persist();
+    let kept = queued();
+    assert_eq!(
+        kept.len(),
+        1,
+        "the event that would pass 32 KB once stamped is dropped"
+    );
+    assert_eq!(JSON::stringify(&kept[0]).unwrap().length() as usize, limit);
+    assert_eq!(
+        id(storage::get(delivery::DROPPED)).as_deref(),
+        Some("1"),
+        "and counted"
+    );
+}
