@@ -477,32 +477,39 @@ fn store(shared: &Shared, limit: usize) -> Option<bool> {
     Some(queue.len() >= state.config.flush_at)
 }
 
-/// The durable queue's keys, oldest first, as stored when listed plus those added since.
+/// The durable queue as far as eviction goes: the keys of entries not being sent, oldest
+/// first, plus those added since; entries being sent count towards the bound but are never
+/// evicted (their request may deliver them: counting them as dropped would be false).
 struct Queue {
     keys: JsValue,
     /// How many of the oldest are gone.
     first: usize,
     count: usize,
+    /// Entries being sent.
+    held: usize,
 }
 
 impl Queue {
     fn list() -> Queue {
-        let keys = storage::keys(outbox::PREFIX, false);
+        let keys = storage::keys(outbox::PREFIX, true);
         let count = js::length(&keys);
+        let all = js::length(&storage::keys(outbox::PREFIX, false));
         Queue {
             keys,
             first: 0,
             count,
+            held: all.saturating_sub(count),
         }
     }
 
     fn len(&self) -> usize {
-        self.count - self.first
+        self.held + self.count - self.first
     }
 
-    /// Removes the `n` oldest entries (as many as there are); returns how many went.
+    /// Removes the `n` oldest entries not being sent (as many as there are); returns how
+    /// many went.
     fn drop_oldest(&mut self, n: usize) -> u32 {
-        let n = n.min(self.len());
+        let n = n.min(self.count - self.first);
         storage::remove_range(&self.keys, self.first, self.first + n);
         self.first += n;
         n as u32

@@ -388,3 +388,29 @@ fn the_size_limit_counts_the_sent_at_added_when_sending() {
         "and counted"
     );
 }
+
+#[wasm_bindgen_test]
+fn entries_being_sent_are_never_evicted_nor_counted_as_dropped() {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[("maxQueue", 3.into())]));
+    for name in ["e1", "e2", "e3"] {
+        tracker.track(s(name), JsValue::UNDEFINED);
+    }
+    tracker.persist();
+    // The two oldest are in flight (their request may still deliver them).
+    let keys = js_sys::Array::from(&storage::keys(outbox::PREFIX, false));
+    let sending = js_sys::Array::of2(&keys.get(0), &keys.get(1));
+    storage::hold_entries(&sending);
+    for name in ["e4", "e5"] {
+        tracker.track(s(name), JsValue::UNDEFINED);
+    }
+    tracker.persist();
+    let names: Vec<String> = queued().iter().map(|e| text(e, "event")).collect();
+    assert_eq!(
+        names,
+        ["e1", "e2", "e5"],
+        "the bound kept without touching e1, e2"
+    );
+    assert_eq!(id(storage::get(delivery::DROPPED)).as_deref(), Some("2"));
+    storage::release_entries(&sending, false);
+}
