@@ -191,6 +191,35 @@ test('with consent required and not given, nothing is sent or stored', () => wit
   assert.equal(events[1].context.consent.categoryPreferences.analytics, true);
 }));
 
+test('consent given or withdrawn in one tab applies at once in the other open tabs', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  await context.route('**/consent.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Consent</title>
+    <script src="/cdp.js" data-write-key="demo-write-key" data-consent="required" async></script>` }));
+  const open = async () => {
+    const page = await context.newPage();
+    await page.goto(`${worker.url}/consent.html`);
+    await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+    return page;
+  };
+  const [a, b] = [await open(), await open()];
+  await b.evaluate(() => window.cdp.track('Held In B'));
+  await a.evaluate(() => window.cdp.consent({ analytics: true }));
+  const visitor = await a.evaluate(() => window.cdp.anonymousId());
+  const idInB = () => b.evaluate(() => window.cdp.anonymousId());
+  assert.equal(await eventually(async () => ((await idInB()) === visitor ? visitor : null)), visitor, 'B took the visitor A stored');
+  await b.evaluate(() => window.cdp.flush());
+  const held = await eventually(() => sent.flatMap((x) => x.events).find((e) => e.event === 'Held In B'));
+  assert.equal(held?.anonymousId, visitor, 'one visitor across tabs, for what was held too');
+
+  await a.evaluate(() => window.cdp.consent({ analytics: false }));
+  assert.ok(await eventually(async () => (await idInB()) !== visitor), 'B forgot the visitor');
+  const before = sent.length;
+  await b.evaluate(() => { window.cdp.track('After Withdrawal In A'); return window.cdp.flush(); });
+  await b.waitForTimeout(1500);
+  assert.equal(sent.slice(before).flatMap((x) => x.events).filter((e) => e.event === 'After Withdrawal In A').length, 0, 'nothing sent');
+  assert.deepEqual(await b.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:'))), [], 'nothing stored');
+}));
+
 test('two tabs of one site never send the same event twice', () => withContext(async (context) => {
   const sent = watchBatches(context);
   const a = await openShop(context);

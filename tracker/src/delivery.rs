@@ -64,9 +64,11 @@ enum Signal {
     /// The collector answered batch `x` with status `y` (0: no answer) and `value` the
     /// `Retry-After` in milliseconds, if any.
     Answer,
+    /// Another tab stored consent choices; `value` is their JSON (`null` when removed).
+    Consent,
 }
 
-const SIGNALS: [Signal; 9] = [
+const SIGNALS: [Signal; 10] = [
     Signal::Hidden,
     Signal::Online,
     Signal::Route,
@@ -76,6 +78,7 @@ const SIGNALS: [Signal; 9] = [
     Signal::Locked,
     Signal::Busy,
     Signal::Answer,
+    Signal::Consent,
 ];
 
 /// The tracker's state, shared by the page's calls and the browser's callback.
@@ -122,7 +125,6 @@ pub struct State {
     last_page_url: String,
     tab: String,
     session: Option<Session>,
-    dropped: u32,
     seq: u64,
     /// Time to stamp calls with instead of now (calls replayed by the loader).
     pub call_time: Option<f64>,
@@ -158,7 +160,6 @@ impl State {
             last_page_url: String::new(),
             tab: tab_id(),
             session: None,
-            dropped: 0,
             seq: 0,
             call_time: None,
         };
@@ -187,13 +188,17 @@ impl State {
             (Some(id), Some(last)) => Some(Session { id, last }),
             _ => None,
         };
-        let dropped = js::number(&storage::get(DROPPED));
-        self.dropped = if dropped.is_finite() && dropped > 0.0 {
-            dropped as u32
-        } else {
-            0
-        };
         if !self.identity_saved {
+            // Another tab of the site may have stored the visitor since this page began (it
+            // got consent first): one visitor, one anonymous id, for what is held too.
+            if let Some(id) = crate::identity::stored_anonymous_id() {
+                if id != self.identity.anonymous_id {
+                    self.identity = Identity::load();
+                    for captured in self.held.iter().chain(&self.pending) {
+                        captured.reassign(&id);
+                    }
+                }
+            }
             self.save_identity();
             self.identity_saved = true;
         }
@@ -334,6 +339,7 @@ pub fn start(config: Config) -> Shared {
     lifecycle::every_online(&wake, Signal::Online as u32);
     navigation::on_route_change(&wake, Signal::Route as u32);
     capture::on_marked_action(&wake, Signal::Marked as u32);
+    storage::on_other_tab_change(&wake, Signal::Consent as u32, CONSENT);
     shared.borrow_mut().wake = wake;
     shared
 }
@@ -376,6 +382,7 @@ fn woken(shared: &Shared, signal: Signal, x: f64, y: f64, value: JsValue) {
             schedule_flush(shared, interval);
         }
         Signal::Answer => answered(shared, x as u32, y as u16, value.as_f64()),
+        Signal::Consent => apply_consent(shared, js::parse(&value)),
     }
 }
 
@@ -436,7 +443,8 @@ fn store(shared: &Shared, limit: usize) -> Option<bool> {
         lifecycle::idle(&state.wake, Signal::Idle as u32);
     }
     let mut queue = Queue::list();
-    let dropped_before = state.dropped;
+    // Dropped here; added to the stored count, which every tab of the site shares.
+    let mut dropped = 0;
     let mut session = state.session;
     for captured in &pending {
         let next = Session::touch(session, captured.at);
@@ -446,19 +454,19 @@ fn store(shared: &Shared, limit: usize) -> Option<bool> {
         let fits = |j: &JsValue| js::bytes(j) + outbox::SENT_AT_BYTES <= outbox::MAX_EVENT_BYTES;
         let Some(json) = json.filter(fits) else {
             js::warn("event dropped: larger than the collector's 32 KB limit, or not serialisable");
-            state.dropped += 1;
+            dropped += 1;
             continue;
         };
         state.seq += 1;
         let key = outbox::key(captured.at as u64, state.seq, &state.tab);
         let excess = outbox::overflow(queue.len(), 1, state.config.max_queue);
-        state.dropped += queue.drop_oldest(excess);
+        dropped += queue.drop_oldest(excess);
         if !storage::set(&key, &json) {
             // Storage full: make room by dropping the oldest tenth, then try once more.
             let room = (queue.len() / 10).max(1);
-            state.dropped += queue.drop_oldest(room);
+            dropped += queue.drop_oldest(room);
             if !storage::set(&key, &json) {
-                state.dropped += 1;
+                dropped += 1;
                 continue;
             }
         }
@@ -471,8 +479,8 @@ fn store(shared: &Shared, limit: usize) -> Option<bool> {
         js::push(&pair, &s.last.into());
         storage::set(SESSION, &js::stringify(&pair));
     }
-    if state.dropped != dropped_before {
-        save_dropped(state.dropped);
+    if dropped > 0 {
+        add_dropped(f64::from(dropped));
     }
     Some(queue.len() >= state.config.flush_at)
 }
@@ -521,8 +529,21 @@ impl Queue {
     }
 }
 
-fn save_dropped(count: u32) {
-    if count > 0 {
+/// Events dropped and not yet reported, as stored (shared by the site's tabs).
+fn stored_dropped() -> u32 {
+    let count = js::number(&storage::get(DROPPED));
+    if count.is_finite() && count > 0.0 {
+        count as u32
+    } else {
+        0
+    }
+}
+
+/// Adds `delta` (negative once reported) to the stored count of dropped events. Read and
+/// written at once, so counts from other tabs in between are kept.
+fn add_dropped(delta: f64) {
+    let count = f64::from(stored_dropped()) + delta;
+    if count > 0.0 {
         storage::set(DROPPED, &count.into());
     } else {
         storage::remove(DROPPED);
@@ -582,7 +603,7 @@ fn send_next(shared: &Shared) {
         .next();
     match batch {
         Some(range) => {
-            let batch = state.batch(&items, range, state.dropped);
+            let batch = state.batch(&items, range, stored_dropped());
             // A retry goes without keepalive, in case the browser refused the first for its
             // quota (which other scripts on the page share).
             let keepalive = state.attempt == 0;
@@ -611,8 +632,7 @@ fn answered(shared: &Shared, id: u32, status: u16, retry_after_ms: Option<f64>) 
             state.attempt = 0;
             state.retry_at = 0.0;
             if flight.reported > 0 && state.decision == Decision::Collect {
-                state.dropped -= flight.reported.min(state.dropped);
-                save_dropped(state.dropped);
+                add_dropped(-f64::from(flight.reported));
             }
             drop(state);
             if flight.chained {
@@ -719,11 +739,24 @@ pub fn reset(shared: &Shared) {
     state.save_identity();
 }
 
-/// Applies the visitor's consent choices at once.
+/// Applies the visitor's consent choices at once, here and (through storage) in the
+/// site's other open tabs.
 pub fn consent(shared: &Shared, preferences: JsValue) {
+    let json = js::stringify(&preferences);
+    apply_consent(shared, preferences);
+    // Stored last: other tabs apply it when they see it change, and must by then see the
+    // visitor this tab stored (or erased) in applying it.
+    storage::set(CONSENT, &json);
+}
+
+/// Applies consent choices (an object; anything else means none given).
+fn apply_consent(shared: &Shared, preferences: JsValue) {
     let mut state = shared.borrow_mut();
-    storage::set(CONSENT, &js::stringify(&preferences));
-    state.consent = preferences;
+    state.consent = if preferences.is_object() {
+        preferences
+    } else {
+        JsValue::UNDEFINED
+    };
     state.decide();
     match state.decision {
         Decision::Collect => {
@@ -745,7 +778,6 @@ pub fn consent(shared: &Shared, preferences: JsValue) {
             // Forgotten in memory too: a later consent on this page starts a new visitor.
             state.identity = Identity::fresh();
             state.session = None;
-            state.dropped = 0;
             state.identity_saved = false;
         }
         Decision::Hold => {}

@@ -12,6 +12,7 @@ pub const LIBRARY_NAME: &str = "edge-cdp-tracker";
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[wasm_bindgen(inline_js = r#"
+export function restamp(e, anonymousId) { e.anonymousId = anonymousId; }
 export function stamp(e, type, anonymousId, userId) {
   e.type = type;
   e.anonymousId = anonymousId;
@@ -30,6 +31,7 @@ export function complete(e, id, at, page, fixed, session, consent) {
 "#)]
 extern "C" {
     fn stamp(event: &JsValue, kind: &str, anonymous_id: &JsValue, user_id: &JsValue);
+    fn restamp(event: &JsValue, anonymous_id: &JsValue);
     fn complete(
         event: &JsValue,
         message_id: &JsValue,
@@ -70,6 +72,11 @@ pub fn capture(
 }
 
 impl Captured {
+    /// Gives the event another anonymous id (the visitor's, found stored by another tab).
+    pub fn reassign(&self, anonymous_id: &JsValue) {
+        restamp(&self.event, anonymous_id);
+    }
+
     /// The event completed with a new `messageId`, its `timestamp` and `context` (the
     /// page's fixed context, the page at call time, session and consent), as JSON; `None`
     /// when it cannot be serialised.

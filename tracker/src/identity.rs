@@ -34,6 +34,11 @@ fn present(value: JsValue) -> Option<JsValue> {
     value.is_truthy().then_some(value)
 }
 
+/// The anonymous id stored by this page or another of the site, from either copy.
+pub fn stored_anonymous_id() -> Option<JsValue> {
+    present(storage::cookie(ANONYMOUS_ID)).or_else(|| present(storage::get(ANONYMOUS_ID)))
+}
+
 impl Identity {
     /// A new anonymous visitor: a new anonymous id, no user id, no traits.
     pub fn fresh() -> Identity {
@@ -46,9 +51,7 @@ impl Identity {
 
     /// The identity stored by an earlier page, or a new anonymous visitor.
     pub fn load() -> Identity {
-        let anonymous_id = present(storage::cookie(ANONYMOUS_ID))
-            .or_else(|| present(storage::get(ANONYMOUS_ID)))
-            .unwrap_or_else(new_id);
+        let anonymous_id = stored_anonymous_id().unwrap_or_else(new_id);
         let traits = crate::js::parse(&storage::get(TRAITS));
         Identity {
             anonymous_id,

@@ -18,6 +18,9 @@ export function ls_keys(p, skipHeld) {
 export function ls_remove_range(keys, from, to) { for (var i = from; i < to; i++) ls_remove(keys[i]); }
 export function hold(keys) { keys.forEach(function (k) { held[k] = 1; }); }
 export function release(keys, remove) { keys.forEach(function (k) { delete held[k]; if (remove) ls_remove(k); }); }
+export function on_change(f, kind, key) {
+  addEventListener('storage', function (e) { if (e.key === key) f(kind, 0, 0, e.newValue); });
+}
 export function cookie_get(n) {
   try {
     var parts = document.cookie ? document.cookie.split('; ') : [];
@@ -40,6 +43,7 @@ extern "C" {
     fn ls_remove_range(keys: &JsValue, from: usize, to: usize);
     fn hold(keys: &JsValue);
     fn release(keys: &JsValue, remove: bool);
+    fn on_change(f: &JsValue, kind: u32, key: &str);
     fn cookie_get(name: &str) -> JsValue;
     fn cookie_set(name: &str, value: &JsValue, max_age: f64, domain: &JsValue);
 }
@@ -83,6 +87,12 @@ pub fn hold_entries(keys: &JsValue) {
 /// Ends the send of entries `keys`: removed from storage when `delivered`, else listed again.
 pub fn release_entries(keys: &JsValue, delivered: bool) {
     release(keys, delivered)
+}
+
+/// Calls `wake(kind, 0, 0, value)` whenever another tab of the site sets localStorage `key`
+/// (`value` is the new string, `null` when removed).
+pub fn on_other_tab_change(wake: &JsValue, kind: u32, key: &str) {
+    on_change(wake, kind, key)
 }
 
 /// The value of cookie `name` (a string), or `null`.

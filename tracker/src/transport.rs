@@ -9,8 +9,11 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(inline_js = r#"
 export function batch_body(events, writeKey, dropped) {
   var at = new Date().toISOString(), stamp = ',"sentAt":"' + at + '"}';
-  // Each stored event is a JSON object: its closing brace gives way to its sentAt.
-  var batch = events.map(function (e) { return e.slice(0, e.lastIndexOf('}')) + stamp; });
+  // Each stored event is a JSON object: its closing brace gives way to its sentAt. An entry
+  // that is not (written by other code under our prefix) is left out: it would spoil the batch.
+  var batch = events.filter(function (e) {
+    try { return JSON.parse(e).constructor === Object; } catch (x) { return false; }
+  }).map(function (e) { return e.slice(0, e.lastIndexOf('}')) + stamp; });
   return '{"batch":[' + batch + '],"sentAt":"' + at + '","writeKey":' + JSON.stringify(writeKey || '') +
     (dropped > 0 ? ',"dropped":' + dropped : '') + '}';
 }

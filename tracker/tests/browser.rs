@@ -414,3 +414,31 @@ fn entries_being_sent_are_never_evicted_nor_counted_as_dropped() {
     assert_eq!(id(storage::get(delivery::DROPPED)).as_deref(), Some("2"));
     storage::release_entries(&sending, false);
 }
+
+#[wasm_bindgen_test]
+fn the_dropped_count_keeps_what_other_tabs_added() {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[("maxQueue", 1.into())]));
+    for name in ["e1", "e2", "e3"] {
+        tracker.track(s(name), JsValue::UNDEFINED);
+    }
+    tracker.persist();
+    assert_eq!(id(storage::get(delivery::DROPPED)).as_deref(), Some("2"));
+    storage::set(delivery::DROPPED, &s("5")); // another tab dropped three meanwhile
+    tracker.track(s("e4"), JsValue::UNDEFINED);
+    tracker.persist();
+    assert_eq!(id(storage::get(delivery::DROPPED)).as_deref(), Some("6"));
+}
+
+#[wasm_bindgen_test]
+fn a_corrupt_queue_entry_is_left_out_of_its_batch() {
+    let events = js_sys::Array::of3(&s(r#"{"type":"page"}"#), &s("garbage}"), &s("null"));
+    let body = transport::body(&events, &s("k"), 0).as_string().unwrap();
+    let parsed = JSON::parse(&body).unwrap();
+    assert_eq!(
+        js_sys::Array::from(&get(&parsed, "batch")).length(),
+        1,
+        "{body}"
+    );
+    assert_eq!(text(&parsed, "batch.0.type"), "page");
+}
