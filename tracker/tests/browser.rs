@@ -117,15 +117,22 @@ fn events_are_stored_with_the_segment_fields_before_any_send() {
 
 #[wasm_bindgen_test]
 fn a_full_queue_drops_the_oldest_and_counts_them() {
-    clean_slate();
-    let tracker = Tracker::new(config_value(&[("maxQueue", 3.into())]));
-    for name in ["e1", "e2", "e3", "e4", "e5"] {
-        tracker.track(s(name), JsValue::UNDEFINED);
-    }
-    tracker.persist();
+    tracker_with_queue(3, &["e1", "e2", "e3", "e4", "e5"]);
     let names: Vec<String> = queued().iter().map(|e| text(e, "event")).collect();
     assert_eq!(names, ["e3", "e4", "e5"]);
     assert_eq!(id(storage::get(delivery::DROPPED)).as_deref(), Some("2"));
+}
+
+/// A tracker on a clean slate with a queue of `max_queue` entries, which has tracked and
+/// stored events named `names`.
+fn tracker_with_queue(max_queue: i32, names: &[&str]) -> Tracker {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[("maxQueue", max_queue.into())]));
+    for name in names {
+        tracker.track(s(name), JsValue::UNDEFINED);
+    }
+    tracker.persist();
+    tracker
 }
 
 /// The anonymous id a tracker started now (as on a new page) has.
@@ -391,12 +398,7 @@ fn the_size_limit_counts_the_sent_at_added_when_sending() {
 
 #[wasm_bindgen_test]
 fn entries_being_sent_are_never_evicted_nor_counted_as_dropped() {
-    clean_slate();
-    let tracker = Tracker::new(config_value(&[("maxQueue", 3.into())]));
-    for name in ["e1", "e2", "e3"] {
-        tracker.track(s(name), JsValue::UNDEFINED);
-    }
-    tracker.persist();
+    let tracker = tracker_with_queue(3, &["e1", "e2", "e3"]);
     // The two oldest are in flight (their request may still deliver them).
     let keys = js_sys::Array::from(&storage::keys(outbox::PREFIX, false));
     let sending = js_sys::Array::of2(&keys.get(0), &keys.get(1));
@@ -417,12 +419,7 @@ fn entries_being_sent_are_never_evicted_nor_counted_as_dropped() {
 
 #[wasm_bindgen_test]
 fn the_dropped_count_keeps_what_other_tabs_added() {
-    clean_slate();
-    let tracker = Tracker::new(config_value(&[("maxQueue", 1.into())]));
-    for name in ["e1", "e2", "e3"] {
-        tracker.track(s(name), JsValue::UNDEFINED);
-    }
-    tracker.persist();
+    let tracker = tracker_with_queue(1, &["e1", "e2", "e3"]);
     assert_eq!(id(storage::get(delivery::DROPPED)).as_deref(), Some("2"));
     storage::set(delivery::DROPPED, &s("5")); // another tab dropped three meanwhile
     tracker.track(s("e4"), JsValue::UNDEFINED);
