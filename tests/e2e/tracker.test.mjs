@@ -38,7 +38,23 @@ async function withContext(fn) {
   try { return await fn(context); } finally { await context.close(); }
 }
 
+/** Records every fetch to the collector as the page made it: keepalive, body size, ids, answer. */
+const RECORD_POSTS = () => {
+  const fetch = window.fetch;
+  window.__posts = [];
+  window.fetch = function (url, options) {
+    const sent = fetch.apply(this, arguments);
+    if (String(url).endsWith('/v1/batch')) {
+      const post = { bytes: new Blob([options.body]).size, keepalive: options.keepalive, ids: JSON.parse(options.body).batch.map((e) => e.messageId) };
+      window.__posts.push(post);
+      sent.then((r) => { post.status = r.status; }, (e) => { post.error = String(e); });
+    }
+    return sent;
+  };
+};
+
 test('events survive a failing then unreachable collector and arrive exactly once', () => withContext(async (context) => {
+  await context.addInitScript(RECORD_POSTS);
   let mode = 'fail';
   const attempts = { fail: 0, down: 0 };
   await context.route('**/v1/batch', (route) => {
@@ -64,6 +80,10 @@ test('events survive a failing then unreachable collector and arrive exactly onc
   assert.equal(delivered.length, 4, 'each event delivered once');
   assert.equal(new Set(delivered).size, 4);
   assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:')).length), 0, 'queue empty');
+  // A retry goes without keepalive: the browser may have refused the first for its quota.
+  const keepalive = (await page.evaluate(() => window.__posts)).map((p) => p.keepalive);
+  assert.equal(keepalive[0], true, 'the first attempt with keepalive');
+  assert.ok(keepalive.length > 2 && keepalive.slice(1).every((k) => k === false), `retries without: ${keepalive}`);
 }));
 
 test('an order completed right before the page closes still arrives', () => withContext(async (context) => {
@@ -237,6 +257,24 @@ test('two tabs of one site never send the same event twice', () => withContext(a
   assert.equal(ids.length, expected);
 }));
 
+test('a tab hidden while another sends leaves that tab\'s events to it', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  // Slow answers keep tab A's send, and its send lock, under way.
+  await context.route('**/v1/batch', async (route) => { await new Promise((r) => setTimeout(r, 1500)); await route.continue(); });
+  const a = await openShop(context);
+  const b = await openShop(context, '/cart');
+  await eventually(async () => (await a.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:')).length)) === 0, { timeout: 15_000 });
+  await a.page.evaluate(() => { window.cdp.track('A One'); window.cdp.flush(); });
+  await a.page.evaluate(() => window.cdp.track('A Two'));
+  // B is hidden: it sends its own events only, not A's, which A sends next.
+  await b.page.evaluate(() => { window.cdp.track('B Hidden'); dispatchEvent(new Event('pagehide')); });
+  const names = ['A One', 'A Two', 'B Hidden'];
+  await eventually(() => names.every((n) => sent.some((x) => x.events.some((e) => e.event === n))), { timeout: 20_000 });
+  await a.page.waitForTimeout(2000);
+  const ids = sent.flatMap((x) => x.events).filter((e) => names.includes(e.event)).map((e) => e.messageId);
+  assert.equal(ids.length, 3, `each sent once (${ids.length} sent)`);
+}));
+
 test('marked elements and shop pages send the e-commerce events', () => withContext(async (context) => {
   const { page, anonymousId } = await openShop(context, '/product?id=stove');
   await page.click('#add');
@@ -265,20 +303,7 @@ test('marked elements and shop pages send the e-commerce events', () => withCont
 }));
 
 test('a large backlog goes out in batches the browser accepts, each event once', () => withContext(async (context) => {
-  // Every fetch to the collector, as the page saw it: body size and answer (or failure).
-  await context.addInitScript(() => {
-    const fetch = window.fetch;
-    window.__posts = [];
-    window.fetch = function (url, options) {
-      const sent = fetch.apply(this, arguments);
-      if (String(url).endsWith('/v1/batch')) {
-        const post = { bytes: new Blob([options.body]).size, keepalive: options.keepalive, ids: JSON.parse(options.body).batch.map((e) => e.messageId) };
-        window.__posts.push(post);
-        sent.then((r) => { post.status = r.status; }, (e) => { post.error = String(e); });
-      }
-      return sent;
-    };
-  });
+  await context.addInitScript(RECORD_POSTS);
   const { page, anonymousId } = await openShop(context);
   await page.evaluate(() => {
     const filler = 'x'.repeat(1000);

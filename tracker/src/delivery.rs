@@ -132,12 +132,7 @@ pub struct State {
 
 impl State {
     fn new(config: Config) -> State {
-        let consent = js::parse(&storage::get(CONSENT));
-        let consent = if consent.is_object() {
-            consent
-        } else {
-            JsValue::UNDEFINED
-        };
+        let consent = choices(js::parse(&storage::get(CONSENT)));
         let mut state = State {
             config,
             identity: Identity::load(),
@@ -446,12 +441,12 @@ fn store(shared: &Shared, limit: usize) -> Option<bool> {
     // Dropped here; added to the stored count, which every tab of the site shares.
     let mut dropped = 0;
     let mut session = state.session;
+    // The limit holds for the event as sent, with its sentAt.
+    let fits = |j: &JsValue| js::bytes(j) + outbox::SENT_AT_BYTES <= outbox::MAX_EVENT_BYTES;
     for captured in &pending {
         let next = Session::touch(session, captured.at);
         session = Some(next);
         let json = captured.complete(&state.fixed_context, next.id, &state.consent);
-        // The limit holds for the event as sent, with its sentAt.
-        let fits = |j: &JsValue| js::bytes(j) + outbox::SENT_AT_BYTES <= outbox::MAX_EVENT_BYTES;
         let Some(json) = json.filter(fits) else {
             js::warn("event dropped: larger than the collector's 32 KB limit, or not serialisable");
             dropped += 1;
@@ -500,13 +495,11 @@ struct Queue {
 impl Queue {
     fn list() -> Queue {
         let keys = storage::keys(outbox::PREFIX, true);
-        let count = js::length(&keys);
-        let all = js::length(&storage::keys(outbox::PREFIX, false));
         Queue {
+            count: js::length(&keys),
+            held: storage::held_among(&keys),
             keys,
             first: 0,
-            count,
-            held: all.saturating_sub(count),
         }
     }
 
@@ -749,14 +742,19 @@ pub fn consent(shared: &Shared, preferences: JsValue) {
     storage::set(CONSENT, &json);
 }
 
+/// Consent choices: an object, or `undefined` for anything else (none given).
+fn choices(value: JsValue) -> JsValue {
+    if value.is_object() {
+        value
+    } else {
+        JsValue::UNDEFINED
+    }
+}
+
 /// Applies consent choices (an object; anything else means none given).
 fn apply_consent(shared: &Shared, preferences: JsValue) {
     let mut state = shared.borrow_mut();
-    state.consent = if preferences.is_object() {
-        preferences
-    } else {
-        JsValue::UNDEFINED
-    };
+    state.consent = choices(preferences);
     state.decide();
     match state.decision {
         Decision::Collect => {
@@ -769,8 +767,8 @@ fn apply_consent(shared: &Shared, preferences: JsValue) {
         Decision::Refuse => {
             state.held.clear();
             state.pending.clear();
-            let queued = storage::keys(outbox::PREFIX, false);
-            storage::remove_range(&queued, 0, js::length(&queued));
+            // Entries and their being-sent marks.
+            storage::release_entries(&storage::keys(outbox::PREFIX, false), true);
             for key in [SESSION, DROPPED] {
                 storage::remove(key);
             }

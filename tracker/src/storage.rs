@@ -8,16 +8,32 @@ use wasm_bindgen::prelude::*;
 export function ls_get(k) { try { return localStorage.getItem(k); } catch (e) { return null; } }
 export function ls_set(k, v) { try { localStorage.setItem(k, v); return true; } catch (e) { return false; } }
 export function ls_remove(k) { try { localStorage.removeItem(k); } catch (e) {} }
-// Queue entries being sent: listed again only once the collector has answered for them.
-var held = {};
+// Queue entries being sent, by any tab of the site, are marked `cdp_f:<key>` (until when,
+// in ms): listed again only once the collector has answered for them, or once the mark has
+// expired (a tab closed before the answer came). Expired marks and marks whose entry is
+// gone are cleaned up as the queue is listed.
+var MARK = 'cdp_f:', MARK_MS = 90000;
 export function ls_keys(p, skipHeld) {
-  var out = [];
-  try { for (var i = 0; i < localStorage.length; i++) { var k = localStorage.key(i); if (k && k.indexOf(p) === 0 && !(skipHeld && held[k])) out.push(k); } } catch (e) {}
-  return out.sort();
+  var out = [], marks = [], held = {}, skipped = 0, now = Date.now();
+  try {
+    for (var i = 0; i < localStorage.length; i++) {
+      var k = localStorage.key(i);
+      if (k && k.indexOf(MARK) === 0) marks.push(k); else if (k && k.indexOf(p) === 0) out.push(k);
+    }
+    var entries = {};
+    out.forEach(function (k) { entries[k] = 1; });
+    marks.forEach(function (m) {
+      var k = m.slice(MARK.length);
+      if (entries[k] && +localStorage.getItem(m) > now) held[k] = 1; else ls_remove(m);
+    });
+  } catch (e) {}
+  out = out.filter(function (k) { if (skipHeld && held[k]) { skipped++; return false; } return true; }).sort();
+  out.held = skipped;
+  return out;
 }
 export function ls_remove_range(keys, from, to) { for (var i = from; i < to; i++) ls_remove(keys[i]); }
-export function hold(keys) { keys.forEach(function (k) { held[k] = 1; }); }
-export function release(keys, remove) { keys.forEach(function (k) { delete held[k]; if (remove) ls_remove(k); }); }
+export function hold(keys) { var until = Date.now() + MARK_MS; keys.forEach(function (k) { ls_set(MARK + k, until); }); }
+export function release(keys, remove) { keys.forEach(function (k) { ls_remove(MARK + k); if (remove) ls_remove(k); }); }
 export function on_change(f, kind, key) {
   addEventListener('storage', function (e) { if (e.key === key) f(kind, 0, 0, e.newValue); });
 }
@@ -69,9 +85,15 @@ pub fn entry(key: &JsValue) -> JsValue {
 }
 
 /// Every localStorage key starting with `prefix`, sorted, as an array; without the keys
-/// being sent ([`hold`]) when `skip_held`.
+/// some tab of the site is sending ([`hold_entries`]) when `skip_held`, which are counted
+/// instead ([`held_among`]).
 pub fn keys(prefix: &str, skip_held: bool) -> JsValue {
     ls_keys(prefix, skip_held)
+}
+
+/// How many entries being sent a listing by [`keys`] with `skip_held` left out.
+pub fn held_among(keys: &JsValue) -> usize {
+    crate::js::number(&crate::js::get(keys, "held")) as usize
 }
 
 /// Removes the entries `keys[from..to]`.
@@ -79,7 +101,8 @@ pub fn remove_range(keys: &JsValue, from: usize, to: usize) {
     ls_remove_range(keys, from, to)
 }
 
-/// Marks the entries `keys` (an array) as being sent.
+/// Marks the entries `keys` (an array) as being sent, for every tab of the site, for 90 s at
+/// most (a request gives up after 60 s).
 pub fn hold_entries(keys: &JsValue) {
     hold(keys)
 }

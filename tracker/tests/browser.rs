@@ -7,7 +7,7 @@
 
 use cdp_tracker::{delivery, identity, outbox, storage, transport, Tracker};
 use js_sys::{Object, Reflect, JSON};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -344,6 +344,25 @@ fn entries_being_sent_are_not_listed_again_until_answered() {
     storage::release_entries(&first, true);
     assert_eq!(queued().len(), 1, "delivered: gone from storage");
     assert_eq!(text(&queued()[0], "event"), "Two");
+
+    // Marked by another tab of the site: skipped until the mark expires.
+    let two = js_sys::Array::from(&storage::keys(outbox::PREFIX, false)).get(0);
+    let mark = format!("cdp_f:{}", two.as_string().unwrap());
+    storage::set(&mark, &(js_sys::Date::now() + 10_000.0).into());
+    let listed = storage::keys(outbox::PREFIX, true);
+    assert_eq!(js_sys::Array::from(&listed).length(), 0);
+    assert_eq!(storage::held_among(&listed), 1);
+    storage::set(&mark, &(js_sys::Date::now() - 1.0).into());
+    assert_eq!(
+        js_sys::Array::from(&storage::keys(outbox::PREFIX, true)).length(),
+        1,
+        "expired"
+    );
+    assert_eq!(
+        id(storage::get(&mark)),
+        None,
+        "and the stale mark cleaned up"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -438,4 +457,24 @@ fn a_corrupt_queue_entry_is_left_out_of_its_batch() {
         "{body}"
     );
     assert_eq!(text(&parsed, "batch.0.type"), "page");
+}
+
+#[wasm_bindgen_test]
+fn a_malformed_cookie_does_not_stop_the_tracker() {
+    clean_slate();
+    let document: web_sys::HtmlDocument = web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    // Not valid percent-encoding: decodeURIComponent throws on it.
+    document.set_cookie("cdp_aid=%E0%A4%A; Path=/").unwrap();
+    storage::set(identity::ANONYMOUS_ID, &s("kept-in-storage"));
+    assert_eq!(id(storage::cookie(identity::ANONYMOUS_ID)), None);
+    assert_eq!(
+        fresh_visitor_id(),
+        "kept-in-storage",
+        "the stored copy is used"
+    );
 }
