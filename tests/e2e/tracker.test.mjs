@@ -275,6 +275,22 @@ test('a tab hidden while another sends leaves that tab\'s events to it', () => w
   assert.equal(ids.length, 3, `each sent once (${ids.length} sent)`);
 }));
 
+test('what a page failed to send as it closed goes out soon from the next page', () => withContext(async (context) => {
+  let failing = false;
+  await context.route('**/v1/batch', (route) => (failing ? route.abort('connectionrefused') : route.continue()));
+  const sent = watchBatches(context);
+  const { page } = await openShop(context, '/product?id=lamp');
+  await eventually(async () => (await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:')).length)) === 0, { timeout: 15_000 });
+  failing = true;
+  await page.evaluate(() => window.cdp.track('Sent As The Page Closed'));
+  await page.goto(`${worker.url}/cart`); // the hide send fails, and its page is gone
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  failing = false;
+  // Its entry stays marked as being sent for a short while only, and the next page looks again.
+  const arrived = await eventually(() => sent.some((b) => b.status === 200 && b.events.some((e) => e.event === 'Sent As The Page Closed')), { timeout: 40_000, interval: 500 });
+  assert.ok(arrived, 'delivered from the next page');
+}));
+
 test('marked elements and shop pages send the e-commerce events', () => withContext(async (context) => {
   const { page, anonymousId } = await openShop(context, '/product?id=stove');
   await page.click('#add');

@@ -40,6 +40,12 @@ const STORE_SLICE: usize = 100;
 const ORPHAN_AFTER_MS: f64 = 60_000.0;
 /// What all in-flight keepalive requests may carry together (the browser's 64 KB, less margin).
 const KEEPALIVE_BUDGET: usize = 63 * 1024;
+/// How long other tabs leave alone entries a send under the lock is sending: longer than a
+/// request may take (it gives up after 60 s); the answer ends it sooner.
+const SENDING_MARK_MS: f64 = 90_000.0;
+/// The same for a send as the page is hidden: its page may be gone before the answer, so if
+/// that request failed, the next page sends these entries soon.
+const HIDE_MARK_MS: f64 = 10_000.0;
 
 /// What the browser reports through the tracker's one callback.
 #[derive(Clone, Copy)]
@@ -220,11 +226,7 @@ impl State {
     fn sendable(&self, has_lock: bool, max_events: usize, max_bytes: usize) -> Sendable {
         let keys = storage::keys(outbox::PREFIX, true);
         let orphan_before = js::now() - ORPHAN_AFTER_MS;
-        let mut out = Sendable {
-            keys: Vec::new(),
-            events: Vec::new(),
-            sizes: Vec::new(),
-        };
+        let mut out = Sendable::default();
         let mut bytes = 0;
         for i in 0..js::length(&keys) {
             if bytes > max_bytes || out.keys.len() > max_events {
@@ -243,6 +245,7 @@ impl State {
                 out.events.push(json);
             }
         }
+        out.held_elsewhere = storage::held_among(&keys);
         out
     }
 
@@ -274,7 +277,12 @@ impl State {
         } = batch;
         let id = self.next_flight;
         self.next_flight = self.next_flight.wrapping_add(1);
-        storage::hold_entries(&keys);
+        let mark = if chained {
+            SENDING_MARK_MS
+        } else {
+            HIDE_MARK_MS
+        };
+        storage::hold_entries(&keys, mark);
         let url = [self.config.endpoint.as_str(), "/v1/batch"].concat();
         transport::send(
             &self.wake,
@@ -309,6 +317,8 @@ struct Sendable {
     keys: Vec<JsValue>,
     events: Vec<JsValue>,
     sizes: Vec<usize>,
+    /// Entries left out because a send (another tab's, or a page-hide send) has them.
+    held_elsewhere: usize,
 }
 
 fn tab_id() -> String {
@@ -605,6 +615,11 @@ fn send_next(shared: &Shared) {
         None => {
             state.sending = false;
             transport::release_lock();
+            if items.held_elsewhere > 0 {
+                // If that send fails with its page gone, nothing else would look again.
+                drop(state);
+                schedule_flush(shared, HIDE_MARK_MS);
+            }
         }
     }
 }

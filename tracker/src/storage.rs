@@ -12,7 +12,7 @@ export function ls_remove(k) { try { localStorage.removeItem(k); } catch (e) {} 
 // in ms): listed again only once the collector has answered for them, or once the mark has
 // expired (a tab closed before the answer came). Expired marks and marks whose entry is
 // gone are cleaned up as the queue is listed.
-var MARK = 'cdp_f:', MARK_MS = 90000;
+var MARK = 'cdp_f:';
 export function ls_keys(p, skipHeld) {
   var out = [], marks = [], held = {}, skipped = 0, now = Date.now();
   try {
@@ -32,7 +32,7 @@ export function ls_keys(p, skipHeld) {
   return out;
 }
 export function ls_remove_range(keys, from, to) { for (var i = from; i < to; i++) ls_remove(keys[i]); }
-export function hold(keys) { var until = Date.now() + MARK_MS; keys.forEach(function (k) { ls_set(MARK + k, until); }); }
+export function hold(keys, ms) { var until = Date.now() + ms; keys.forEach(function (k) { ls_set(MARK + k, until); }); }
 export function release(keys, remove) { keys.forEach(function (k) { ls_remove(MARK + k); if (remove) ls_remove(k); }); }
 export function on_change(f, kind, key) {
   addEventListener('storage', function (e) { if (e.key === key) f(kind, 0, 0, e.newValue); });
@@ -57,7 +57,7 @@ extern "C" {
     fn ls_remove(key: &JsValue);
     fn ls_keys(prefix: &str, skip_held: bool) -> JsValue;
     fn ls_remove_range(keys: &JsValue, from: usize, to: usize);
-    fn hold(keys: &JsValue);
+    fn hold(keys: &JsValue, ms: f64);
     fn release(keys: &JsValue, remove: bool);
     fn on_change(f: &JsValue, kind: u32, key: &str);
     fn cookie_get(name: &str) -> JsValue;
@@ -101,10 +101,10 @@ pub fn remove_range(keys: &JsValue, from: usize, to: usize) {
     ls_remove_range(keys, from, to)
 }
 
-/// Marks the entries `keys` (an array) as being sent, for every tab of the site, for 90 s at
-/// most (a request gives up after 60 s).
-pub fn hold_entries(keys: &JsValue) {
-    hold(keys)
+/// Marks the entries `keys` (an array) as being sent, for every tab of the site, for `ms`
+/// at most.
+pub fn hold_entries(keys: &JsValue, ms: f64) {
+    hold(keys, ms)
 }
 
 /// Ends the send of entries `keys`: removed from storage when `delivered`, else listed again.

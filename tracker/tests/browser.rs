@@ -329,7 +329,7 @@ fn entries_being_sent_are_not_listed_again_until_answered() {
     tracker.persist();
     let all = storage::keys(outbox::PREFIX, false);
     let first = js_sys::Array::of1(&js_sys::Array::from(&all).get(0));
-    storage::hold_entries(&first);
+    storage::hold_entries(&first, 60_000.0);
     assert_eq!(
         js_sys::Array::from(&storage::keys(outbox::PREFIX, true)).length(),
         1
@@ -340,7 +340,7 @@ fn entries_being_sent_are_not_listed_again_until_answered() {
         2,
         "kept for a retry"
     );
-    storage::hold_entries(&first);
+    storage::hold_entries(&first, 60_000.0);
     storage::release_entries(&first, true);
     assert_eq!(queued().len(), 1, "delivered: gone from storage");
     assert_eq!(text(&queued()[0], "event"), "Two");
@@ -421,7 +421,7 @@ fn entries_being_sent_are_never_evicted_nor_counted_as_dropped() {
     // The two oldest are in flight (their request may still deliver them).
     let keys = js_sys::Array::from(&storage::keys(outbox::PREFIX, false));
     let sending = js_sys::Array::of2(&keys.get(0), &keys.get(1));
-    storage::hold_entries(&sending);
+    storage::hold_entries(&sending, 60_000.0);
     for name in ["e4", "e5"] {
         tracker.track(s(name), JsValue::UNDEFINED);
     }
