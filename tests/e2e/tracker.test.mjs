@@ -167,6 +167,32 @@ test('calls made before the tracker loads arrive, in the order they were made', 
   assert.deepEqual(times, [...times].sort((a, b) => a - b), 'timestamps follow call order');
 }));
 
+test('calls on a page left before its tracker loaded arrive from the next page, once each', () => withContext(async (context) => {
+  const { page, anonymousId } = await openShop(context, '/product?id=stove');
+  await page.click('#add');
+  // The cart page's tracker takes 3 s to arrive; the visitor moves on before that.
+  await context.route('**/cdp/tracker_bg.wasm', async (route) => {
+    if (new URL(route.request().frame().url()).pathname === '/cart') await new Promise((r) => setTimeout(r, 3000));
+    await route.continue().catch(() => {}); // the page that asked may be gone
+  });
+  await page.goto(`${worker.url}/cart`);
+  assert.equal(await page.evaluate(() => !!window.cdp.loaded), false, 'the cart page is left before its tracker loads');
+  await page.click('#checkout');
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  await page.evaluate(() => window.cdp.flush());
+  const want = ['page:/product', 'Product Viewed', 'Product Added', 'page:/cart', 'Cart Viewed', 'page:/checkout', 'Checkout Started'];
+  const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length >= want.length ? e : null; }, { timeout: 20_000 });
+  // Pages send in parallel: the profile lists events as they arrived; their times say when they were made.
+  assert.deepEqual(names(events ?? []).sort(), want.slice().sort(), 'once each');
+  const at = (name) => Date.parse(events.find((e) => names([e])[0] === name).timestamp);
+  assert.ok(at('page:/cart') <= at('Cart Viewed') && at('Cart Viewed') < at('page:/checkout'), 'with the time they were made');
+  const cart = events.find((e) => e.event === 'Cart Viewed');
+  assert.equal(cart.context.page.path, '/cart', 'with the page they were made on');
+  assert.equal(cart.properties.products[0].product_id, 'stove');
+  assert.equal(events.find((e) => e.type === 'page' && e.context.page.path === '/cart').properties.title, 'Cart — Edge Outfitters');
+  assert.equal(await page.evaluate(() => localStorage.getItem('cdp_pre')), null, 'nothing left over');
+}));
+
 test('a site serves the tracker under paths of its own (data-path)', () => withContext(async (context) => {
   const sent = watchBatches(context);
   const files = [];
@@ -209,6 +235,26 @@ test('with consent required and not given, nothing is sent or stored', () => wit
   const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length >= 2 ? e : null; });
   assert.deepEqual(names(events ?? []), ['page:/consent.html', 'Without Consent'], 'held events go out once consent is given');
   assert.equal(events[1].context.consent.categoryPreferences.analytics, true);
+}));
+
+test('with consent required and not given, a page left before its tracker loaded keeps nothing', () => withContext(async (context) => {
+  await context.route('**/cdp/tracker_bg.wasm', async (route) => {
+    await new Promise((r) => setTimeout(r, 3000));
+    await route.continue().catch(() => {});
+  });
+  await context.route('**/consent-early.html*', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Consent</title>
+    <script src="/cdp.js" data-write-key="demo-write-key" data-consent="required" async></script>` }));
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/consent-early.html`);
+  await page.evaluate(() => window.cdp.track('Before Consent And Load'));
+  await page.goto(`${worker.url}/consent-early.html?next`);
+  assert.deepEqual(await page.evaluate(() => Object.keys(localStorage)), [], 'nothing stored');
+  // Once consent is stored as given, what a page left early had queued is kept.
+  await page.evaluate(() => { localStorage.setItem('cdp_consent', '{"analytics":true}'); window.cdp.track('After Consent'); });
+  await page.goto(`${worker.url}/consent-early.html?third`);
+  const kept = await page.evaluate(() => JSON.parse(localStorage.getItem('cdp_pre')));
+  assert.deepEqual(kept.map((k) => k.c[0] === 'track' ? k.c[1] : k.c[0]), ['page', 'After Consent']);
+  assert.equal(kept[1].p.search, '?next', 'with the page they were made on');
 }));
 
 test('consent given or withdrawn in one tab applies at once in the other open tabs', () => withContext(async (context) => {

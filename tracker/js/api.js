@@ -46,10 +46,13 @@ export function createApi(tracker) {
     anonymousId: () => tracker.anonymousId,
     userId: () => tracker.userId,
     ready: guard((callback) => callback(api)),
-    /** @internal replays a call queued before load, stamped with the time it was made. */
-    replay: (call, at) => {
-      tracker.callTime(typeof at === 'number' ? at : undefined);
-      try { if (typeof api[call[0]] === 'function') api[call[0]].apply(null, call.slice(1)); } finally { tracker.callTime(undefined); }
+    /**
+     * @internal replays a call queued before load, stamped with the time it was made (and,
+     * for one the loader kept from a page since closed, its record: page and message id).
+     */
+    replay: (call, at, kept) => {
+      tracker.callTime(typeof at === 'number' ? at : undefined, kept);
+      try { if (typeof api[call[0]] === 'function') api[call[0]].apply(null, call.slice(1)); } finally { tracker.callTime(); }
     },
   };
   Object.keys(ECOMMERCE).forEach((helper) => {

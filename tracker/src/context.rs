@@ -5,7 +5,8 @@ use wasm_bindgen::prelude::*;
 use crate::event::{LIBRARY_NAME, LIBRARY_VERSION};
 
 #[wasm_bindgen(inline_js = r#"
-export function page_info() {
+export function page_info(kept) {
+  if (kept && kept.i && kept.p) return kept;
   var l = location;
   return { url: l.href, path: l.pathname, search: l.search, title: document.title, referrer: document.referrer };
 }
@@ -22,15 +23,17 @@ export function gpc() { return navigator.globalPrivacyControl === true; }
 export function dnt() { return navigator.doNotTrack === '1' || self.doNotTrack === '1'; }
 "#)]
 extern "C" {
-    fn page_info() -> JsValue;
+    fn page_info(kept: &JsValue) -> JsValue;
     fn fixed_context(name: &str, version: &str) -> JsValue;
     fn gpc() -> bool;
     fn dnt() -> bool;
 }
 
-/// `context.page` now: url, path, search, title and referrer of the document.
-pub fn page() -> JsValue {
-    page_info()
+/// `context.page` now: url, path, search, title and referrer of the document; or, for a
+/// call the loader `kept` from a page since closed (`{p, i}`), that record, which carries
+/// its page (`p`) and message id (`i`).
+pub fn page(kept: &JsValue) -> JsValue {
+    page_info(kept)
 }
 
 /// The parts of `context` that stay the same for the life of the page: user agent, locale,

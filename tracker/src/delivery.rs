@@ -134,6 +134,8 @@ pub struct State {
     seq: u64,
     /// Time to stamp calls with instead of now (calls replayed by the loader).
     pub call_time: Option<f64>,
+    /// The page and message id of a call replayed by the loader from a page since closed.
+    pub call_kept: JsValue,
 }
 
 impl State {
@@ -163,6 +165,7 @@ impl State {
             session: None,
             seq: 0,
             call_time: None,
+            call_kept: JsValue::UNDEFINED,
         };
         state.decide();
         state
@@ -402,6 +405,7 @@ pub fn record(shared: &Shared, kind: &str, fields: JsValue) {
         kind,
         fields,
         at,
+        &state.call_kept,
         &state.identity.anonymous_id,
         &state.identity.user_id,
     );

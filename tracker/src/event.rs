@@ -19,6 +19,9 @@ export function stamp(e, type, anonymousId, userId) {
   if (userId != null && e.userId === undefined) e.userId = userId;
 }
 export function complete(e, id, at, page, fixed, session, consent) {
+  // A call kept by the loader from a closed page: its page, and its id, the same in every
+  // tab that takes it.
+  if (page.i) { id = page.i; page = page.p; }
   e.messageId = id;
   e.timestamp = new Date(isFinite(at) ? at : Date.now()).toISOString();
   var c = Object.assign({}, fixed, { page: page, sessionId: session });
@@ -49,17 +52,20 @@ pub struct Captured {
     pub event: JsValue,
     /// When the call was made, in milliseconds since the epoch.
     pub at: f64,
-    /// `context.page` at call time (a single-page app may have moved on by send time).
+    /// `context.page` at call time (a single-page app may have moved on by send time), or
+    /// the loader's record of a call kept from a page since closed, with its page and id.
     pub page: JsValue,
 }
 
 /// Records a call of type `kind` with its fields (`event`, `name`, `properties`, `traits`,
-/// `groupId`, `previousId`, …), made at `at`, by the given visitor (`user_id` may be
-/// `undefined`; a `userId` among the fields wins).
+/// `groupId`, `previousId`, …), made at `at` (on this page, or as `kept` says: see
+/// [`context::page`]), by the given visitor (`user_id` may be `undefined`; a `userId` among
+/// the fields wins).
 pub fn capture(
     kind: &str,
     fields: JsValue,
     at: f64,
+    kept: &JsValue,
     anonymous_id: &JsValue,
     user_id: &JsValue,
 ) -> Captured {
@@ -67,7 +73,7 @@ pub fn capture(
     Captured {
         event: fields,
         at,
-        page: context::page(),
+        page: context::page(kept),
     }
 }
 
@@ -77,7 +83,7 @@ impl Captured {
         restamp(&self.event, anonymous_id);
     }
 
-    /// The event completed with a new `messageId`, its `timestamp` and `context` (the
+    /// The event completed with a new `messageId` (or the kept one), its `timestamp` and `context` (the
     /// page's fixed context, the page at call time, session and consent), as JSON; `None`
     /// when it cannot be serialised.
     pub fn complete(&self, fixed: &JsValue, session_id: f64, consent: &JsValue) -> Option<JsValue> {

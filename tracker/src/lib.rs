@@ -135,10 +135,13 @@ impl Tracker {
         delivery::flush_now(&self.shared)
     }
 
-    /// Stamps the next calls with `at` (ms) instead of now: the loader replays calls made
-    /// before the tracker loaded with the time they were made. `undefined` clears it.
+    /// Stamps the next calls with `at` (ms) instead of now, and with `kept`'s page and
+    /// message id when it is a call the loader kept from a page since closed (`{p, i}`): the
+    /// loader replays calls made before the tracker loaded. `undefined` clears each.
     #[wasm_bindgen(js_name = callTime)]
-    pub fn call_time(&self, at: Option<f64>) {
-        self.shared.borrow_mut().call_time = at;
+    pub fn call_time(&self, at: Option<f64>, kept: JsValue) {
+        let mut state = self.shared.borrow_mut();
+        state.call_time = at;
+        state.call_kept = kept;
     }
 }

@@ -116,6 +116,46 @@ fn events_are_stored_with_the_segment_fields_before_any_send() {
 }
 
 #[wasm_bindgen_test]
+fn replayed_calls_keep_their_time_and_a_kept_call_its_page_and_id() {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[]));
+    let closed_page = props(&[
+        ("url", s("https://shop.example/cart")),
+        ("path", s("/cart")),
+    ]);
+    let kept = props(&[("p", closed_page.into()), ("i", s("1764480000000-k3pt"))]);
+    tracker.call_time(Some(1_764_480_000_000.0), kept.into());
+    tracker.track(s("Cart Viewed"), JsValue::UNDEFINED);
+    tracker.page(JsValue::UNDEFINED, JsValue::UNDEFINED);
+    tracker.call_time(Some(1_764_480_000_500.0), JsValue::UNDEFINED);
+    tracker.track(s("Queued Here"), JsValue::UNDEFINED);
+    tracker.call_time(None, JsValue::UNDEFINED);
+    tracker.track(s("Now"), JsValue::UNDEFINED);
+    tracker.persist();
+
+    let events = queued();
+    assert_eq!(events.len(), 4);
+    let (kept, kept_page, here, now) = (&events[0], &events[1], &events[2], &events[3]);
+    assert_eq!(text(kept, "timestamp"), "2025-11-30T05:20:00.000Z");
+    assert_eq!(text(kept, "messageId"), "1764480000000-k3pt", "the kept id");
+    assert_eq!(text(kept, "context.page.path"), "/cart", "the kept page");
+    assert_eq!(
+        text(kept_page, "properties.url"),
+        "https://shop.example/cart"
+    );
+    let href = web_sys::window().unwrap().location().href().unwrap();
+    assert_eq!(text(here, "timestamp"), "2025-11-30T05:20:00.500Z");
+    assert_eq!(
+        text(here, "context.page.url"),
+        href,
+        "a call queued here: this page"
+    );
+    assert_eq!(text(here, "messageId").len(), 36, "and a new id");
+    assert_eq!(text(now, "context.page.url"), href);
+    assert!(text(now, "timestamp") > text(here, "timestamp"));
+}
+
+#[wasm_bindgen_test]
 fn a_full_queue_drops_the_oldest_and_counts_them() {
     tracker_with_queue(3, &["e1", "e2", "e3", "e4", "e5"]);
     let names: Vec<String> = queued().iter().map(|e| text(e, "event")).collect();

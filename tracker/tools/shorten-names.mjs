@@ -9,7 +9,8 @@
 //
 // It fails, leaving the build broken rather than wrong, if any name in the mapping is not
 // found where expected in the glue or any `wasm.<export>` in the glue is not in it.
-// It also leaves out initSync, which the tracker does not use (see below).
+// It also leaves out initSync, which the tracker does not use, and trims how the Wasm is
+// loaded (see below).
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [mappingFile, glueFile] = process.argv.slice(2);
@@ -52,4 +53,23 @@ glue = glue.replace(returned, `return { a: Object.assign(import0, { ${fromSnippe
 const exported = 'export { initSync, __wbg_init as default };';
 if (!glue.includes(exported)) fail('the glue\'s export line not found');
 glue = glue.replace(exported, 'export { __wbg_init as default };');
+
+// Loading the Wasm: the tracker's callers pass a URL (or bytes, or a module). Compiled from
+// its bytes, it needs no `application/wasm` type from the site's server, so the glue's
+// streaming path, its fallback and their warnings go; as does the warning for the old
+// calling convention, which nothing of ours uses. A 23 KB module compiles as fast either way.
+const load = /async function __wbg_load\(module, imports\) \{[\s\S]*?\n\}\n/;
+if (!load.test(glue)) fail('__wbg_load not found in the glue');
+glue = glue.replace(load, `async function __wbg_load(module, imports) {
+    if (module instanceof Response) {
+        if (!module.ok) throw new Error(\`failed to fetch Wasm: \${module.status} \${module.url}\`);
+        module = await module.arrayBuffer();
+    }
+    const instance = await WebAssembly.instantiate(module, imports);
+    return instance instanceof WebAssembly.Instance ? { instance, module } : instance;
+}
+`);
+const options = /if \(module_or_path !== undefined\) \{\s*if \(Object\.getPrototypeOf\(module_or_path\) === Object\.prototype\) \{\s*\(\{module_or_path\} = module_or_path\)\s*\} else \{\s*console\.warn\([^)]*\)\s*\}\s*\}/;
+if (!options.test(glue)) fail('the options check of __wbg_init not found in the glue');
+glue = glue.replace(options, 'if (module_or_path && Object.getPrototypeOf(module_or_path) === Object.prototype) ({module_or_path} = module_or_path);');
 writeFileSync(glueFile, glue);
