@@ -41,20 +41,34 @@ import { createApi, METHODS } from './api.js';
   // Calls queued on a page left before its tracker has loaded would go with the page: they
   // are kept in storage, each with its page and a message id, and the tracker of the site's
   // next page sends them (two tabs that both take them send the same ids, which the
-  // collector drops). The 100 newest at most; not where consent is required and not given,
-  // or was refused; Global Privacy Control and Do Not Track are the next tracker's to apply,
-  // as to any call.
-  var KEPT = 'cdp_pre';
+  // collector drops). The 100 newest at most, and only where the tracker would store them:
+  // not under Global Privacy Control or Do Not Track where honoured, nor without consent
+  // where it is required or was refused (the last choice queued, else the stored one),
+  // save the consent calls themselves. A call that cannot be serialised is left out alone;
+  // the queue stays as it is for a page that comes back from the back/forward cache, its
+  // kept calls marked.
+  var KEPT = 'cdp_pre', failed;
   var kept = function () { try { return JSON.parse(localStorage.getItem(KEPT)) || []; } catch (e) { return []; } };
+  var on = function (v, d) { return v == null ? d : !/^(false|0|no)$/.test(v); }; // as the tracker reads flags
   addEventListener('pagehide', function () {
-    var l = location, d = document, given;
-    try { given = JSON.parse(localStorage.cdp_consent)[config.consentCategory || 'analytics']; } catch (x) {}
-    if (w.cdp != queue || !(given || given == null && config.consent != 'required')) return;
-    var page = { url: l.href, path: l.pathname, search: l.search, title: d.title, referrer: d.referrer };
-    var calls = queue.splice(0).filter(function (c) { return c[0] != 'ready'; }).map(function (c) {
-      return { c: c, t: c.t, p: page, i: c.t + '-' + Math.random().toString(36).slice(2) };
-    });
-    try { localStorage.setItem(KEPT, JSON.stringify(kept().concat(calls).slice(-100))); } catch (x) {}
+    try {
+      var n = navigator, l = location, d = document, category = config.consentCategory || 'analytics';
+      var given = Object(JSON.parse(localStorage.getItem('cdp_consent')))[category];
+      queue.forEach(function (c) { if (c[0] == 'consent') given = Object(c[1])[category]; });
+      if (failed || w.cdp !== queue || on(config.honorGpc, true) && n.globalPrivacyControl === true ||
+        on(config.honorDnt, false) && (n.doNotTrack == '1' || w.doNotTrack == '1')) return;
+      var allowed = given === true || given == null && config.consent != 'required';
+      var page = { url: l.href, path: l.pathname, search: l.search, title: d.title, referrer: d.referrer };
+      var mine = [], records = kept().map(JSON.stringify);
+      queue.forEach(function (c) {
+        if (!c.k && c[0] != 'ready' && (allowed || c[0] == 'consent')) try {
+          records.push(JSON.stringify({ c: c, t: c.t, p: page, i: c.t + '-' + Math.random().toString(36).slice(2) }));
+          mine.push(c);
+        } catch (x) {}
+      });
+      localStorage.setItem(KEPT, '[' + records.slice(-100) + ']');
+      mine.forEach(function (c) { c.k = 1; });
+    } catch (x) {}
   });
   // The tracker's two files: in cdp/ beside this script, or in the directory data-path names.
   var dir = new URL(config.path || 'cdp/', script.src).href;
@@ -64,10 +78,10 @@ import { createApi, METHODS } from './api.js';
       w.cdp = api;
       var calls = kept().concat(queue);
       try { localStorage.removeItem(KEPT); } catch (x) {}
-      calls.forEach(function (c) { api.replay(c.c || c, c.t, c.c && c); });
+      calls.forEach(function (c) { if (!c.k) api.replay(c.c || c, c.t, c.c && c); });
     });
   }).catch(function (e) {
-    queue = 0; // nothing is kept for a next page where the tracker cannot run either
+    failed = 1; // nothing is kept for a next page where the tracker cannot run either
     if (w.console) console.warn('[cdp] tracker not loaded:', e);
   });
 })(window);

@@ -32,6 +32,8 @@ pub const CONSENT: &str = "cdp_consent";
 pub const SESSION: &str = "cdp_sid";
 /// localStorage key of the count of events dropped and not yet reported.
 pub const DROPPED: &str = "cdp_drop";
+/// What every localStorage key of the tracker (and of the loader) starts with.
+pub const STORAGE_PREFIX: &str = "cdp_";
 /// Name of the Web Lock that one tab at a time holds while sending the queue.
 const SEND_LOCK: &str = "cdp-send";
 /// Most events stored in one idle slice: more would risk a long task (> 50 ms).
@@ -786,11 +788,9 @@ fn apply_consent(shared: &Shared, preferences: JsValue) {
         Decision::Refuse => {
             state.held.clear();
             state.pending.clear();
-            // Entries and their being-sent marks.
-            storage::release_entries(&storage::keys(outbox::PREFIX, false), true);
-            for key in [SESSION, DROPPED] {
-                storage::remove(key);
-            }
+            // All the tracker stored but the choice: the queue and its marks, the session,
+            // the dropped count, the calls the loader kept, the visitor's ids and traits.
+            storage::forget(STORAGE_PREFIX, CONSENT);
             Identity::erase(&state.config.cookie_domain);
             // Forgotten in memory too: a later consent on this page starts a new visitor.
             state.identity = Identity::fresh();

@@ -87,11 +87,9 @@ impl Identity {
         }
     }
 
-    /// Forgets the visitor: cookie and stored identity removed.
+    /// Forgets the visitor's cookie (its stored copy, user id and traits go with the rest of
+    /// the tracker's storage: `storage::forget`).
     pub fn erase(cookie_domain: &JsValue) {
         storage::set_cookie(ANONYMOUS_ID, &JsValue::from(""), 0.0, cookie_domain);
-        for key in [ANONYMOUS_ID, USER_ID, TRAITS] {
-            storage::remove(key);
-        }
     }
 }

@@ -37,6 +37,9 @@ export function release(keys, remove) { keys.forEach(function (k) { ls_remove(MA
 export function on_change(f, kind, key) {
   addEventListener('storage', function (e) { if (e.key === key) f(kind, 0, 0, e.newValue); });
 }
+export function ls_forget(p, keep) {
+  try { Object.keys(localStorage).forEach(function (k) { if (k.indexOf(p) === 0 && k !== keep) ls_remove(k); }); } catch (e) {}
+}
 export function cookie_get(n) {
   try {
     var parts = document.cookie ? document.cookie.split('; ') : [];
@@ -60,6 +63,7 @@ extern "C" {
     fn hold(keys: &JsValue, ms: f64);
     fn release(keys: &JsValue, remove: bool);
     fn on_change(f: &JsValue, kind: u32, key: &str);
+    fn ls_forget(prefix: &str, keep: &str);
     fn cookie_get(name: &str) -> JsValue;
     fn cookie_set(name: &str, value: &JsValue, max_age: f64, domain: &JsValue);
 }
@@ -110,6 +114,11 @@ pub fn hold_entries(keys: &JsValue, ms: f64) {
 /// Ends the send of entries `keys`: removed from storage when `delivered`, else listed again.
 pub fn release_entries(keys: &JsValue, delivered: bool) {
     release(keys, delivered)
+}
+
+/// Removes every localStorage key that starts with `prefix` but `keep`.
+pub fn forget(prefix: &str, keep: &str) {
+    ls_forget(prefix, keep)
 }
 
 /// Calls `wake(kind, 0, 0, value)` whenever another tab of the site sets localStorage `key`

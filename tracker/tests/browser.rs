@@ -278,12 +278,26 @@ fn with_consent_required_nothing_is_stored_until_granted() {
         tracker.anonymous_id().as_string().as_deref()
     );
 
+    // What other tabs or the loader stored by then goes too.
+    storage::set("cdp_pre", &s(r#"[{"c":["track","Kept"],"t":1}]"#));
+    storage::set("cdp_drop", &s("3"));
+    storage::set("site_own", &s("kept"));
     tracker.consent(props(&[("analytics", false.into())]).into());
     assert!(queued().is_empty(), "withdrawal empties the queue");
     assert_eq!(
         id(storage::cookie(identity::ANONYMOUS_ID)),
         None,
         "and forgets the visitor"
+    );
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    let mut left: Vec<String> = (0..storage.length().unwrap())
+        .filter_map(|i| storage.key(i).unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["cdp_consent", "site_own"],
+        "only the choice, and the site's own"
     );
     tracker.track(s("After Withdrawal"), JsValue::UNDEFINED);
     tracker.persist();

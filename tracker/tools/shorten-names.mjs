@@ -72,4 +72,18 @@ glue = glue.replace(load, `async function __wbg_load(module, imports) {
 const options = /if \(module_or_path !== undefined\) \{\s*if \(Object\.getPrototypeOf\(module_or_path\) === Object\.prototype\) \{\s*\(\{module_or_path\} = module_or_path\)\s*\} else \{\s*console\.warn\([^)]*\)\s*\}\s*\}/;
 if (!options.test(glue)) fail('the options check of __wbg_init not found in the glue');
 glue = glue.replace(options, 'if (module_or_path && Object.getPrototypeOf(module_or_path) === Object.prototype) ({module_or_path} = module_or_path);');
+// Text from the Wasm: wasm-bindgen replaces its decoder after every 2 GB decoded, for a
+// Safari bug; the tracker decodes a few short strings per event.
+const decoder = /let cachedTextDecoder = [^;]*;\s*cachedTextDecoder\.decode\(\);\s*const MAX_SAFARI_DECODE_BYTES = \d+;\s*let numBytesDecoded = 0;\s*function decodeText\(ptr, len\) \{[\s\S]*?\n\}\n/;
+if (!decoder.test(glue)) fail('decodeText not found in the glue');
+glue = glue.replace(decoder, `const cachedTextDecoder = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
+function decodeText(ptr, len) {
+    return cachedTextDecoder.decode(getUint8ArrayMemory0().subarray(ptr, ptr + len));
+}
+`);
+// The tracker and its one callback live as long as the page: nothing for a
+// FinalizationRegistry to free.
+const registries = /const (TrackerFinalization|CLOSURE_DTORS) = \(typeof FinalizationRegistry === 'undefined'\)\s*\? \{ register: \(\) => \{\}, unregister: \(\) => \{\} \}\s*: new FinalizationRegistry\([^;]*\);/g;
+if ((glue.match(registries) || []).length !== 2) fail('the two FinalizationRegistry objects not found in the glue');
+glue = glue.replace(registries, 'const $1 = { register() {}, unregister() {} };');
 writeFileSync(glueFile, glue);
