@@ -156,6 +156,25 @@ fn replayed_calls_keep_their_time_and_a_kept_call_its_page_and_id() {
 }
 
 #[wasm_bindgen_test]
+fn an_object_the_page_reuses_after_a_call_does_not_change_the_recorded_event() {
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[]));
+    let properties = props(&[("step", 1.into())]);
+    tracker.track(s("Checkout Step Viewed"), properties.clone().into());
+    Reflect::set(&properties, &"step".into(), &2.into()).unwrap();
+    tracker.track(s("Checkout Step Viewed"), properties.into());
+    let traits = props(&[("plan", s("free"))]);
+    tracker.identify(s("user-1"), traits.clone().into());
+    Reflect::set(&traits, &"plan".into(), &s("pro")).unwrap();
+    tracker.persist();
+
+    let events = queued();
+    assert_eq!(get(&events[0], "properties.step").as_f64(), Some(1.0));
+    assert_eq!(get(&events[1], "properties.step").as_f64(), Some(2.0));
+    assert_eq!(text(&events[2], "traits.plan"), "free");
+}
+
+#[wasm_bindgen_test]
 fn a_full_queue_drops_the_oldest_and_counts_them() {
     tracker_with_queue(3, &["e1", "e2", "e3", "e4", "e5"]);
     let names: Vec<String> = queued().iter().map(|e| text(e, "event")).collect();
