@@ -254,8 +254,10 @@ test('a page left before its tracker loaded keeps only what its tracker would st
   const keptAfter = async (attrs, calls, setup = () => {}) => {
     await page.goto(`${worker.url}/plain.html`);
     await page.evaluate(setup);
+    const failed = attrs.includes('fail') && page.waitForEvent('console', (m) => m.text().includes('tracker not loaded'));
     await page.goto(`${worker.url}/early.html?attrs=${encodeURIComponent(attrs)}`);
     await page.evaluate(calls);
+    await failed; // left only once the load has failed
     await page.goto(`${worker.url}/plain.html`);
     const kept = await page.evaluate(() => { const k = JSON.parse(localStorage.getItem('cdp_pre')); localStorage.clear(); return k; });
     return (kept ?? []).map((k) => (k.c[0] === 'track' ? k.c[1] : k.c[0]));
@@ -269,7 +271,10 @@ test('a page left before its tracker loaded keeps only what its tracker would st
   assert.deepEqual(await keptAfter('', () => { cdp.track('Refused'); cdp.consent({ analytics: false }); }), ['consent'], 'consent refused: the choice only');
   assert.deepEqual(await keptAfter('', () => { const loop = {}; loop.self = loop; cdp.track('Circular', loop); cdp.track('Fine'); }),
     ['page', 'Fine'], 'a call that cannot be serialised costs only itself');
-  assert.deepEqual(await keptAfter('data-auto-page="false"&fail', () => {}), [], 'the tracker could not load: nothing kept');
+  assert.deepEqual(await keptAfter('data-auto-page="false"&fail', () => {}), [], 'the tracker could not load: an empty queue');
+  assert.deepEqual(await keptAfter('&fail', () => cdp.track('Lost')), [], 'the tracker could not load: nothing kept');
+  assert.deepEqual(await keptAfter('', () => cdp.track('Despite Junk'), () => localStorage.setItem('cdp_pre', '{"not":"a list"}')),
+    ['page', 'Despite Junk'], 'whatever else was stored under the key');
   await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true }));
   assert.deepEqual(await keptAfter('', () => cdp.track('Under GPC')), [], 'Global Privacy Control');
   assert.deepEqual(await keptAfter('data-honor-gpc="false"', () => cdp.track('GPC Not Honoured')), ['page', 'GPC Not Honoured']);

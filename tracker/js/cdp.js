@@ -48,16 +48,22 @@ import { createApi, METHODS } from './api.js';
   // the queue stays as it is for a page that comes back from the back/forward cache, its
   // kept calls marked.
   var KEPT = 'cdp_pre', failed;
-  var kept = function () { try { return JSON.parse(localStorage.getItem(KEPT)) || []; } catch (e) { return []; } };
+  // (Records other than ours replay as nothing: `replay` skips what names no method.)
+  var kept = function () {
+    try { var v = JSON.parse(localStorage.getItem(KEPT)); } catch (e) {}
+    return Array.isArray(v) ? v : [];
+  };
   var on = function (v, d) { return v == null ? d : !/^(false|0|no)$/.test(v); }; // as the tracker reads flags
   addEventListener('pagehide', function () {
+    if (failed || w.cdp !== queue) return;
+    var n = navigator, l = location, d = document, category = config.consentCategory || 'analytics', given;
+    try { given = Object(JSON.parse(localStorage.getItem('cdp_consent')))[category]; } catch (x) {}
     try {
-      var n = navigator, l = location, d = document, category = config.consentCategory || 'analytics';
-      var given = Object(JSON.parse(localStorage.getItem('cdp_consent')))[category];
       queue.forEach(function (c) { if (c[0] == 'consent') given = Object(c[1])[category]; });
-      if (failed || w.cdp !== queue || on(config.honorGpc, true) && n.globalPrivacyControl === true ||
-        on(config.honorDnt, false) && (n.doNotTrack == '1' || w.doNotTrack == '1')) return;
-      var allowed = given === true || given == null && config.consent != 'required';
+      // The tracker's rules (consent.rs): a choice is a boolean; anything else is none.
+      var allowed = !(on(config.honorGpc, true) && n.globalPrivacyControl === true ||
+        on(config.honorDnt, false) && (n.doNotTrack == '1' || w.doNotTrack == '1')) &&
+        (given === true || typeof given != 'boolean' && config.consent != 'required');
       var page = { url: l.href, path: l.pathname, search: l.search, title: d.title, referrer: d.referrer };
       var mine = [], records = kept().map(JSON.stringify);
       queue.forEach(function (c) {
@@ -78,7 +84,7 @@ import { createApi, METHODS } from './api.js';
       w.cdp = api;
       var calls = kept().concat(queue);
       try { localStorage.removeItem(KEPT); } catch (x) {}
-      calls.forEach(function (c) { if (!c.k) api.replay(c.c || c, c.t, c.c && c); });
+      calls.forEach(function (c) { if (c && !c.k) api.replay(c.c || c, c.t, c.c && c); });
     });
   }).catch(function (e) {
     failed = 1; // nothing is kept for a next page where the tracker cannot run either

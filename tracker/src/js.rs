@@ -9,10 +9,11 @@ use wasm_bindgen::prelude::*;
 export function get(o, k) { return o == null ? undefined : o[k]; }
 export function object() { return {}; }
 export function assign(a, b) { return Object.assign(a, b); }
-// Objects are copied (their own fields; nested ones stay shared): a page that reuses an
-// object for its next call must not change the event already recorded, which is only
-// serialised at idle time.
-function own(v) { return v && typeof v === 'object' ? Object.assign({}, v) : v; }
+// Plain objects are copied (their own fields; nested ones stay shared): a page that reuses
+// an object for its next call must not change the event already recorded, which is only
+// serialised at idle time. Anything else (an array, a class with its own toJSON, a Proxy
+// that throws) goes as it is.
+function own(v) { try { if (v && Object.getPrototypeOf(v) === Object.prototype) return Object.assign({}, v); } catch (e) {} return v; }
 export function fields(a, x, b, y) { var o = {}; if (x != null) o[a] = own(x); if (y != null) o[b] = own(y); return o; }
 export function parse(s) { try { return JSON.parse(s); } catch (e) {} }
 export function stringify(v) { try { return JSON.stringify(v); } catch (e) {} }
@@ -38,8 +39,8 @@ extern "C" {
     pub fn object() -> JsValue;
     /// `Object.assign(a, b)`: copies `b`'s fields onto `a`, returns `a`.
     pub fn assign(a: &JsValue, b: &JsValue) -> JsValue;
-    /// `{[a]: x, [b]: y}`, leaving out a field whose value is `null` or `undefined`; an
-    /// object value is a copy of its own fields, made now.
+    /// `{[a]: x, [b]: y}`, leaving out a field whose value is `null` or `undefined`; a
+    /// plain object value is a copy of its own fields, made now.
     pub fn fields(a: &str, x: &JsValue, b: &str, y: &JsValue) -> JsValue;
     /// `JSON.parse(s)`; `undefined` when `s` is not JSON.
     pub fn parse(s: &JsValue) -> JsValue;

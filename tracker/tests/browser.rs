@@ -164,14 +164,18 @@ fn an_object_the_page_reuses_after_a_call_does_not_change_the_recorded_event() {
     Reflect::set(&properties, &"step".into(), &2.into()).unwrap();
     tracker.track(s("Checkout Step Viewed"), properties.into());
     let traits = props(&[("plan", s("free"))]);
-    tracker.identify(s("user-1"), traits.clone().into());
+    tracker.group(s("acme"), traits.clone().into());
     Reflect::set(&traits, &"plan".into(), &s("pro")).unwrap();
+    // An object that is not plain goes as it is, its own toJSON kept.
+    let dated = js_sys::Date::new(&1_764_480_000_000.0.into());
+    tracker.track(s("Dated"), dated.into());
     tracker.persist();
 
     let events = queued();
     assert_eq!(get(&events[0], "properties.step").as_f64(), Some(1.0));
     assert_eq!(get(&events[1], "properties.step").as_f64(), Some(2.0));
     assert_eq!(text(&events[2], "traits.plan"), "free");
+    assert_eq!(text(&events[3], "properties"), "2025-11-30T05:20:00.000Z");
 }
 
 #[wasm_bindgen_test]

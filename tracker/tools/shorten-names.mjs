@@ -86,4 +86,18 @@ function decodeText(ptr, len) {
 const registries = /const (TrackerFinalization|CLOSURE_DTORS) = \(typeof FinalizationRegistry === 'undefined'\)\s*\? \{ register: \(\) => \{\}, unregister: \(\) => \{\} \}\s*: new FinalizationRegistry\([^;]*\);/g;
 if ((glue.match(registries) || []).length !== 2) fail('the two FinalizationRegistry objects not found in the glue');
 glue = glue.replace(registries, 'const $1 = { register() {}, unregister() {} };');
+// Strings into the Wasm (a URL, a stored key): encoded whole. The glue's in-place path
+// (an ASCII loop, then encodeInto and reallocation) and the encodeInto polyfill it needs
+// in old browsers buy nothing for strings this short.
+const pass = /function passStringToWasm0\(arg, malloc, realloc\) \{[\s\S]*?\n\}\n/;
+const polyfill = /\nif \(!\('encodeInto' in cachedTextEncoder\)\) \{[\s\S]*?\n\}\n/;
+if (!pass.test(glue) || !polyfill.test(glue)) fail('passStringToWasm0 or the encodeInto polyfill not found in the glue');
+glue = glue.replace(pass, `function passStringToWasm0(arg, malloc) {
+    const buf = cachedTextEncoder.encode(arg);
+    const ptr = malloc(buf.length, 1) >>> 0;
+    getUint8ArrayMemory0().subarray(ptr, ptr + buf.length).set(buf);
+    WASM_VECTOR_LEN = buf.length;
+    return ptr;
+}
+`).replace(polyfill, '\n');
 writeFileSync(glueFile, glue);
