@@ -193,6 +193,31 @@ test('calls on a page left before its tracker loaded arrive from the next page, 
   assert.equal(await page.evaluate(() => localStorage.getItem('cdp_pre')), null, 'nothing left over');
 }));
 
+test('calls kept as a page is hidden before its tracker loads are sent once when it loads after all', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  await context.route('**/cdp/tracker_bg.wasm', async (route) => {
+    await new Promise((r) => setTimeout(r, 2000));
+    await route.continue().catch(() => {});
+  });
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/cart`);
+  const hide = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { value: h, configurable: true });
+    document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
+  }, hidden);
+  await hide(true); // as a phone does before it may discard a page in the background
+  const kept = await page.evaluate(() => JSON.parse(localStorage.getItem('cdp_pre')).map((k) => k.c[0]));
+  assert.deepEqual(kept, ['page', 'cartViewed'], 'the queue kept while hidden');
+  await hide(false);
+  await page.evaluate(() => cdp.track('Back Again'));
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  await page.evaluate(() => window.cdp.flush());
+  await eventually(() => sent.flatMap((b) => b.events).length >= 3);
+  await page.waitForTimeout(1500); // time for a second send, if there were one
+  assert.deepEqual(sent.flatMap((b) => b.events).map((e) => e.event ?? e.type).sort(), ['Back Again', 'Cart Viewed', 'page'], 'each once');
+  assert.equal(await page.evaluate(() => localStorage.getItem('cdp_pre')), null);
+}));
+
 test('a site serves the tracker under paths of its own (data-path)', () => withContext(async (context) => {
   const sent = watchBatches(context);
   const files = [];

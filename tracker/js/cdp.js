@@ -54,8 +54,11 @@ import { createApi, METHODS } from './api.js';
     return Array.isArray(v) ? v : [];
   };
   var on = function (v, d) { return v == null ? d : !/^(false|0|no)$/.test(v); }; // as the tracker reads flags
-  addEventListener('pagehide', function () {
-    if (failed || w.cdp !== queue) return;
+  // On pagehide, or when the page is hidden: a mobile browser may discard a hidden page
+  // without a pagehide. If the page comes back and its tracker loads, it replays the kept
+  // calls from storage (unless another tab's tracker has sent them) and skips them in the queue.
+  function keep(e) {
+    if (failed || w.cdp !== queue || e.type != 'pagehide' && !document.hidden) return;
     var n = navigator, l = location, d = document, category = config.consentCategory || 'analytics', given;
     try { given = Object(JSON.parse(localStorage.getItem('cdp_consent')))[category]; } catch (x) {}
     try {
@@ -75,7 +78,9 @@ import { createApi, METHODS } from './api.js';
       localStorage.setItem(KEPT, '[' + records.slice(-100) + ']');
       mine.forEach(function (c) { c.k = 1; });
     } catch (x) {}
-  });
+  }
+  addEventListener('pagehide', keep);
+  addEventListener('visibilitychange', keep);
   // The tracker's two files: in cdp/ beside this script, or in the directory data-path names.
   var dir = new URL(config.path || 'cdp/', script.src).href;
   import(dir + 'tracker.js').then(function (mod) {
