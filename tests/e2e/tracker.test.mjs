@@ -38,6 +38,19 @@ async function withContext(fn) {
   try { return await fn(context); } finally { await context.close(); }
 }
 
+/**
+ * Delays the tracker's Wasm by `ms` on pages whose URL `slow` accepts (every page by
+ * default), and fails it on those `fails` accepts: a visitor may leave before it arrives.
+ */
+async function delayTracker(context, ms, { slow = () => true, fails = () => false } = {}) {
+  await context.route('**/cdp/tracker_bg.wasm', async (route) => {
+    const page = route.request().frame().url();
+    if (fails(page)) return route.fulfill({ status: 404, body: '' });
+    if (slow(page)) await new Promise((r) => setTimeout(r, ms));
+    await route.continue().catch(() => {}); // the page that asked may be gone
+  });
+}
+
 /** Records every fetch to the collector as the page made it: keepalive, body size, ids, answer. */
 const RECORD_POSTS = () => {
   const fetch = window.fetch;
@@ -171,10 +184,7 @@ test('calls on a page left before its tracker loaded arrive from the next page, 
   const { page, anonymousId } = await openShop(context, '/product?id=stove');
   await page.click('#add');
   // The cart page's tracker takes 3 s to arrive; the visitor moves on before that.
-  await context.route('**/cdp/tracker_bg.wasm', async (route) => {
-    if (new URL(route.request().frame().url()).pathname === '/cart') await new Promise((r) => setTimeout(r, 3000));
-    await route.continue().catch(() => {}); // the page that asked may be gone
-  });
+  await delayTracker(context, 3000, { slow: (url) => new URL(url).pathname === '/cart' });
   await page.goto(`${worker.url}/cart`);
   assert.equal(await page.evaluate(() => !!window.cdp.loaded), false, 'the cart page is left before its tracker loads');
   await page.click('#checkout');
@@ -195,10 +205,7 @@ test('calls on a page left before its tracker loaded arrive from the next page, 
 
 test('calls kept as a page is hidden before its tracker loads are sent once when it loads after all', () => withContext(async (context) => {
   const sent = watchBatches(context);
-  await context.route('**/cdp/tracker_bg.wasm', async (route) => {
-    await new Promise((r) => setTimeout(r, 2000));
-    await route.continue().catch(() => {});
-  });
+  await delayTracker(context, 2000);
   const page = await context.newPage();
   await page.goto(`${worker.url}/cart`);
   const hide = (hidden) => page.evaluate((h) => {
@@ -265,11 +272,7 @@ test('with consent required and not given, nothing is sent or stored', () => wit
 test('a page left before its tracker loaded keeps only what its tracker would store, and never throws', () => withContext(async (context) => {
   // Every tracker takes 3 s to arrive (or never does, on a page asking for that), and every
   // page is left before.
-  await context.route('**/cdp/tracker_bg.wasm', async (route) => {
-    if (route.request().frame().url().includes('fail')) return route.fulfill({ status: 404, body: '' });
-    await new Promise((r) => setTimeout(r, 3000));
-    await route.continue().catch(() => {});
-  });
+  await delayTracker(context, 3000, { fails: (url) => url.includes('fail') });
   await context.route('**/early.html*', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Early</title>
     <script src="/cdp.js" data-write-key="demo-write-key" ${new URL(route.request().url()).searchParams.get('attrs') ?? ''} async></script>` }));
   await context.route('**/plain.html', (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>No tracker</title>' }));

@@ -716,7 +716,8 @@ pub fn flush_now(shared: &Shared) -> JsValue {
     flush(shared)
 }
 
-/// Updates the identity for an `identify` call; returns the traits the event carries.
+/// Updates the identity for an `identify` call; returns the traits the event carries (the
+/// identity's own object: the event's fields take a copy, `js::fields`).
 pub fn identify(shared: &Shared, user_id: JsValue, traits: JsValue) -> JsValue {
     let mut state = shared.borrow_mut();
     if user_id.is_truthy() {
@@ -726,7 +727,7 @@ pub fn identify(shared: &Shared, user_id: JsValue, traits: JsValue) -> JsValue {
         js::assign(&state.identity.traits, &traits);
     }
     state.save_identity();
-    js::assign(&js::object(), &state.identity.traits)
+    state.identity.traits.clone()
 }
 
 /// Updates the identity for an `alias` call; returns the previous id.

@@ -166,6 +166,9 @@ fn an_object_the_page_reuses_after_a_call_does_not_change_the_recorded_event() {
     let traits = props(&[("plan", s("free"))]);
     tracker.group(s("acme"), traits.clone().into());
     Reflect::set(&traits, &"plan".into(), &s("pro")).unwrap();
+    // The identity's traits change with the next identify; the earlier event's do not.
+    tracker.identify(s("user-1"), props(&[("plan", s("free"))]).into());
+    tracker.identify(JsValue::UNDEFINED, props(&[("plan", s("pro"))]).into());
     // An object that is not plain goes as it is, its own toJSON kept.
     let dated = js_sys::Date::new(&1_764_480_000_000.0.into());
     tracker.track(s("Dated"), dated.into());
@@ -175,7 +178,13 @@ fn an_object_the_page_reuses_after_a_call_does_not_change_the_recorded_event() {
     assert_eq!(get(&events[0], "properties.step").as_f64(), Some(1.0));
     assert_eq!(get(&events[1], "properties.step").as_f64(), Some(2.0));
     assert_eq!(text(&events[2], "traits.plan"), "free");
-    assert_eq!(text(&events[3], "properties"), "2025-11-30T05:20:00.000Z");
+    assert_eq!(
+        text(&events[3], "traits.plan"),
+        "free",
+        "identify: traits then"
+    );
+    assert_eq!(text(&events[4], "traits.plan"), "pro");
+    assert_eq!(text(&events[5], "properties"), "2025-11-30T05:20:00.000Z");
 }
 
 #[wasm_bindgen_test]
