@@ -33,7 +33,9 @@ export function ls_keys(p, skipHeld) {
 }
 export function ls_remove_range(keys, from, to) { for (var i = from; i < to; i++) ls_remove(keys[i]); }
 export function hold(keys, ms) { var until = Date.now() + ms; keys.forEach(function (k) { ls_set(MARK + k, until); }); }
-export function release(keys, remove) { keys.forEach(function (k) { ls_remove(MARK + k); if (remove) ls_remove(k); }); }
+// The entry goes before its mark: another tab's copy of localStorage lags this one's, and
+// a tab that saw the mark gone but not yet the entry would send the entry again.
+export function release(keys, remove) { keys.forEach(function (k) { if (remove) ls_remove(k); ls_remove(MARK + k); }); }
 export function on_change(f, kind, key) {
   addEventListener('storage', function (e) { if (e.key === key) f(kind, 0, 0, e.newValue); });
 }

@@ -452,6 +452,31 @@ fn entries_being_sent_are_not_listed_again_until_answered() {
 }
 
 #[wasm_bindgen_test]
+fn a_delivered_entry_leaves_storage_before_its_mark() {
+    // Another tab's copy of localStorage lags: had the mark gone first, a tab that saw that
+    // change but not yet the next would send the entry again.
+    clean_slate();
+    let tracker = Tracker::new(config_value(&[]));
+    tracker.track(s("Delivered"), JsValue::UNDEFINED);
+    tracker.persist();
+    let keys = storage::keys(outbox::PREFIX, false);
+    let key = js_sys::Array::from(&keys).get(0).as_string().unwrap();
+    storage::hold_entries(&keys, 60_000.0);
+    let watch = js_sys::Function::new_no_args(
+        "var p = Storage.prototype, remove = p.removeItem, seen = [];
+         p.removeItem = function (k) { seen.push(k); return remove.call(this, k); };
+         return function () { p.removeItem = remove; return seen; };",
+    );
+    let stop: js_sys::Function = watch.call0(&JsValue::NULL).unwrap().into();
+    storage::release_entries(&keys, true);
+    let removed: Vec<String> = js_sys::Array::from(&stop.call0(&JsValue::NULL).unwrap())
+        .iter()
+        .filter_map(|k| k.as_string())
+        .collect();
+    assert_eq!(removed, [key.clone(), format!("cdp_f:{key}")]);
+}
+
+#[wasm_bindgen_test]
 fn a_withdrawn_visitor_is_forgotten_in_memory_too() {
     clean_slate();
     let tracker = Tracker::new(config_value(&[]));
