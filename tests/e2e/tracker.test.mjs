@@ -185,7 +185,7 @@ test('calls on a page left before its tracker loaded arrive from the next page, 
   await page.click('#add');
   // The cart page's tracker takes 3 s to arrive; the visitor moves on before that.
   await delayTracker(context, 3000, { slow: (url) => new URL(url).pathname === '/cart' });
-  await page.goto(`${worker.url}/cart`);
+  await page.goto(`${worker.url}/cart?utm_source=news&utm_campaign=winter`);
   assert.equal(await page.evaluate(() => !!window.cdp.loaded), false, 'the cart page is left before its tracker loads');
   await page.click('#checkout');
   await page.waitForFunction(() => window.cdp && window.cdp.loaded);
@@ -199,8 +199,36 @@ test('calls on a page left before its tracker loaded arrive from the next page, 
   const cart = events.find((e) => e.event === 'Cart Viewed');
   assert.equal(cart.context.page.path, '/cart', 'with the page they were made on');
   assert.equal(cart.properties.products[0].product_id, 'stove');
+  assert.deepEqual([cart.context.campaign?.source, cart.context.campaign?.name], ['news', 'winter'], 'and its campaign');
+  assert.equal(events.find((e) => e.event === 'Checkout Started').context.campaign, undefined, 'the next page came from none');
   assert.equal(events.find((e) => e.type === 'page' && e.context.page.path === '/cart').properties.title, 'Cart — Edge Outfitters');
   assert.equal(await page.evaluate(() => localStorage.getItem('cdp_pre')), null, 'nothing left over');
+}));
+
+test('records spoilt under the kept calls\' key, and calls without their name or id, cost only themselves', () => withContext(async (context) => {
+  const sent = watchBatches(context);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.text().includes('not loaded')) errors.push(m.text()); });
+  await context.route('**/plain.html', (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>No tracker</title>' }));
+  await page.goto(`${worker.url}/plain.html`);
+  await page.evaluate(() => {
+    const fine = { c: ['track', 'Kept Fine'], t: Date.now() - 1000, p: { url: `${location.origin}/gone`, path: '/gone' }, i: `${Date.now()}-fine` };
+    localStorage.setItem('cdp_pre', JSON.stringify([5, null, 'x', { c: { 0: 'track', 1: 'Array-like' } }, { c: ['track'], p: 7 }, fine]));
+  });
+  await page.goto(`${worker.url}/cart`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  const warnings = [];
+  page.on('console', (m) => { if (m.text().includes('nothing recorded')) warnings.push(m.text()); });
+  await page.evaluate(() => { cdp.track(''); cdp.alias(); cdp.group(null); return cdp.flush(); }); // as a page may, by mistake
+  assert.equal(await eventually(() => (warnings.length >= 3 ? warnings.length : null)), 3, 'each mistaken call warns');
+  assert.equal(await page.evaluate(() => cdp.userId()), undefined, 'and sets nothing');
+  const events = await eventually(() => { const e = sent.flatMap((b) => b.events); return e.length >= 3 ? e : null; });
+  await page.waitForTimeout(1000);
+  assert.deepEqual(names(sent.flatMap((b) => b.events)), ['Kept Fine', 'page:/cart', 'Cart Viewed'], 'the valid kept call, then this page\'s');
+  assert.equal(events[0].context.page.path, '/gone');
+  assert.deepEqual(errors, []);
 }));
 
 test('calls kept as a page is hidden before its tracker loads are sent once when it loads after all', () => withContext(async (context) => {

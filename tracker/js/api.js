@@ -21,6 +21,11 @@ function warn(error) {
 
 const str = (v) => (v == null ? undefined : String(v));
 const obj = (v) => (v && typeof v === 'object' ? v : undefined);
+// An id or name a call cannot do without: "undefined" would be recorded as one.
+const need = (v, error) => {
+  if (v == null || v === '') throw `${error}; nothing recorded`;
+  return String(v);
+};
 
 /** Wraps a Wasm `Tracker` in the public API. */
 export function createApi(tracker) {
@@ -33,13 +38,13 @@ export function createApi(tracker) {
       if (obj(name)) { properties = name; name = undefined; }
       tracker.page(str(name), obj(properties));
     }),
-    track: guard((event, properties) => tracker.track(String(event), obj(properties))),
+    track: guard((event, properties) => tracker.track(need(event, 'track() needs an event name'), obj(properties))),
     identify: guard((userId, traits) => {
       if (obj(userId)) { traits = userId; userId = undefined; }
       tracker.identify(str(userId), obj(traits));
     }),
-    alias: guard((userId, previousId) => tracker.alias(String(userId), str(previousId))),
-    group: guard((groupId, traits) => tracker.group(String(groupId), obj(traits))),
+    alias: guard((userId, previousId) => tracker.alias(need(userId, 'alias() needs a user id'), str(previousId))),
+    group: guard((groupId, traits) => tracker.group(need(groupId, 'group() needs a group id'), obj(traits))),
     reset: guard(() => tracker.reset()),
     consent: guard((preferences) => tracker.consent(obj(preferences) || {})),
     flush: () => { try { return tracker.flush(); } catch (e) { warn(e); return Promise.resolve(); } },

@@ -89,7 +89,8 @@ import { createApi, METHODS } from './api.js';
       w.cdp = api;
       var calls = kept().concat(queue);
       try { localStorage.removeItem(KEPT); } catch (x) {}
-      calls.forEach(function (c) { if (c && !c.k) api.replay(c.c || c, c.t, c.c && c); });
+      // A record spoilt in storage costs only itself, not the calls after it.
+      calls.forEach(function (c) { try { if (c && !c.k) api.replay(c.c || c, c.t, c.c && c); } catch (x) {} });
     });
   }).catch(function (e) {
     failed = 1; // nothing is kept for a next page where the tracker cannot run either

@@ -48,6 +48,7 @@ export interface Order extends Properties {
 export interface Cdp {
   page(name?: string, properties?: Properties): void;
   page(properties: Properties): void;
+  /** Records `event` (a name: without one, it warns and records nothing). */
   track(event: string, properties?: Properties): void;
   identify(userId?: string, traits?: Properties): void;
   identify(traits: Properties): void;

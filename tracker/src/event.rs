@@ -19,12 +19,14 @@ export function stamp(e, type, anonymousId, userId) {
   if (userId != null && e.userId === undefined) e.userId = userId;
 }
 export function complete(e, id, at, page, fixed, session, consent) {
+  var c = Object.assign({}, fixed);
   // A call kept by the loader from a closed page: its page, and its id, the same in every
-  // tab that takes it.
-  if (page.i) { id = page.i; page = page.p; }
+  // tab that takes it. Not this page's campaign: the collector reads that page's from its URL.
+  if (page.i) { id = page.i; page = page.p; delete c.campaign; }
   e.messageId = id;
   e.timestamp = new Date(isFinite(at) ? at : Date.now()).toISOString();
-  var c = Object.assign({}, fixed, { page: page, sessionId: session });
+  c.page = page;
+  c.sessionId = session;
   if (consent !== undefined) c.consent = { categoryPreferences: consent };
   e.context = c;
   // analytics.js sends the page fields as the page event's properties too.

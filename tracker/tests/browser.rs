@@ -118,7 +118,16 @@ fn events_are_stored_with_the_segment_fields_before_any_send() {
 #[wasm_bindgen_test]
 fn replayed_calls_keep_their_time_and_a_kept_call_its_page_and_id() {
     clean_slate();
+    // This page came from a campaign; the closed page did not.
+    let history = web_sys::window().unwrap().history().unwrap();
+    let href = web_sys::window().unwrap().location().href().unwrap();
+    history
+        .replace_state_with_url(&JsValue::NULL, "", Some("?utm_source=news"))
+        .unwrap();
     let tracker = Tracker::new(config_value(&[]));
+    history
+        .replace_state_with_url(&JsValue::NULL, "", Some(&href))
+        .unwrap();
     let closed_page = props(&[
         ("url", s("https://shop.example/cart")),
         ("path", s("/cart")),
@@ -143,7 +152,11 @@ fn replayed_calls_keep_their_time_and_a_kept_call_its_page_and_id() {
         text(kept_page, "properties.url"),
         "https://shop.example/cart"
     );
-    let href = web_sys::window().unwrap().location().href().unwrap();
+    assert!(
+        get(kept, "context.campaign").is_undefined(),
+        "not this page's campaign"
+    );
+    assert_eq!(text(here, "context.campaign.source"), "news");
     assert_eq!(text(here, "timestamp"), "2025-11-30T05:20:00.500Z");
     assert_eq!(
         text(here, "context.page.url"),
