@@ -315,9 +315,11 @@ test('a page left before its tracker loaded keeps only what its tracker would st
     await page.evaluate(calls);
     await failed; // left only once the load has failed
     await page.goto(`${worker.url}/plain.html`);
-    const kept = await page.evaluate(() => { const k = JSON.parse(localStorage.getItem('cdp_pre')); localStorage.clear(); return k; });
+    const [kept, drop] = await page.evaluate(() => { const k = [JSON.parse(localStorage.getItem('cdp_pre')), localStorage.getItem('cdp_drop')]; localStorage.clear(); return k; });
+    dropped = drop;
     return (kept ?? []).map((k) => (k.c[0] === 'track' ? k.c[1] : k.c[0]));
   };
+  let dropped;
   const required = 'data-consent="required"';
   assert.deepEqual(await keptAfter(required, () => cdp.track('No Consent')), [], 'consent required, not given');
   assert.deepEqual(await keptAfter(required, () => cdp.track('Stored Consent'), () => localStorage.setItem('cdp_consent', '{"analytics":true}')),
@@ -327,6 +329,8 @@ test('a page left before its tracker loaded keeps only what its tracker would st
   assert.deepEqual(await keptAfter('', () => { cdp.track('Refused'); cdp.consent({ analytics: false }); }), ['consent'], 'consent refused: the choice only');
   assert.deepEqual(await keptAfter('', () => { const loop = {}; loop.self = loop; cdp.track('Circular', loop); cdp.track('Fine'); }),
     ['page', 'Fine'], 'a call that cannot be serialised costs only itself');
+  const many = await keptAfter('', () => { for (let i = 1; i <= 104; i++) cdp.track(`Call ${i}`); });
+  assert.deepEqual([many.length, many[0], many[99], dropped], [100, 'Call 5', 'Call 104', '5'], 'the 100 newest, the rest counted as dropped');
   assert.deepEqual(await keptAfter('data-auto-page="false"&fail', () => {}), [], 'the tracker could not load: an empty queue');
   assert.deepEqual(await keptAfter('&fail', () => cdp.track('Lost')), [], 'the tracker could not load: nothing kept');
   assert.deepEqual(await keptAfter('', () => cdp.track('Despite Junk'), () => localStorage.setItem('cdp_pre', '{"not":"a list"}')),

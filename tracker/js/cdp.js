@@ -41,12 +41,12 @@ import { createApi, METHODS } from './api.js';
   // Calls queued on a page left before its tracker has loaded would go with the page: they
   // are kept in storage, each with its page and a message id, and the tracker of the site's
   // next page sends them (two tabs that both take them send the same ids, which the
-  // collector drops). The 100 newest at most, and only where the tracker would store them:
-  // not under Global Privacy Control or Do Not Track where honoured, nor without consent
-  // where it is required or was refused (the last choice queued, else the stored one),
-  // save the consent calls themselves. A call that cannot be serialised is left out alone;
-  // the queue stays as it is for a page that comes back from the back/forward cache, its
-  // kept calls marked.
+  // collector drops). The 100 newest at most (older ones counted as dropped), and only
+  // where the tracker would store them: not under Global Privacy Control or Do Not Track
+  // where honoured, nor without consent where it is required or was refused (the last
+  // choice queued, else the stored one), save the consent calls themselves. A call that
+  // cannot be serialised is left out alone; the queue stays as it is for a page that comes
+  // back from the back/forward cache, its kept calls marked.
   var KEPT = 'cdp_pre', failed;
   // (Records other than ours replay as nothing: `replay` skips what names no method.)
   var kept = function () {
@@ -77,6 +77,8 @@ import { createApi, METHODS } from './api.js';
       });
       localStorage.setItem(KEPT, '[' + records.slice(-100) + ']');
       mine.forEach(function (c) { c.k = 1; });
+      // Counted where the tracker counts the events its full queue drops, and reported so.
+      if (records.length > 100) localStorage.setItem('cdp_drop', (+localStorage.getItem('cdp_drop') || 0) + records.length - 100);
     } catch (x) {}
   }
   addEventListener('pagehide', keep);
