@@ -92,7 +92,9 @@ import { createApi, METHODS } from './api.js';
       var calls = kept().concat(queue);
       try { localStorage.removeItem(KEPT); } catch (x) {}
       // A record spoilt in storage costs only itself, not the calls after it.
-      calls.forEach(function (c) { try { if (c && !c.k) api.replay(c.c || c, c.t, c.c && c); } catch (x) {} });
+      calls.forEach(function (c) {
+        try { if (c && !c.k) api.replay(c.c || c, c.t, c.c && c); } catch (x) { console.warn('[cdp] kept call skipped:', x); }
+      });
     });
   }).catch(function (e) {
     failed = 1; // nothing is kept for a next page where the tracker cannot run either
