@@ -8,8 +8,10 @@ use wasm_bindgen::prelude::*;
 var NUMERIC = { price: 1, quantity: 1, total: 1, revenue: 1, value: 1, subtotal: 1, shipping: 1, tax: 1, discount: 1, position: 1 };
 export function watch_marked(f, kind) {
   function handle(e) {
-    var el = e.target && e.target.closest && e.target.closest('[data-cdp-event]');
+    var el = e.target && e.target.closest && e.target.closest('[data-cdp-event]'), event;
     if (!el || (e.type === 'submit') !== (el.tagName === 'FORM')) return;
+    // An event without a name would only be refused by the collector, out of the site's sight.
+    if (!(event = el.getAttribute('data-cdp-event'))) return console.warn('[cdp] data-cdp-event is empty; nothing recorded');
     var props = {}, attrs = el.attributes;
     for (var i = 0; i < attrs.length; i++) {
       var name = attrs[i].name, value = attrs[i].value;
@@ -17,7 +19,7 @@ export function watch_marked(f, kind) {
       var key = name.slice(9).replace(/-/g, '_');
       props[key] = NUMERIC[key] && value !== '' && !isNaN(value) ? Number(value) : value;
     }
-    f(kind, 0, 0, { event: el.getAttribute('data-cdp-event'), properties: props });
+    f(kind, 0, 0, { event: event, properties: props });
   }
   document.addEventListener('click', handle, true);
   document.addEventListener('submit', handle, true);

@@ -375,6 +375,12 @@ fn marked_elements_send_their_event_with_properties() {
     button.append_child(&inner).unwrap();
     document.body().unwrap().append_child(&button).unwrap();
     web_sys::HtmlElement::from(JsValue::from(inner)).click();
+    // A site's mistake: a mark without a name records nothing.
+    let unnamed = document.create_element("button").unwrap();
+    unnamed.set_attribute("data-cdp-event", "").unwrap();
+    document.body().unwrap().append_child(&unnamed).unwrap();
+    web_sys::HtmlElement::from(JsValue::from(unnamed.clone())).click();
+    unnamed.remove();
     tracker.persist();
     // Every tracker on this test page listens; each records the click once.
     let added: Vec<JsValue> = queued()
@@ -382,6 +388,11 @@ fn marked_elements_send_their_event_with_properties() {
         .filter(|e| text(e, "event") == "Product Added")
         .collect();
     assert!(!added.is_empty());
+    assert_eq!(
+        queued().len(),
+        added.len(),
+        "nothing for the mark without a name"
+    );
     assert_eq!(
         text(&added[0], "properties.product_id"),
         "007",
