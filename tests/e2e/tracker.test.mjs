@@ -211,7 +211,11 @@ test('records spoilt under the kept calls\' key, and calls without their name or
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.text().includes('not loaded')) errors.push(m.text()); });
+  const skipped = [];
+  page.on('console', (m) => {
+    if (m.text().includes('not loaded')) errors.push(m.text());
+    if (m.text().includes('kept call skipped')) skipped.push(m.text());
+  });
   await context.route('**/plain.html', (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>No tracker</title>' }));
   await page.goto(`${worker.url}/plain.html`);
   await page.evaluate(() => {
@@ -229,6 +233,7 @@ test('records spoilt under the kept calls\' key, and calls without their name or
   await page.waitForTimeout(1000);
   assert.deepEqual(names(sent.flatMap((b) => b.events)), ['Kept Fine', 'page:/cart', 'Cart Viewed'], 'the valid kept call, then this page\'s');
   assert.equal(events[0].context.page.path, '/gone');
+  assert.equal(skipped.length, 1, 'the spoilt record that names a method is warned about');
   assert.deepEqual(errors, []);
 }));
 

@@ -63,7 +63,8 @@ import { createApi, METHODS } from './api.js';
     try { given = Object(JSON.parse(localStorage.getItem('cdp_consent')))[category]; } catch (x) {}
     try {
       queue.forEach(function (c) { if (c[0] == 'consent') given = Object(c[1])[category]; });
-      // The tracker's rules (consent.rs): a choice is a boolean; anything else is none.
+      // The tracker's rules (consent.rs), written again here: its Wasm is not there yet, and
+      // nothing may be stored where they say no. A choice is a boolean; anything else is none.
       var allowed = !(on(config.honorGpc, true) && n.globalPrivacyControl === true ||
         on(config.honorDnt, false) && (n.doNotTrack == '1' || w.doNotTrack == '1')) &&
         (given === true || typeof given != 'boolean' && config.consent != 'required');
