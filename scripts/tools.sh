@@ -6,5 +6,8 @@ export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
 export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 export WRANGLER_SEND_METRICS=false
+# wrangler dev would fetch Cloudflare's request data (cf.json) on every start, which fails
+# offline with "getaddrinfo ENOTFOUND"; the Worker ignores request.cf locally anyway.
+export CLOUDFLARE_CF_FETCH_ENABLED=false
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"

@@ -43,22 +43,13 @@ pub async fn handle(
         let env = env.clone();
         ctx.wait_until(async move { stats::add(&env, counts).await });
     }
-    let (response, cors) = outcome?;
-    if cors {
-        http::allow_origin(response, origin.as_deref())
-    } else {
-        Ok(response)
-    }
+    // Every answer, refusals included, is readable by the page that asked.
+    http::allow_origin(outcome?, origin.as_deref())
 }
 
-fn refuse(
-    status: u16,
-    reason: &str,
-    message: &str,
-    counts: &mut Counts,
-) -> Result<(Response, bool)> {
+fn refuse(status: u16, reason: &str, message: &str, counts: &mut Counts) -> Result<Response> {
     *counts.entry(["rejected.", reason].concat()).or_default() += 1;
-    Ok((http::error(status, reason, message)?, true))
+    http::error(status, reason, message)
 }
 
 async fn collect(
@@ -66,9 +57,9 @@ async fn collect(
     env: &Env,
     config: &Config,
     counts: &mut Counts,
-) -> Result<(Response, bool)> {
+) -> Result<Response> {
     let Some(endpoint) = Endpoint::from_path(&req.path()) else {
-        return Ok((http::error(404, "not_found", "not a collector path")?, true));
+        return http::error(404, "not_found", "not a collector path");
     };
     let limits = config.limits;
     let content_type = req
@@ -80,6 +71,12 @@ async fn collect(
     // with JSON it is Segment's batch import, like `/v1/batch`.
     let offline = req.path() == "/v1/import"
         && (content_type.contains("csv") || content_type.contains("ndjson"));
+    if req.path() == "/v1/import" && !offline && !is_json_type(&content_type) {
+        let message = format!(
+            "Content-Type {content_type} is not accepted by /v1/import; send text/csv or application/x-ndjson (an offline import), or application/json (a Segment batch)"
+        );
+        return refuse(415, "unsupported_content_type", &message, counts);
+    }
     let body_limit = if offline {
         limits.max_batch_bytes.saturating_mul(20)
     } else {
@@ -155,7 +152,7 @@ async fn collect(
         if imported.events.is_empty() {
             let body = json!({"success": false, "error": {"reason": "no_valid_rows", "message": "no row of the file is valid"},
                 "rowErrors": rows_report(&row_errors)});
-            return Ok((http::json(400, &body)?, true));
+            return http::json(400, &body);
         }
         Ok(Envelope {
             write_key: None,
@@ -193,7 +190,9 @@ async fn collect(
             "origin {} may not send events for this source",
             origin.unwrap_or_default()
         );
-        return Ok((http::error(403, "origin_not_allowed", &message)?, false));
+        // Readable by the page (CORS headers like any answer), so its tracker sees a final
+        // 4xx and settles the batch instead of retrying what looks like a network error.
+        return http::error(403, "origin_not_allowed", &message);
     }
     if envelope.client_dropped > 0 {
         *counts.entry("client_dropped".into()).or_default() += envelope.client_dropped;
@@ -213,6 +212,7 @@ async fn collect(
             *counts.entry("consent_dropped".into()).or_default() += 1;
             continue;
         }
+        source.default_currency(&mut event);
         let found = enrich(&mut event, &input, &source.enrich);
         if found.clamped.is_some() {
             *counts.entry("clock_clamped".into()).or_default() += 1;
@@ -230,7 +230,7 @@ async fn collect(
     if keep.is_empty() && !checked.rejected.is_empty() {
         let body = json!({"success": false, "error": {"reason": "no_valid_events",
             "message": "no event in the request is valid"}, "rejected": report(&checked.rejected)});
-        return Ok((http::json(400, &body)?, true));
+        return http::json(400, &body);
     }
     let anonymous_id = keep.iter().find_map(|e| e.anonymous_id.clone());
     let mut job = None;
@@ -254,6 +254,7 @@ async fn collect(
                 if let Some(job) = &job {
                     let totals = [
                         ("startedAt", received_at),
+                        ("source", import_job::owner_mark(&source.write_key)),
                         (
                             "rowErrors",
                             (row_errors.len() + checked.rejected.len()) as i64,
@@ -268,7 +269,7 @@ async fn collect(
             Err(e) => {
                 worker::console_error!("enqueue failed: {e}");
                 let message = "the events could not be queued; retry later";
-                return Ok((http::error(503, "queue_unavailable", message)?, true));
+                return http::error(503, "queue_unavailable", message);
             }
         }
     }
@@ -289,7 +290,14 @@ async fn collect(
     if let Some(id) = anonymous_id {
         response = refresh_cookie(response, req, source, &id)?;
     }
-    Ok((response, true))
+    Ok(response)
+}
+
+/// JSON as clients label it: `application/json` (and `+json` types), `text/plain` (browsers
+/// avoiding a CORS preflight), or no type at all.
+fn is_json_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.is_empty() || essence == "text/plain" || essence.ends_with("json")
 }
 
 const UNKNOWN_KEY: &str =
@@ -317,14 +325,14 @@ fn enrich_input(
     sent_at: Option<i64>,
 ) -> Result<EnrichInput> {
     let headers = req.headers();
-    let dev_geo = if config.development {
-        headers.get(DEV_GEO_HEADER)?
+    // Locally `request.cf` is wrangler's placeholder (always Austin, Texas): development
+    // takes its location from the header alone, and no header means no location.
+    let location = if config.development {
+        headers
+            .get(DEV_GEO_HEADER)?
+            .and_then(|value| Location::from_dev_header(&value).ok())
     } else {
-        None
-    };
-    let location = match dev_geo {
-        Some(value) => Location::from_dev_header(&value).ok(),
-        None => req.cf().map(|cf| {
+        req.cf().map(|cf| {
             let text = |v: Option<String>| v.unwrap_or_default();
             let (lat, lon) = cf
                 .coordinates()
@@ -349,7 +357,7 @@ fn enrich_input(
                     .filter(|(_, v)| !v.is_empty())
                     .map(|(k, v)| (*k, v.as_str())),
             )
-        }),
+        })
     };
     Ok(EnrichInput {
         received_at,

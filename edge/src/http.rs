@@ -17,6 +17,15 @@ pub fn error(status: u16, reason: &str, message: &str) -> Result<Response> {
     )
 }
 
+/// A 400 for one query parameter: `error.parameter` names it, so a client can point at it.
+pub fn bad_parameter(reason: &str, parameter: &str, message: &str) -> Result<Response> {
+    json(
+        400,
+        &serde_json::json!({"success": false,
+            "error": {"reason": reason, "parameter": parameter, "message": message}}),
+    )
+}
+
 /// Adds the CORS headers that let a page on `origin` read the answer.
 pub fn allow_origin(response: Response, origin: Option<&str>) -> Result<Response> {
     let headers = response.headers().clone();
@@ -53,5 +62,5 @@ pub fn preflight(req: &Request, sources: &Sources) -> Result<Response> {
 /// The bearer token of an `Authorization: Bearer …` header, if any.
 pub fn bearer_token(req: &Request) -> Option<String> {
     let header = req.headers().get("Authorization").ok()??;
-    header.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+    cdp_protocol::auth::bearer_token(&header).map(str::to_owned)
 }

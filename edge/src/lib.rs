@@ -20,6 +20,7 @@ mod import_job;
 mod profile_store;
 mod queue;
 mod resolver;
+mod segment_clients;
 mod shard;
 mod stats;
 
@@ -61,6 +62,14 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Method::Post, p) if collect::is_collector_path(p) => {
             collect::handle(req, &env, &config, &ctx).await
         }
+        (Method::Post, "/v1/m") => segment_clients::metrics(&req),
+        (Method::Get, p) if p.starts_with("/v1/projects/") && p.ends_with("/settings") => {
+            let key = p
+                .trim_start_matches("/v1/projects/")
+                .trim_end_matches("/settings")
+                .to_owned();
+            segment_clients::settings(&req, &config, &key)
+        }
         (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
         (Method::Get, "/v1/profiles") => admin::search(req, &env, &config).await,
         (Method::Get, "/v1/stats") => admin::stats(req, &env, &config).await,
@@ -90,17 +99,50 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
                     admin::profile(req, &env, &config, id, what).await
                 }
                 Some((id, "export")) => admin::export(req, &env, &config, id).await,
-                Some(_) => http::error(404, "not_found", &format!("no API route GET {p}")),
+                Some(_) => no_route(&Method::Get, p),
             }
         }
         (Method::Get, p) if p.starts_with("/spa/") => single_page_app(req, &env).await,
-        (_, p) if p.starts_with("/v1/") => http::error(
-            404,
-            "not_found",
-            &format!("no API route {} {p}", req.method().as_ref()),
-        ),
+        (method, p) if p.starts_with("/v1/") => no_route(&method, p),
         _ => http::error(404, "not_found", "no such page"),
     }
+}
+
+/// No route takes this method on this path: `405` with `Allow` when the path is known,
+/// else `404`.
+fn no_route(method: &Method, path: &str) -> Result<Response> {
+    let Some(allow) = allowed_methods(path) else {
+        let message = format!("no API route {} {path}", method.as_ref());
+        return http::error(404, "not_found", &message);
+    };
+    let message = format!("{path} takes {allow}, not {}", method.as_ref());
+    let response = http::error(405, "method_not_allowed", &message)?;
+    let headers = response.headers().clone();
+    headers.set("Allow", allow)?;
+    Ok(response.with_headers(headers))
+}
+
+/// The methods an API path answers (for a `405` with `Allow`), or `None` when no route
+/// has that path.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    if collect::is_collector_path(path) || path == "/v1/m" {
+        return Some("POST, OPTIONS");
+    }
+    if path.starts_with("/v1/projects/") && path.ends_with("/settings") {
+        return Some("GET, OPTIONS");
+    }
+    let profile = path.strip_prefix("/v1/profiles/");
+    Some(match path {
+        "/v1/profiles/lookup" | "/v1/profiles" | "/v1/stats" | "/v1/audit" => "GET, OPTIONS",
+        "/v1/admin/replay" | "/v1/admin/faults" => "POST, OPTIONS",
+        p if p.starts_with("/v1/import/") => "GET, OPTIONS",
+        _ => match profile?.split_once('/') {
+            None => "GET, DELETE, OPTIONS",
+            Some((_, "unmerge")) => "POST, OPTIONS",
+            Some((_, "explain" | "events" | "export")) => "GET, OPTIONS",
+            Some(_) => return None,
+        },
+    })
 }
 
 /// The single-page-app demo: its files as they are, any other path under `/spa/` is a

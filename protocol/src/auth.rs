@@ -5,12 +5,21 @@
 /// Segment's libraries send the key as the user name with an empty password; a key
 /// with no colon at all is accepted too, since some clients omit it.
 pub fn write_key_from_basic(header: &str) -> Option<String> {
-    let encoded = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))?;
+    let encoded = credentials(header, "basic")?;
     let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
     let key = decoded.split(':').next().unwrap_or_default();
     (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    credentials(header, "bearer").filter(|t| !t.is_empty())
+}
+
+/// What follows the scheme, which HTTP compares case-insensitively (RFC 7235 § 2.1).
+fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, rest) = header.trim_start().split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
 /// Decodes standard base64 (padding optional); `None` on any other character.
@@ -45,6 +54,19 @@ mod tests {
         // base64("demo-write-key:")
         assert_eq!(
             write_key_from_basic("Basic ZGVtby13cml0ZS1rZXk6").as_deref(),
+            Some("demo-write-key")
+        );
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        for header in ["Bearer t0k", "bearer t0k", "BEARER  t0k "] {
+            assert_eq!(bearer_token(header), Some("t0k"), "{header}");
+        }
+        assert_eq!(bearer_token("Basic t0k"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(
+            write_key_from_basic("BASIC ZGVtby13cml0ZS1rZXk6").as_deref(),
             Some("demo-write-key")
         );
     }

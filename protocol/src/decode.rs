@@ -35,12 +35,23 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Maps a request path to an endpoint; `None` when it is not a collector path.
+    ///
+    /// Besides Segment's documented paths, the short ones its clients post to: analytics.js
+    /// sends one event to `/v1/t`, `/p`, `/i`, `/g`, `/a` or `/s` (its type's first letter)
+    /// and batches to `/v1/b`, which the mobile libraries use too.
     pub fn from_path(path: &str) -> Option<Self> {
         let name = path.strip_prefix("/v1/")?;
-        if name == "batch" || name == "import" {
-            return Some(Self::Batch);
-        }
-        EventType::parse(name).map(Self::Single)
+        let kind = match name {
+            "batch" | "import" | "b" => return Some(Self::Batch),
+            "t" => EventType::Track,
+            "p" => EventType::Page,
+            "s" => EventType::Screen,
+            "i" => EventType::Identify,
+            "g" => EventType::Group,
+            "a" => EventType::Alias,
+            other => EventType::parse(other)?,
+        };
+        Some(Self::Single(kind))
     }
 }
 
@@ -118,8 +129,17 @@ pub fn decode(body: &[u8], endpoint: Endpoint, limits: &Limits) -> Result<Envelo
         Ok(text) => (std::borrow::Cow::Borrowed(text), false),
         Err(_) => (String::from_utf8_lossy(body), true),
     };
-    let value: Value =
-        serde_json::from_str(&text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let value: Value = match serde_json::from_str(&text) {
+        Ok(value) => value,
+        // Browsers' JSON.stringify writes half an emoji (a string cut mid-pair) as a lone
+        // surrogate escape, which serde_json refuses; one such string must not cost the
+        // whole batch, so it is read as U+FFFD, as a browser would show it.
+        Err(e) => match replace_lone_surrogates(&text) {
+            Some(repaired) => serde_json::from_str(&repaired)
+                .map_err(|e| DecodeError::InvalidJson(e.to_string()))?,
+            None => return Err(DecodeError::InvalidJson(e.to_string())),
+        },
+    };
     let Value::Object(mut object) = value else {
         return Err(DecodeError::NotAnObject);
     };
@@ -153,6 +173,49 @@ pub fn decode(body: &[u8], endpoint: Endpoint, limits: &Limits) -> Result<Envelo
     })
 }
 
+/// The text with every `\uD800`–`\uDFFF` escape that is not half of a valid pair written as
+/// `\uFFFD`; `None` when there is none. Escapes only occur inside JSON strings, so the
+/// scan needs no other JSON state.
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    let hex = |at: usize| -> Option<u32> {
+        let digits = text.get(at..at + 4)?;
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let escape_at = |at: usize| -> Option<u32> {
+        (text.get(at..at + 2) == Some("\\u"))
+            .then(|| hex(at + 2))
+            .flatten()
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut i, mut changed) = (0, 0, false);
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = escape_at(i) else {
+            i += 2; // any other escape: skip the escaped character
+            continue;
+        };
+        let high = (0xD800..0xDC00).contains(&unit);
+        let low_follows = escape_at(i + 6).is_some_and(|u| (0xDC00..0xE000).contains(&u));
+        if high && low_follows {
+            i += 12;
+        } else if (0xD800..0xE000).contains(&unit) {
+            out.push_str(&text[copied..i]);
+            out.push_str("\\uFFFD");
+            i += 6;
+            copied = i;
+            changed = true;
+        } else {
+            i += 6;
+        }
+    }
+    out.push_str(&text[copied..]);
+    changed.then_some(out)
+}
+
 fn take_string(object: &mut Map<String, Value>, key: &str) -> Option<String> {
     match object.remove(key) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
@@ -166,6 +229,63 @@ mod tests {
 
     fn batch(body: &str) -> Result<Envelope, DecodeError> {
         decode(body.as_bytes(), Endpoint::Batch, &Limits::default())
+    }
+
+    #[test]
+    fn half_an_emoji_is_read_as_a_replacement_character_and_costs_nothing_else() {
+        let env = batch(
+            r#"{"batch":[{"type":"track","event":"Cut \ud83d","anonymousId":"a"},
+            {"type":"track","event":"Whole \ud83d\ude00 and \\ud83d \"\ude00","anonymousId":"a"},
+            {"type":"track","event":"Low \udc00 alone","anonymousId":"a"}]}"#,
+        )
+        .expect("the batch reads");
+        assert_eq!(env.events[0]["event"], "Cut \u{fffd}");
+        assert_eq!(
+            env.events[1]["event"], "Whole \u{1f600} and \\ud83d \"\u{fffd}",
+            "a pair stays, an escaped backslash is not an escape"
+        );
+        assert_eq!(env.events[2]["event"], "Low \u{fffd} alone");
+        assert!(matches!(
+            batch(r#"{"batch": ["#),
+            Err(DecodeError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn takes_the_short_paths_segment_clients_post_to() {
+        for (path, endpoint) in [
+            ("/v1/b", Endpoint::Batch),
+            ("/v1/batch", Endpoint::Batch),
+            ("/v1/import", Endpoint::Batch),
+            ("/v1/t", Endpoint::Single(EventType::Track)),
+            ("/v1/track", Endpoint::Single(EventType::Track)),
+            ("/v1/p", Endpoint::Single(EventType::Page)),
+            ("/v1/s", Endpoint::Single(EventType::Screen)),
+            ("/v1/i", Endpoint::Single(EventType::Identify)),
+            ("/v1/g", Endpoint::Single(EventType::Group)),
+            ("/v1/a", Endpoint::Single(EventType::Alias)),
+        ] {
+            assert_eq!(Endpoint::from_path(path), Some(endpoint), "{path}");
+        }
+        for path in ["/v1/m", "/v1/x", "/v1/", "/t", "/v2/t"] {
+            assert_eq!(Endpoint::from_path(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn an_analytics_js_event_keeps_its_own_fields_and_gives_its_write_key() {
+        let body = r#"{"type":"track","event":"Signed Up","messageId":"ajs-next-1","anonymousId":"a",
+            "writeKey":"k","sentAt":"1970-01-01T00:00:02Z","_metadata":{"bundled":[]},"integrations":{}}"#;
+        let env = decode(
+            body.as_bytes(),
+            Endpoint::from_path("/v1/t").unwrap(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(env.write_key.as_deref(), Some("k"));
+        assert_eq!(env.sent_at, Some(2_000));
+        assert_eq!(env.events[0]["event"], "Signed Up");
+        assert_eq!(env.events[0]["type"], "track");
     }
 
     #[test]

@@ -18,6 +18,7 @@ export const SOURCES = [
   { writeKey: 'strict-key', name: 'One origin', allowedOrigins: ['https://shop.example'] },
   { writeKey: 'consent-key', name: 'Consent required', consent: { required: true, category: 'analytics' } },
   { writeKey: 'nobots-key', name: 'Bots dropped', enrich: { bots: 'drop', ip: 'drop' } },
+  { writeKey: 'jpy-key', name: 'Tokyo shop', currency: 'JPY' },
 ];
 
 function freePort() {
@@ -47,7 +48,7 @@ export async function startWorker({ config, vars = {} } = {}) {
       '--show-interactive-dev-session=false', '--log-level', 'warn'],
     // Its own process group, so stopping it also stops workerd and the build it spawns.
     { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' } },
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' } },
   );
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
