@@ -2,6 +2,7 @@
 
 use cdp_protocol::identity::{normalize, Identifier};
 use cdp_protocol::time::parse_rfc3339;
+use cdp_protocol::timeline::TimelineQuery;
 use worker::{Env, Request, Response, Result};
 
 use crate::config::Config;
@@ -112,17 +113,20 @@ pub async fn search(req: Request, env: &Env, config: &Config) -> Result<Response
             "limit" => match value.parse::<usize>() {
                 Ok(n) if (1..=directory::MAX_PAGE).contains(&n) => limit = n,
                 _ => {
-                    return http::error(
-                        400,
+                    return http::bad_parameter(
                         "invalid_limit",
-                        &format!("limit must be 1 to {}", directory::MAX_PAGE),
+                        "limit",
+                        &format!(
+                            "limit must be a whole number from 1 to {}, not {value:?}",
+                            directory::MAX_PAGE
+                        ),
                     )
                 }
             },
             other => {
-                return http::error(
-                    400,
+                return http::bad_parameter(
                     "unknown_parameter",
+                    other,
                     &format!("unknown parameter {other:?}; use where, limit and cursor"),
                 )
             }
@@ -141,7 +145,7 @@ pub async fn search(req: Request, env: &Env, config: &Config) -> Result<Response
     // Checked here too, so a bad condition is a 400 naming it, not a failed shard call.
     for text in &conditions {
         if let Err(e) = cdp_protocol::search::parse(text) {
-            return http::error(400, "invalid_condition", &e.to_string());
+            return http::bad_parameter("invalid_condition", "where", &e.to_string());
         }
     }
     let (profiles, next) = directory::search(env, &conditions, &cursor, limit).await?;
@@ -205,24 +209,24 @@ pub async fn unmerge(mut req: Request, env: &Env, config: &Config, id: &str) -> 
 }
 
 /// `GET /v1/import/{job}`: how far an offline import has got; for the admin token or the
-/// write key of a source (as for the import itself).
+/// write key of the source that imported (another source's key finds no such job).
 pub async fn import_progress(
     req: Request,
     env: &Env,
     config: &Config,
     job: &str,
 ) -> Result<Response> {
-    let by_source = req
+    let source_key = req
         .headers()
         .get("Authorization")?
         .and_then(|h| cdp_protocol::auth::write_key_from_basic(&h))
-        .is_some_and(|k| config.sources.by_key(&k).is_some());
-    if !by_source {
+        .filter(|k| config.sources.by_key(k).is_some());
+    if source_key.is_none() {
         if let Some(refusal) = refuse_unless_admin(&req, config)? {
             return Ok(refusal);
         }
     }
-    match crate::import_job::progress(env, job).await? {
+    match crate::import_job::progress(env, job, source_key.as_deref()).await? {
         Some(progress) => http::json(200, &progress),
         None => http::error(404, "job_not_found", &format!("no import job {job}")),
     }
@@ -247,11 +251,16 @@ pub async fn profile(
     if let Some(refusal) = refuse_unless_admin(&req, config)? {
         return Ok(refusal);
     }
-    let query = req
-        .url()?
-        .query()
-        .map(|q| ["?", q].concat())
-        .unwrap_or_default();
+    let url = req.url()?;
+    if what == "events" {
+        // Checked here as well as in the profile, so a bad parameter is a 400 even for a
+        // profile that does not exist.
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        if let Err(e) = TimelineQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            return http::bad_parameter("invalid_parameter", &e.parameter, &e.message);
+        }
+    }
+    let query = url.query().map(|q| ["?", q].concat()).unwrap_or_default();
     let path = match what {
         "explain" => "/explain".to_owned(),
         "events" => ["/timeline", &query].concat(),

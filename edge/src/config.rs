@@ -2,6 +2,7 @@
 //! locally, Worker secrets in production), never from code. Binding names are constants
 //! that mirror `wrangler.toml` once.
 
+use cdp_protocol::computed::{Money, Settings};
 use cdp_protocol::decode::Limits;
 use cdp_protocol::identity::Rules;
 use cdp_protocol::source::Sources;
@@ -68,6 +69,7 @@ impl Config {
         rules
             .declare(&sources.identifier_kinds())
             .map_err(|e| format!("SOURCES: {e}"))?;
+        money(&read)?;
         Ok(Self {
             sources,
             admin_token,
@@ -81,14 +83,25 @@ impl Config {
     }
 }
 
-/// How long a cart may sit unchanged before it counts as abandoned: `CART_ABANDON_MINUTES`
-/// (default 60).
-pub fn abandon_after_ms(env: &Env) -> i64 {
-    env.var("CART_ABANDON_MINUTES")
-        .ok()
-        .and_then(|v| v.to_string().trim().parse::<i64>().ok())
+/// How the profile store reads a profile's numbers: `CART_ABANDON_MINUTES` (default 60),
+/// `CURRENCY` (default USD) and `CURRENCY_RATES`. An invalid money setting is refused by
+/// [`Config::from_env`] at the front door, so the store falls back to the defaults.
+pub fn computed_settings(env: &Env) -> Settings {
+    let read = |name: &str| env.var(name).ok().map(|v| v.to_string());
+    let abandon_after = read("CART_ABANDON_MINUTES")
+        .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|m| *m > 0)
         .map_or(cdp_protocol::computed::DEFAULT_ABANDON_AFTER_MS, |m| {
             m * 60_000
-        })
+        });
+    let money = money(&read).unwrap_or_default();
+    Settings {
+        abandon_after,
+        money,
+    }
+}
+
+fn money(read: &dyn Fn(&str) -> Option<String>) -> Result<Money, String> {
+    let set = |name: &str| read(name).filter(|v| !v.trim().is_empty());
+    Money::parse(set("CURRENCY").as_deref(), set("CURRENCY_RATES").as_deref())
 }

@@ -12,6 +12,10 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 use crate::config::DEDUP;
 use crate::http;
 
+/// How often old keys are expired. `set_alarm` takes an integer as an offset from now, not
+/// as a time: a `Duration` says so in the type.
+const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
 /// How long a delivered `(source, messageId)` is remembered.
 pub const WINDOW_MS: i64 = 8 * 24 * 3_600_000; // 7 days promised, one more of margin
 /// How many objects share the keys.
@@ -100,9 +104,7 @@ impl DurableObject for DedupShard {
                 }
                 let storage = self.state.storage();
                 if storage.get_alarm().await?.is_none() {
-                    storage
-                        .set_alarm(worker::Date::now().as_millis() as i64 + 3_600_000)
-                        .await?;
+                    storage.set_alarm(EXPIRY_EVERY).await?;
                 }
                 http::json(
                     200,
@@ -123,7 +125,7 @@ impl DurableObject for DedupShard {
             "DELETE FROM delivered WHERE at < ?",
             vec![(now - WINDOW_MS).into()],
         )?;
-        self.state.storage().set_alarm(now + 3_600_000).await?;
+        self.state.storage().set_alarm(EXPIRY_EVERY).await?;
         Response::empty()
     }
 }

@@ -56,13 +56,24 @@ pub async fn chunk_delivered(env: &Env, job: &str, chunk: u32, events: usize) ->
     set(env, job, &entry).await
 }
 
-/// The progress of `job`; `None` if no such job.
-pub async fn progress(env: &Env, job: &str) -> Result<Option<Value>> {
+/// The number a job keeps for the source that started it (its entries are numbers), so
+/// only that source's write key reads its progress. Under 2^52: the counters travel as
+/// JavaScript numbers, which hold integers exactly only that far.
+pub fn owner_mark(write_key: &str) -> i64 {
+    crate::shard::of(write_key, 1 << 52) as i64
+}
+
+/// The progress of `job`; `None` if no such job, or if `write_key` is given and the job
+/// is not that source's.
+pub async fn progress(env: &Env, job: &str, write_key: Option<&str>) -> Result<Option<Value>> {
     let mut res = stub(env, job)?.fetch_with_str("https://stats/").await?;
     let counts: Counts = res.json().await?;
     let Some(started) = counts.get("startedAt") else {
         return Ok(None);
     };
+    if write_key.is_some_and(|k| counts.get("source") != Some(&owner_mark(k))) {
+        return Ok(None);
+    }
     let delivered: Vec<i64> = counts
         .iter()
         .filter(|(k, _)| k.starts_with(CHUNK))

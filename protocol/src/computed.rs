@@ -17,6 +17,86 @@ use crate::time::{format_rfc3339, Millis};
 /// A cart with items and no order for this long is abandoned (default: one hour).
 pub const DEFAULT_ABANDON_AFTER_MS: Millis = 3_600_000;
 
+/// The workspace's base currency when none is configured (the Segment spec's default).
+pub const DEFAULT_CURRENCY: &str = "USD";
+
+/// How a profile's numbers are read: the workspace's settings, not the events'.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// A cart with items and no order for this long is abandoned.
+    pub abandon_after: Millis,
+    /// The currency totals are given in, and what others are worth in it.
+    pub money: Money,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            abandon_after: DEFAULT_ABANDON_AFTER_MS,
+            money: Money::default(),
+        }
+    }
+}
+
+/// The workspace's base currency and exchange rates (`CURRENCY`, `CURRENCY_RATES`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Money {
+    /// ISO 4217 code of the currency totals are given in; amounts without a currency are
+    /// read in it.
+    pub base: String,
+    /// What one unit of another currency is worth in the base currency.
+    pub rates: BTreeMap<String, f64>,
+}
+
+impl Default for Money {
+    fn default() -> Self {
+        Self {
+            base: DEFAULT_CURRENCY.to_owned(),
+            rates: BTreeMap::new(),
+        }
+    }
+}
+
+impl Money {
+    /// Reads `CURRENCY` (a code, default USD) and `CURRENCY_RATES` (JSON, e.g.
+    /// `{"EUR": 1.08, "JPY": 0.0067}`: the base currency's worth of one unit of each).
+    pub fn parse(base: Option<&str>, rates: Option<&str>) -> Result<Self, String> {
+        let base = match base {
+            Some(code) => crate::source::currency_code(code).ok_or_else(|| {
+                format!("CURRENCY must be an ISO 4217 code such as EUR, not {code:?}")
+            })?,
+            None => DEFAULT_CURRENCY.to_owned(),
+        };
+        let mut parsed = BTreeMap::new();
+        if let Some(rates) = rates {
+            let map: BTreeMap<String, Value> = serde_json::from_str(rates).map_err(|e| {
+                format!("CURRENCY_RATES must be a JSON object such as {{\"JPY\": 0.0062}}: {e}")
+            })?;
+            for (code, rate) in map {
+                let canonical = crate::source::currency_code(&code)
+                    .ok_or_else(|| format!("CURRENCY_RATES: {code:?} is not an ISO 4217 code"))?;
+                let rate = rate.as_f64().filter(|r| r.is_finite() && *r > 0.0).ok_or_else(|| {
+                    format!("CURRENCY_RATES: the rate of {code} must be a positive number, not {rate}")
+                })?;
+                parsed.insert(canonical, rate);
+            }
+        }
+        Ok(Self {
+            base,
+            rates: parsed,
+        })
+    }
+
+    /// `amount` of `currency` in the base currency; `None` when no rate is known.
+    fn to_base(&self, currency: Option<&str>, amount: f64) -> Option<f64> {
+        match currency {
+            None => Some(amount),
+            Some(c) if c == self.base => Some(amount),
+            Some(c) => self.rates.get(c).map(|rate| amount * rate),
+        }
+    }
+}
+
 /// One stored event, as the computation reads it.
 pub struct Fact<'a> {
     /// `track`, `page`, …
@@ -37,15 +117,24 @@ pub struct Computed {
     pub first_seen: Option<String>,
     /// Time of the latest event.
     pub last_seen: Option<String>,
-    /// Page and screen views.
+    /// Visits: distinct sessions (`context.sessionId`, which the tracker sets; events from
+    /// clients that send none count no visit).
     pub visits: u64,
-    /// Distinct sessions (`context.sessionId`).
-    pub sessions: u64,
+    /// Page and screen views.
+    pub page_views: u64,
     /// Distinct orders (`Order Completed`, by `order_id`).
     pub order_count: u64,
-    /// Sum of the orders' `revenue` (or `total`).
+    /// The orders' `revenue` (or `total`) in the base currency: amounts in other currencies
+    /// converted at the workspace's rates, those without a rate left out (see
+    /// `unconvertedCurrencies`).
     pub total_revenue: f64,
-    /// `total_revenue / order_count`.
+    /// The base currency of `total_revenue`, `average_order_value` and `cart_value`.
+    pub currency: String,
+    /// Revenue by the currency it was paid in, unconverted.
+    pub revenue_by_currency: BTreeMap<String, f64>,
+    /// Currencies of orders left out of `total_revenue` for want of a rate.
+    pub unconverted_currencies: Vec<String>,
+    /// `total_revenue` per order counted in it.
     pub average_order_value: f64,
     /// Time of the latest order.
     pub last_order_at: Option<String>,
@@ -65,12 +154,20 @@ pub struct Computed {
     pub consent: BTreeMap<String, bool>,
 }
 
+/// A finite number, given as JSON or as text; `"NaN"`, `"Infinity"` and `"-1e309"` are not
+/// numbers here, so one bad event cannot spoil a sum.
 fn number(value: Option<&Value>) -> Option<f64> {
     match value? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+    .filter(|n: &f64| n.is_finite())
+}
+
+/// Sums without the `-0.0` that an empty float sum gives (shown as "-0" in JSON).
+fn total(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, |sum, v| sum + v)
 }
 
 fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -91,6 +188,9 @@ fn top(counts: &BTreeMap<String, f64>) -> Vec<String> {
 struct Order {
     at: Millis,
     revenue: f64,
+    /// As the event gave it (upper-cased); none: the base currency.
+    #[serde(default)]
+    currency: Option<String>,
     /// `(product, quantity, category)` of each line.
     lines: Vec<(Option<String>, f64, Option<String>)>,
 }
@@ -108,7 +208,10 @@ type CartChange = (Millis, String, Option<f64>, f64);
 pub struct Aggregate {
     first: Option<Millis>,
     last: Option<Millis>,
-    visits: u64,
+    /// Page and screen views (named `visits` in aggregates stored before visits meant
+    /// sessions).
+    #[serde(alias = "visits")]
+    page_views: u64,
     sessions: BTreeSet<String>,
     orders: BTreeMap<String, Order>,
     viewed: BTreeMap<String, f64>,
@@ -143,7 +246,7 @@ impl Aggregate {
             }
         }
         if matches!(fact.kind, "page" | "screen") {
-            self.visits += 1;
+            self.page_views += 1;
         }
         if let Some(session) = context
             .and_then(|c| c.get("sessionId"))
@@ -209,7 +312,13 @@ impl Aggregate {
                         )
                     })
                     .collect();
-                let order = Order { at, revenue, lines };
+                let currency = text(props, "currency").and_then(crate::source::currency_code);
+                let order = Order {
+                    at,
+                    revenue,
+                    currency,
+                    lines,
+                };
                 let slot = self.orders.entry(id).or_insert_with(|| order.clone());
                 if (order.at, order.revenue) > (slot.at, slot.revenue) {
                     *slot = order;
@@ -233,21 +342,38 @@ impl Aggregate {
     }
 
     /// The computed traits as of `now`; a cart is abandoned when its last change is older
-    /// than `abandon_after` and no order followed.
-    pub fn traits(&self, now: Millis, abandon_after: Millis) -> Computed {
+    /// than the settings' window and no order followed.
+    pub fn traits(&self, now: Millis, settings: &Settings) -> Computed {
+        let money = &settings.money;
         let mut out = Computed {
             first_seen: self.first.map(format_rfc3339),
             last_seen: self.last.map(format_rfc3339),
-            visits: self.visits,
-            sessions: self.sessions.len() as u64,
+            visits: self.sessions.len() as u64,
+            page_views: self.page_views,
             order_count: self.orders.len() as u64,
-            total_revenue: self.orders.values().map(|o| o.revenue).sum(),
+            currency: money.base.clone(),
             last_order_at: self.last_order_at().map(format_rfc3339),
             top_viewed_products: top(&self.viewed),
             ..Computed::default()
         };
-        if out.order_count > 0 {
-            out.average_order_value = out.total_revenue / out.order_count as f64;
+        let mut converted = Vec::new();
+        for order in self.orders.values() {
+            let paid_in = order.currency.as_deref().unwrap_or(&money.base);
+            *out.revenue_by_currency
+                .entry(paid_in.to_owned())
+                .or_insert(0.0) += order.revenue;
+            match money.to_base(order.currency.as_deref(), order.revenue) {
+                Some(amount) => converted.push(amount),
+                None if !out.unconverted_currencies.iter().any(|c| c == paid_in) => {
+                    out.unconverted_currencies.push(paid_in.to_owned());
+                }
+                None => {}
+            }
+        }
+        out.unconverted_currencies.sort();
+        out.total_revenue = total(converted.iter().copied());
+        if !converted.is_empty() {
+            out.average_order_value = out.total_revenue / converted.len() as f64;
         }
         let mut bought = BTreeMap::new();
         let mut categories = self.viewed_categories.clone();
@@ -267,13 +393,10 @@ impl Aggregate {
             line.0 = price.unwrap_or(line.0);
             line.1 = (line.1 + signed).max(0.0);
         }
-        out.cart_value = lines
-            .values()
-            .map(|(price, quantity)| price * quantity)
-            .sum();
+        out.cart_value = total(lines.values().map(|(price, quantity)| price * quantity));
         let last_change = self.cart.last().map(|c| c.0);
         out.cart_abandoned =
-            out.cart_value > 0.0 && last_change.is_some_and(|t| now - t >= abandon_after);
+            out.cart_value > 0.0 && last_change.is_some_and(|t| now - t >= settings.abandon_after);
         for choices in self.consent.values() {
             for (category, (_, granted)) in choices {
                 let slot = out.consent.entry(category.clone()).or_insert(true);
@@ -285,12 +408,12 @@ impl Aggregate {
 }
 
 /// Computes the traits of events in any order, as of `now`.
-pub fn compute(facts: &[Fact<'_>], now: Millis, abandon_after: Millis) -> Computed {
+pub fn compute(facts: &[Fact<'_>], now: Millis, settings: &Settings) -> Computed {
     let mut aggregate = Aggregate::default();
     for fact in facts {
         aggregate.add(fact);
     }
-    aggregate.traits(now, abandon_after)
+    aggregate.traits(now, settings)
 }
 
 #[cfg(test)]
@@ -322,7 +445,7 @@ mod tests {
     }
 
     fn run(events: &[Row], now: Millis) -> Computed {
-        compute(&facts(events), now, DEFAULT_ABANDON_AFTER_MS)
+        compute(&facts(events), now, &Settings::default())
     }
 
     fn shop() -> Vec<Row> {
@@ -373,7 +496,7 @@ mod tests {
     fn adds_up_a_shopping_history() {
         let c = run(&shop(), 90_001_000 + DEFAULT_ABANDON_AFTER_MS);
         assert_eq!(c.first_seen.as_deref(), Some("1970-01-01T00:00:01.000Z"));
-        assert_eq!((c.visits, c.sessions, c.order_count), (2, 2, 1));
+        assert_eq!((c.visits, c.page_views, c.order_count), (2, 2, 1));
         assert_eq!((c.total_revenue, c.average_order_value), (118.0, 118.0));
         assert_eq!(c.top_viewed_products, ["stove"]);
         assert_eq!(c.top_bought_products, ["stove"]);
@@ -445,7 +568,7 @@ mod tests {
         let events = shop();
         let facts = facts(&events);
         let now = 100_000_000;
-        let expected = compute(&facts, now, DEFAULT_ABANDON_AFTER_MS);
+        let expected = compute(&facts, now, &Settings::default());
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         for _ in 0..200 {
             let mut order: Vec<usize> = (0..facts.len()).collect();
@@ -464,7 +587,7 @@ mod tests {
                     aggregate = serde_json::from_str(&stored).unwrap();
                 }
             }
-            assert_eq!(aggregate.traits(now, DEFAULT_ABANDON_AFTER_MS), expected);
+            assert_eq!(aggregate.traits(now, &Settings::default()), expected);
         }
     }
 
@@ -494,5 +617,101 @@ mod tests {
             (c.cart_value, c.cart_abandoned, c.order_count),
             (0.0, false, 2)
         );
+    }
+
+    fn order(id: &str, revenue: Value, currency: Option<&str>) -> Row {
+        let mut properties = json!({"order_id": id, "revenue": revenue});
+        if let Some(c) = currency {
+            properties["currency"] = json!(c);
+        }
+        (
+            "track",
+            Some("Order Completed"),
+            1_000,
+            body(json!({ "properties": properties })),
+        )
+    }
+
+    #[test]
+    fn revenue_is_kept_per_currency_and_converted_at_the_workspace_rates() {
+        let events = [
+            order("eur", json!(100), Some("EUR")),
+            order("jpy", json!(10000), Some("jpy")),
+            order("none", json!(50), None),
+        ];
+        let plain = run(&events, 2_000);
+        assert_eq!(plain.currency, "USD");
+        assert_eq!(
+            plain.revenue_by_currency,
+            BTreeMap::from([
+                ("EUR".to_owned(), 100.0),
+                ("JPY".to_owned(), 10000.0),
+                ("USD".to_owned(), 50.0)
+            ])
+        );
+        assert_eq!(plain.total_revenue, 50.0, "never 10150: no rates, no sum");
+        assert_eq!(plain.unconverted_currencies, ["EUR", "JPY"]);
+        let settings = Settings {
+            money: Money::parse(Some("eur"), Some(r#"{"JPY": 0.0062, "USD": 0.5}"#)).unwrap(),
+            ..Settings::default()
+        };
+        let c = compute(&facts(&events), 2_000, &settings);
+        assert_eq!(c.currency, "EUR");
+        assert!(
+            (c.total_revenue - (100.0 + 62.0 + 50.0)).abs() < 1e-9,
+            "{}",
+            c.total_revenue
+        );
+        assert!(c.unconverted_currencies.is_empty());
+        assert!((c.average_order_value - 212.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_money_settings_say_what_to_fix() {
+        for (base, rates, says) in [
+            (Some("euro"), None, "CURRENCY"),
+            (None, Some("[1]"), "JSON object"),
+            (None, Some(r#"{"JPY": -1}"#), "positive"),
+            (None, Some(r#"{"euro": 1}"#), "ISO 4217"),
+        ] {
+            let e = Money::parse(base, rates).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn amounts_that_are_not_numbers_spoil_nothing() {
+        let events = [
+            order("good", json!(20), None),
+            order("nan", json!("NaN"), None),
+            order("inf", json!("Infinity"), None),
+            order("huge", json!("-1e309"), None),
+        ];
+        let c = run(&events, 2_000);
+        assert_eq!(c.total_revenue, 20.0);
+        assert_eq!(c.order_count, 4, "each order still counts");
+        assert!(c.first_seen.is_some());
+        assert!(serde_json::to_string(&c)
+            .unwrap()
+            .contains("\"totalRevenue\":20.0"));
+    }
+
+    #[test]
+    fn no_negative_zero_for_an_empty_cart_or_no_revenue() {
+        let c = run(&[], 0);
+        assert!(c.cart_value.is_sign_positive() && c.total_revenue.is_sign_positive());
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("-0"), "{json}");
+    }
+
+    #[test]
+    fn aggregates_stored_before_page_views_had_their_name_still_read() {
+        let old: Aggregate = serde_json::from_str(
+            r#"{"first":1,"last":2,"visits":3,"sessions":["1"],
+            "orders":{},"viewed":{},"viewed_categories":{},"cart":[],"consent":{}}"#,
+        )
+        .unwrap();
+        let c = old.traits(3, &Settings::default());
+        assert_eq!((c.page_views, c.visits), (3, 1));
     }
 }

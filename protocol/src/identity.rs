@@ -497,6 +497,23 @@ pub fn unmerge(links: &[Link], detach: &Identifier, rules: &Rules) -> Option<Unm
     })
 }
 
+/// The trait keys whose value is one of `gone` (a trait named like the identifier's kind,
+/// e.g. `email`, holding the same value once normalised): after an unmerge those traits
+/// describe the person who left, not the one who stays.
+pub fn traits_naming<'a>(
+    traits: impl IntoIterator<Item = (&'a str, &'a str)>,
+    gone: &[Identifier],
+) -> Vec<String> {
+    traits
+        .into_iter()
+        .filter(|(key, value)| {
+            gone.iter()
+                .any(|id| id.kind == *key && normalize(key, value).as_deref() == Some(&id.value))
+        })
+        .map(|(key, _)| key.to_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,5 +851,20 @@ mod tests {
                 assert_eq!(partition(&shuffled), expected, "round {round}");
             }
         }
+    }
+
+    #[test]
+    fn the_traits_of_an_identifier_that_left_are_named() {
+        let gone = [Identifier {
+            kind: "email".into(),
+            value: "ada@example.com".into(),
+        }];
+        let traits = [
+            ("email", " Ada@Example.com "),
+            ("name", "ada@example.com"),
+            ("phone", "+441234"),
+        ];
+        assert_eq!(traits_naming(traits, &gone), ["email"]);
+        assert!(traits_naming([("email", "bob@example.com")], &gone).is_empty());
     }
 }

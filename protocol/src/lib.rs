@@ -16,4 +16,5 @@ pub mod import;
 pub mod search;
 pub mod source;
 pub mod time;
+pub mod timeline;
 pub mod validate;

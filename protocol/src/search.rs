@@ -6,13 +6,16 @@
 use std::fmt;
 
 /// Computed traits a condition may name (`computed.<name>`).
-pub const COMPUTED: [&str; 14] = [
+pub const COMPUTED: [&str; 17] = [
     "firstSeen",
     "lastSeen",
     "visits",
-    "sessions",
+    "pageViews",
     "orderCount",
     "totalRevenue",
+    "currency",
+    "revenueByCurrency",
+    "unconvertedCurrencies",
     "averageOrderValue",
     "lastOrderAt",
     "topViewedProducts",
@@ -130,6 +133,9 @@ pub fn parse(text: &str) -> Result<Condition, SearchError> {
             )))
         }
     }
+    if let Some(v) = value {
+        check_value(text, op, v.trim())?;
+    }
     let value = value.map(|v| match (op, v.trim()) {
         (Op::Contains, v) => Param::Text(v.to_lowercase()),
         (_, "true") => Param::Number(1.0),
@@ -145,6 +151,38 @@ pub fn parse(text: &str) -> Result<Condition, SearchError> {
         op,
         value,
     })
+}
+
+/// Refuses a value its operator cannot use, so a typo is a 400 and not a silent empty
+/// answer: `==` or `=>`, an empty value, or an ordering against a text that is neither a
+/// number nor an ISO 8601 time.
+fn check_value(text: &str, op: Op, value: &str) -> Result<(), SearchError> {
+    if value.starts_with(['=', '!', '<', '>', '~']) {
+        return Err(SearchError(format!("{text:?}: unknown operator; {HELP}")));
+    }
+    if value.is_empty() {
+        return Err(SearchError(format!(
+            "{text:?}: no value after the operator; write the field alone to test that it is set"
+        )));
+    }
+    let ordering = matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le);
+    let number = value.parse::<f64>().is_ok_and(f64::is_finite);
+    let time = value.len() >= 10 && crate::time::parse_rfc3339(&time_of(value)).is_some();
+    if ordering && !number && !time {
+        return Err(SearchError(format!(
+            "{text:?}: {value:?} is not a number or an ISO 8601 time, so it cannot be compared in order"
+        )));
+    }
+    Ok(())
+}
+
+/// A date alone (`2026-11-20`) as the start of its day, so it reads as a time.
+fn time_of(value: &str) -> String {
+    if value.len() == 10 {
+        [value, "T00:00:00Z"].concat()
+    } else {
+        value.to_owned()
+    }
 }
 
 /// The SQL condition over a `doc` column for all `conditions` (all must hold), and its
@@ -199,6 +237,11 @@ mod tests {
         );
         assert_eq!(parse("traits.vip").unwrap().op, Op::Exists);
         assert_eq!(parse("traits.name!=Ada").unwrap().op, Op::Ne);
+        assert_eq!(parse("computed.lastSeen>2026-11-20").unwrap().op, Op::Gt);
+        assert_eq!(
+            parse("computed.lastSeen<=2026-11-20T10:00:00Z").unwrap().op,
+            Op::Le
+        );
     }
 
     #[test]
@@ -209,6 +252,11 @@ mod tests {
             ("profile.x=1", "unknown field group"),
             ("traits.a\"b=1", "without quotes"),
             ("traits.=1", "1 to 200"),
+            ("traits.plan==pro", "unknown operator"),
+            ("traits.plan=>3", "unknown operator"),
+            ("computed.totalRevenue>abc", "not a number"),
+            ("computed.lastSeen<yesterday", "not a number"),
+            ("traits.plan=", "no value"),
         ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -39,6 +39,10 @@ pub struct Source {
     /// `email`, `phone` and `anonymousId`.
     #[serde(default)]
     pub identifiers: Vec<String>,
+    /// ISO 4217 code (`EUR`) given to this source's events that carry an amount but no
+    /// `properties.currency`; none: such amounts count in the workspace's base currency.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// The consent a source requires before its events are stored.
@@ -79,6 +83,35 @@ impl Default for CookieRule {
             domain: String::new(),
             days: 365,
         }
+    }
+}
+
+impl CookieRule {
+    /// Refuses a name or domain that would break the `Set-Cookie` header or add attributes
+    /// to it (`;`, CR, LF, spaces), naming the field.
+    fn check(&self) -> Result<(), String> {
+        // RFC 6265 § 4.1.1: a cookie name is an RFC 2616 token.
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if !self.name.chars().all(token) {
+            return Err(format!(
+                "cookie.name {:?} may hold only letters, digits and !#$%&'*+-.^_`|~",
+                self.name
+            ));
+        }
+        let label = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if !self.domain.chars().all(label) || self.domain.starts_with('-') {
+            return Err(format!(
+                "cookie.domain {:?} must be a host name such as shop.example",
+                self.domain
+            ));
+        }
+        if self.days == 0 || self.days > 400 {
+            return Err(format!(
+                "cookie.days must be 1 to 400 (browsers cap cookies at 400 days), not {}",
+                self.days
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -124,6 +157,7 @@ impl Sources {
                     enrich: EnrichPolicy::default(),
                     cookie: CookieRule::default(),
                     identifiers: Vec::new(),
+                    currency: None,
                 });
             }
         }
@@ -131,6 +165,20 @@ impl Sources {
             return Err(SourcesError(format!(
                 "source {empty} has an empty writeKey"
             )));
+        }
+        for source in &mut sources {
+            source
+                .cookie
+                .check()
+                .map_err(|e| SourcesError(format!("source {:?}: {e}", source.write_key)))?;
+            if let Some(code) = &source.currency {
+                source.currency = Some(currency_code(code).ok_or_else(|| {
+                    SourcesError(format!(
+                        "source {:?}: currency must be an ISO 4217 code such as EUR, not {code:?}",
+                        source.write_key
+                    ))
+                })?);
+            }
         }
         if sources.is_empty() {
             return Err(SourcesError(
@@ -170,6 +218,24 @@ impl Source {
             })
     }
 
+    /// Gives an event that carries an amount (`revenue`, `total`, `value`, `price` or
+    /// `products`) but no currency the source's default currency, so a shop's orders sent
+    /// without one are not read in another currency. What the client sent wins.
+    pub fn default_currency(&self, event: &mut Event) {
+        let Some(currency) = &self.currency else {
+            return;
+        };
+        let Some(Value::Object(properties)) = event.body.get_mut("properties") else {
+            return;
+        };
+        let has_amount = ["revenue", "total", "value", "price", "products"]
+            .iter()
+            .any(|k| properties.contains_key(*k));
+        if has_amount && !properties.contains_key("currency") {
+            properties.insert("currency".into(), Value::String(currency.clone()));
+        }
+    }
+
     /// Whether the event carries the consent this source requires.
     pub fn consent_allows(&self, event: &Event) -> bool {
         if !self.consent.required {
@@ -183,6 +249,13 @@ impl Source {
             .and_then(|p| p.get(&self.consent.category));
         granted == Some(&Value::Bool(true))
     }
+}
+
+/// A currency code in its canonical form (three ASCII letters, upper case).
+pub fn currency_code(code: &str) -> Option<String> {
+    let code = code.trim();
+    (code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| code.to_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -256,6 +329,52 @@ mod tests {
         assert!(strict.allows_origin(None), "servers send no Origin");
         assert!(open.allows_origin(Some("https://anything.example")));
         assert!(sources.any_allows("https://anything.example"));
+    }
+
+    #[test]
+    fn an_amount_without_a_currency_takes_the_source_default() {
+        let sources = Sources::parse(Some(r#"[{"writeKey":"k","currency":"eur"}]"#), None).unwrap();
+        let source = sources.by_key("k").unwrap();
+        assert_eq!(source.currency.as_deref(), Some("EUR"));
+        let with = |properties: Value| {
+            let mut e = event(json!({}));
+            e.body.insert("properties".into(), properties);
+            source.default_currency(&mut e);
+            e.body["properties"].get("currency").cloned()
+        };
+        assert_eq!(with(json!({"total": 5})), Some(json!("EUR")));
+        assert_eq!(
+            with(json!({"total": 5, "currency": "JPY"})),
+            Some(json!("JPY"))
+        );
+        assert_eq!(
+            with(json!({"product_id": "p"})),
+            None,
+            "no amount, no currency"
+        );
+        let bad = Sources::parse(Some(r#"[{"writeKey":"k","currency":"euro"}]"#), None);
+        assert!(bad.unwrap_err().to_string().contains("ISO 4217"));
+    }
+
+    #[test]
+    fn cookie_settings_that_would_break_the_header_are_refused_by_field() {
+        for (cookie, field) in [
+            (r#"{"domain": "shop.example\r\nX: 1"}"#, "cookie.domain"),
+            (r#"{"name": "aid; Domain=evil.example"}"#, "cookie.name"),
+            (r#"{"name": "a id"}"#, "cookie.name"),
+            (r#"{"days": 0}"#, "cookie.days"),
+        ] {
+            let json = format!(r#"[{{"writeKey": "k", "cookie": {cookie}}}]"#);
+            let e = Sources::parse(Some(&json), None).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("\"k\""), "{cookie}: {e}");
+        }
+        let fine = r#"[{"writeKey": "k", "cookie": {"name": "cdp_aid", "domain": ".shop.example", "days": 30}}]"#;
+        assert!(Sources::parse(Some(fine), None).is_ok());
+        let off = r#"[{"writeKey": "k", "cookie": {"name": ""}}]"#;
+        assert!(
+            Sources::parse(Some(off), None).is_ok(),
+            "an empty name turns the refresh off"
+        );
     }
 
     #[test]

@@ -95,7 +95,8 @@ test('keys and origins: wrong key 401, disallowed origin 403, preflights for all
   const refused = await sendBatch(worker.url, [page('origin-test', 'o-1')], 'strict-key', { Origin: 'https://evil.example' });
   assert.equal(refused.status, 403);
   assert.equal(refused.body.error.reason, 'origin_not_allowed');
-  assert.equal(refused.headers.get('access-control-allow-origin'), null);
+  // readable by the page (its tracker settles the batch), and nothing was stored
+  assert.equal(refused.headers.get('access-control-allow-origin'), 'https://evil.example');
   const allowed = await sendBatch(worker.url, [page('origin-test', 'o-2')], 'strict-key', { Origin: 'https://shop.example' });
   assert.equal(allowed.status, 200);
   assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://shop.example');
@@ -144,7 +145,7 @@ test('events are enriched: geography, anonymised IP, user agent, campaign, refer
   assert.equal(ctx.location.country, 'DE');
   assert.equal(ctx.location.city, 'Berlin');
   assert.equal(ctx.location.latitude, 52.5, 'coordinates coarsened');
-  assert.notEqual(ctx.ip, '203.0.113.77', 'never the whole address');
+  assert.equal(ctx.ip, '203.0.113.0', 'the address anonymised to its /24');
   assert.equal(ctx.device.type, 'mobile');
   assert.equal(ctx.os.name, 'iOS');
   assert.equal(ctx.campaign.source, 'newsletter');
@@ -196,4 +197,115 @@ test('the counters need the admin token and report the pipeline', async () => {
   assert.equal((await fetch(`${worker.url}/v1/stats`)).status, 401);
   const s = await stats();
   for (const name of ['accepted', 'delivered', 'duplicates', 'rejected.invalid_json']) assert.ok(s[name] > 0, `${name} counted`);
+});
+
+test('locally an event without the geography header has no location (not wrangler\'s placeholder)', async () => {
+  assert.equal((await sendBatch(worker.url, [page('no-geo', 'ng-1')])).status, 200);
+  const [event] = await eventsOf('no-geo', 1);
+  assert.equal(event.context?.location, undefined, JSON.stringify(event.context?.location));
+});
+
+test('the short paths Segment\'s clients post to take their bodies, with the write key inside', async () => {
+  const post = (path, body, headers = {}) => fetch(`${worker.url}${path}`, {
+    method: 'POST', headers: { 'Content-Type': 'text/plain', ...headers }, body: JSON.stringify(body) });
+  const sentAt = new Date().toISOString();
+  const one = (type, messageId, extra) => ({ type, messageId, anonymousId: 'short-paths', writeKey: WRITE_KEY, sentAt,
+    _metadata: { bundled: ['Segment.io'], unbundled: [] }, integrations: {}, ...extra });
+  for (const [path, event] of [
+    ['/v1/t', one('track', 'sp-t', { event: 'Signed Up' })],
+    ['/v1/p', one('page', 'sp-p', { name: 'Home' })],
+    ['/v1/i', one('identify', 'sp-i', { traits: { plan: 'pro' } })],
+    ['/v1/g', one('group', 'sp-g', { groupId: 'acme' })],
+    ['/v1/s', one('screen', 'sp-s', { name: 'Cart' })],
+  ]) {
+    const res = await post(path, event);
+    assert.equal(res.status, 200, `${path}: ${await res.text()}`);
+  }
+  const batch = await post('/v1/b', { writeKey: WRITE_KEY, sentAt, batch: [{ type: 'track', event: 'Batched', messageId: 'sp-b', anonymousId: 'short-paths' }] });
+  assert.equal(batch.status, 200);
+  // gzip, as analytics-kotlin and the classic Android library send it
+  const gz = await fetch(`${worker.url}/v1/b`, { method: 'POST', headers: { 'Content-Type': 'text/plain', 'Content-Encoding': 'gzip' },
+    body: gzipSync(JSON.stringify({ writeKey: WRITE_KEY, sentAt, batch: [{ type: 'track', event: 'Gzipped', messageId: 'sp-z', anonymousId: 'short-paths' }] })) });
+  assert.equal(gz.status, 200);
+  const events = await eventsOf('short-paths', 7);
+  assert.deepEqual(events.map((e) => e.messageId).sort(), ['sp-b', 'sp-g', 'sp-i', 'sp-p', 'sp-s', 'sp-t', 'sp-z']);
+  assert.deepEqual(events.map((e) => e.type).sort(), ['group', 'identify', 'page', 'screen', 'track', 'track', 'track']);
+  // analytics.js's metrics about itself: read and dropped, never stored
+  const metrics = await post('/v1/m', { series: [{ type: 'Counter', metric: 'analytics_js.invoke', value: 1, tags: { library: 'analytics.js' } }] },
+    { Origin: 'https://shop.example' });
+  assert.equal(metrics.status, 200);
+  assert.equal(metrics.headers.get('access-control-allow-origin'), 'https://shop.example');
+});
+
+test('Segment clients read their settings from the collector, pointing them back at it', async () => {
+  const res = await fetch(`${worker.url}/v1/projects/${WRITE_KEY}/settings`, { headers: { Origin: 'https://shop.example' } });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('access-control-allow-origin'), 'https://shop.example');
+  const settings = await res.json();
+  assert.deepEqual(settings.integrations, { 'Segment.io': { apiKey: WRITE_KEY, apiHost: `${new URL(worker.url).host}/v1`, protocol: 'http' } });
+  assert.equal((await fetch(`${worker.url}/v1/projects/nobody/settings`)).status, 404);
+  const foreign = await fetch(`${worker.url}/v1/projects/strict-key/settings`, { headers: { Origin: 'https://elsewhere.example' } });
+  assert.equal(foreign.status, 403);
+});
+
+test('a refusal of an origin is readable by the page, so its tracker settles instead of retrying', async () => {
+  const res = await sendBatch(worker.url, [page('refused', 'rf-1')], 'strict-key', { Origin: 'https://elsewhere.example' });
+  assert.equal(res.status, 403);
+  assert.equal(res.headers.get('access-control-allow-origin'), 'https://elsewhere.example');
+  assert.equal(res.body.error.reason, 'origin_not_allowed');
+});
+
+test('a known path with the wrong method gets 405 with Allow', async () => {
+  for (const [method, path, allow] of [
+    ['PUT', '/v1/batch', 'POST, OPTIONS'],
+    ['GET', '/v1/t', 'POST, OPTIONS'],
+    ['POST', '/v1/stats', 'GET, OPTIONS'],
+    ['PATCH', '/v1/profiles/p-1', 'GET, DELETE, OPTIONS'],
+    ['GET', '/v1/profiles/p-1/unmerge', 'POST, OPTIONS'],
+  ]) {
+    const res = await fetch(`${worker.url}${path}`, { method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    assert.equal(res.status, 405, `${method} ${path}`);
+    assert.equal(res.headers.get('allow'), allow, `${method} ${path}`);
+    assert.equal((await res.json()).error.reason, 'method_not_allowed');
+  }
+  assert.equal((await fetch(`${worker.url}/v1/nothing-here`)).status, 404);
+});
+
+test('the Bearer scheme is case-insensitive', async () => {
+  for (const scheme of ['bearer', 'BEARER']) {
+    const res = await fetch(`${worker.url}/v1/stats`, { headers: { Authorization: `${scheme} ${ADMIN_TOKEN}` } });
+    assert.equal(res.status, 200, scheme);
+  }
+});
+
+test('a query parameter that cannot be used is a 400 naming it', async () => {
+  assert.equal((await sendBatch(worker.url, [page('query-params', 'qp-1')])).status, 200);
+  await eventsOf('query-params', 1);
+  const { body: profile } = await admin(worker.url, '/v1/profiles/lookup?anonymousId=query-params');
+  for (const [path, parameter, says] of [
+    [`/v1/profiles/${profile.id}/events?limit=abc`, 'limit', /whole number/],
+    [`/v1/profiles/${profile.id}/events?from=yesterday`, 'from', /ISO 8601/],
+    [`/v1/profiles/${profile.id}/events?type=purchase`, 'type', /one of/],
+    [`/v1/profiles/${profile.id}/events?sort=asc`, 'sort', /unknown parameter/],
+    ['/v1/profiles?where=computed.totalRevenue>abc', 'where', /not a number/],
+    ['/v1/profiles?where=traits.plan==pro', 'where', /unknown operator/],
+    ['/v1/profiles?limit=abc', 'limit', /whole number/],
+  ]) {
+    const { status, body } = await admin(worker.url, path);
+    assert.equal(status, 400, path);
+    assert.equal(body.error.parameter, parameter, path);
+    assert.match(body.error.message, says, path);
+  }
+  const { status, body } = await admin(worker.url, `/v1/profiles/${profile.id}/events?limit=1&type=page`);
+  assert.equal(status, 200);
+  assert.equal(body.events.length, 1);
+});
+
+test('an import in a type the collector does not read is told which types it takes', async () => {
+  const res = await fetch(`${worker.url}/v1/import`, { method: 'POST',
+    headers: { 'Content-Type': 'application/xml', Authorization: `Basic ${btoa(`${WRITE_KEY}:`)}` }, body: '<rows/>' });
+  assert.equal(res.status, 415);
+  const body = await res.json();
+  assert.equal(body.error.reason, 'unsupported_content_type');
+  assert.match(body.error.message, /text\/csv.*application\/x-ndjson.*application\/json/);
 });

@@ -12,7 +12,8 @@ let worker;
 const RULES = { blocked: ['test@example.com'] };
 // And a short abandoned-cart window (the default is an hour), to see the setting take effect.
 before(async () => {
-  worker = await startWorker({ vars: { IDENTITY_RULES: JSON.stringify(RULES), CART_ABANDON_MINUTES: '2' } });
+  worker = await startWorker({ vars: { IDENTITY_RULES: JSON.stringify(RULES), CART_ABANDON_MINUTES: '2',
+    CURRENCY: 'EUR', CURRENCY_RATES: JSON.stringify({ JPY: 0.0062 }) } });
 });
 after(async () => { await worker?.stop(); });
 
@@ -145,14 +146,31 @@ test('computed traits are right after duplicates and out-of-order events', async
   assert.equal(c.orderCount, 1);
   assert.equal(c.totalRevenue, 118);
   assert.equal(c.averageOrderValue, 118);
-  assert.equal(c.visits, 1);
-  assert.equal(c.sessions, 1);
+  assert.equal(c.visits, 1, 'one session');
+  assert.equal(c.pageViews, 1);
   assert.deepEqual(c.topViewedProducts, ['stove']);
   assert.deepEqual(c.topBoughtProducts, ['stove']);
   assert.equal(c.cartValue, 349, 'the tent added after the order is in the cart');
   assert.equal(c.cartAbandoned, true, 'added long ago (event time), no order since');
   assert.ok(Math.abs(Date.parse(c.firstSeen) - Date.parse(at(50))) < 1000, 'first seen: the page view (clock-corrected)');
   assert.equal(profile.id, (await lookup('anonymousId', 'buyer')).body.id);
+});
+
+test('revenue is kept per currency and totalled in the workspace currency', async () => {
+  const order = (messageId, revenue, currency) => ({ type: 'track', event: 'Order Completed', anonymousId: 'money', messageId,
+    timestamp: at(70), properties: { order_id: messageId, revenue, ...(currency ? { currency } : {}) } });
+  await sendBatch(worker.url, [order('m-eur', 100, 'EUR'), order('m-jpy', 10000, 'JPY'), order('m-none', 50)]);
+  // The Tokyo shop's source says JPY: its order without a currency is read in yen.
+  await sendBatch(worker.url, [order('m-tokyo', 5000)], 'jpy-key');
+  const profile = await profileWith('anonymousId', 'money', 4);
+  const c = profile.computedTraits;
+  assert.equal(c.currency, 'EUR');
+  assert.deepEqual(c.revenueByCurrency, { EUR: 150, JPY: 15000 });
+  assert.ok(Math.abs(c.totalRevenue - (150 + 15000 * 0.0062)) < 1e-9, String(c.totalRevenue));
+  assert.deepEqual(c.unconvertedCurrencies, []);
+  assert.equal(profile.events.find((e) => e.messageId === 'm-tokyo').properties.currency, 'JPY');
+  assert.ok(!JSON.stringify(c).includes('-0'), 'no negative zero');
+  assert.equal(c.cartValue, 0);
 });
 
 test('a cart counts as abandoned after the workspace window (CART_ABANDON_MINUTES)', async () => {
@@ -165,6 +183,20 @@ test('a cart counts as abandoned after the workspace window (CART_ABANDON_MINUTE
   assert.equal(fresh.computedTraits.cartValue, 30);
   assert.equal(fresh.computedTraits.cartAbandoned, false, 'one minute: within the two-minute window');
   assert.equal(stale.computedTraits.cartAbandoned, true, 'three minutes: past it (the default hour would not be)');
+});
+
+test('a cart that times out is found by search on time, with no new event (the alarm)', async () => {
+  // Added 1 min 50 s ago with a two-minute window: it turns abandoned about 10 s from now.
+  const addedAt = Date.now() - 110_000;
+  await sendBatch(worker.url, [{ type: 'track', event: 'Product Added', anonymousId: 'cart-timer', messageId: 'cart-timer-1',
+    timestamp: new Date(addedAt).toISOString(), properties: { product_id: 'lamp', price: 30 } }]);
+  await profileWith('anonymousId', 'cart-timer', 1);
+  const where = `where=computed.cartAbandoned=true&where=${encodeURIComponent('identifiers.anonymousId~cart-timer')}`;
+  const found = () => admin(worker.url, `/v1/profiles?${where}`).then((r) => r.body.profiles);
+  if (Date.now() < addedAt + 115_000) assert.deepEqual(await found(), [], 'not abandoned yet');
+  const profiles = await eventually(async () => { const p = await found(); return p.length ? p : null; }, { timeout: 40_000, interval: 500 });
+  assert.equal(profiles?.length, 1, 'the directory heard of the abandoned cart from the alarm');
+  assert.ok(Date.now() >= addedAt + 120_000, 'not before its time');
 });
 
 test('export returns everything held; erasure removes the person everywhere and stays erased', async () => {
@@ -328,6 +360,21 @@ test('unmerge splits a wrongly joined identifier off with its own history, and i
   assert.ok(audit.some((e) => e.action === 'unmerge' && e.profile === alice.id));
 });
 
+test('an unmerged email leaves the traits too, even when the event that gave it stays', async () => {
+  await sendBatch(worker.url, [{ type: 'identify', anonymousId: 'carol-kiosk', userId: 'carol-u', messageId: 'cu-1', timestamp: at(110),
+    traits: { email: 'dave@example.org', name: 'Carol' } }]);
+  const joined = await profileWith('userId', 'carol-u', 1);
+  assert.equal(joined.traits.email, 'dave@example.org');
+  const res = await fetch(`${worker.url}/v1/profiles/${joined.id}/unmerge`, { method: 'POST',
+    headers: { Authorization: 'Bearer demo-admin-token', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ type: 'email', value: 'dave@example.org' }) });
+  assert.equal(res.status, 200);
+  const carol = (await lookup('userId', 'carol-u')).body;
+  assert.equal(carol.traits.email, undefined, 'the email left with its identifier');
+  assert.equal(carol.traits.name, 'Carol');
+  assert.deepEqual(ids(carol), ['anonymousId:carol-kiosk', 'userId:carol-u']);
+});
+
 test('profiles are listed and searched by trait and computed trait, paged', async () => {
   const spender = (n, revenue, plan) => [
     { type: 'identify', userId: `spender-${n}`, messageId: `q-${n}-1`, timestamp: at(110), traits: { plan, segment: 'search-test' } },
@@ -382,5 +429,8 @@ test('a large import travels in chunks, and its progress is visible until done',
   assert.equal(done.eventsDelivered, 300);
   assert.equal((await lookup('email', 'bulk-299@example.net')).body.traits.plan.startsWith('gold'), true);
   assert.equal((await fetch(`${worker.url}${progress}`)).status, 401, 'not without a key');
+  const foreign = await fetch(`${worker.url}${progress}`, { headers: { Authorization: `Basic ${btoa('jpy-key:')}` } });
+  assert.equal(foreign.status, 404, 'another source\'s key finds no such job');
+  assert.equal((await admin(worker.url, progress)).body.eventsDelivered, 300, 'the admin reads it');
   assert.equal((await admin(worker.url, '/v1/import/imp-nothing')).status, 404);
 });

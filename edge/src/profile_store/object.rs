@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use cdp_protocol::computed::{self, Aggregate};
 use cdp_protocol::event::Event;
 use cdp_protocol::identity::Identifier;
+use cdp_protocol::timeline::TimelineQuery;
 use serde_json::{json, Map, Value};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorage, State,
@@ -141,11 +142,11 @@ impl DurableObject for ProfileStore {
             (Method::Get, "/profile") => self.answer(|me| me.profile()),
             (Method::Get, "/timeline") => {
                 let url = req.url()?;
-                let query: Map<String, Value> = url
-                    .query_pairs()
-                    .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                    .collect();
-                self.answer(|me| me.timeline(&query))
+                let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+                match TimelineQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                    Ok(query) => self.answer(|me| me.timeline(&query)),
+                    Err(e) => http::error(400, "invalid_parameter", &e.message),
+                }
             }
             (Method::Get, "/export") => self.answer(|me| me.export()),
             (Method::Post, "/erase") => {
@@ -218,6 +219,9 @@ impl ProfileStore {
             let body: Map<String, Value> = serde_json::from_str(&row.body).unwrap_or_default();
             self.take_in(&mut aggregate, row, &body)?;
         }
+        // Identifiers unmerged away stay away from the traits too, whatever events remain.
+        let detached: Vec<String> = self.kept_apart()?.into_iter().map(|(a, _)| a).collect();
+        self.forget_traits_of(&detached)?;
         self.save_aggregate(&aggregate)
     }
 
@@ -273,7 +277,7 @@ impl ProfileStore {
             "id": self.meta("id")?.unwrap_or_default(),
             "identifiers": identifiers,
             "traits": self.traits()?.0,
-            "computed": aggregate.traits(now, config::abandon_after_ms(&self.env)),
+            "computed": aggregate.traits(now, &config::computed_settings(&self.env)),
             "updatedAt": cdp_protocol::time::format_rfc3339(now),
         })))
     }
@@ -296,9 +300,11 @@ impl ProfileStore {
     /// hears of it then without a new event.
     async fn watch_cart(&self, aggregate: &Aggregate) -> Result<()> {
         let now = worker::Date::now().as_millis() as i64;
-        let abandon_after = config::abandon_after_ms(&self.env);
+        let abandon_after = config::computed_settings(&self.env).abandon_after;
         if let Some(at) = aggregate.abandons_at(abandon_after).filter(|at| *at > now) {
-            self.state.storage().set_alarm(at + 1_000).await?;
+            // `set_alarm` reads an integer as an offset from now, not as a time.
+            let offset = std::time::Duration::from_millis((at + 1_000 - now) as u64);
+            self.state.storage().set_alarm(offset).await?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cdp_protocol::event::{Event, EventType};
-use cdp_protocol::identity::{identifiers_of, Cause, Identifier, Link};
+use cdp_protocol::identity::{identifiers_of, traits_naming, Cause, Identifier, Link};
 use serde_json::{Map, Value};
 use worker::Result;
 
@@ -105,6 +105,7 @@ impl ProfileStore {
             self.link(row)?;
         }
         self.rebuild()?;
+        self.forget_traits_of(&detach.moved)?;
         self.keep_apart(&detach.identifier, &detach.anchor)?;
         sql.exec(
             "INSERT INTO unmerge_log (at, identifier, kept_apart_from, profile, identifiers) VALUES (?, ?, ?, ?, ?)",
@@ -116,6 +117,25 @@ impl ProfileStore {
                 detach.moved.join(" ").into(),
             ],
         )?;
+        Ok(())
+    }
+
+    /// Removes the traits that name identifiers which left (the detached email as
+    /// `traits.email`), which the rebuild took from events that stayed.
+    pub(super) fn forget_traits_of(&self, moved: &[String]) -> Result<()> {
+        let gone: Vec<Identifier> = moved
+            .iter()
+            .filter_map(|k| Identifier::from_key(k))
+            .collect();
+        let (traits, _) = self.traits()?;
+        let texts: Vec<(&str, &str)> = traits
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+            .collect();
+        for key in traits_naming(texts, &gone) {
+            self.sql()
+                .exec("DELETE FROM traits WHERE key = ?", vec![key.into()])?;
+        }
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! computed traits.
 
 use cdp_protocol::computed;
+use cdp_protocol::timeline::TimelineQuery;
 use serde_json::{json, Map, Value};
 use worker::Result;
 
@@ -77,24 +78,10 @@ impl ProfileStore {
         })))
     }
 
-    /// A page of the timeline, newest first: `limit` (default 50, at most 500), `type`,
-    /// `name`, `from` and `to` (ISO 8601 event times), and `cursor` from the previous page.
-    pub(super) fn timeline(&self, query: &Map<String, Value>) -> Result<Option<Value>> {
-        let param = |k: &str| {
-            query
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|v| !v.is_empty())
-        };
-        let limit = param("limit")
-            .and_then(|l| l.parse::<i64>().ok())
-            .unwrap_or(50)
-            .clamp(1, 500);
-        let time = |k: &str| param(k).and_then(cdp_protocol::time::parse_rfc3339);
-        let (cursor_time, cursor_row) = param("cursor")
-            .and_then(|c| c.split_once('.'))
-            .and_then(|(t, r)| Some((t.parse::<i64>().ok()?, r.parse::<i64>().ok()?)))
-            .unwrap_or((i64::MAX, i64::MAX));
+    /// A page of the timeline, newest first, as `query` asks (see [`TimelineQuery`]).
+    pub(super) fn timeline(&self, query: &TimelineQuery) -> Result<Option<Value>> {
+        let limit = query.limit;
+        let (cursor_time, cursor_row) = query.cursor.unwrap_or((i64::MAX, i64::MAX));
         let rows: Vec<PageRow> = self
             .sql()
             .exec(
@@ -104,12 +91,12 @@ impl ProfileStore {
                    AND (timestamp < ? OR (timestamp = ? AND rowid < ?))
                  ORDER BY timestamp DESC, rowid DESC LIMIT ?",
                 vec![
-                    param("type").into(),
-                    param("type").into(),
-                    param("name").into(),
-                    param("name").into(),
-                    time("from").unwrap_or(i64::MIN).into(),
-                    time("to").unwrap_or(i64::MAX).into(),
+                    query.kind.as_deref().into(),
+                    query.kind.as_deref().into(),
+                    query.name.as_deref().into(),
+                    query.name.as_deref().into(),
+                    query.from.unwrap_or(i64::MIN).into(),
+                    query.to.unwrap_or(i64::MAX).into(),
                     cursor_time.into(),
                     cursor_time.into(),
                     cursor_row.into(),
@@ -155,7 +142,7 @@ impl ProfileStore {
         let now = worker::Date::now().as_millis() as i64;
         Ok(self
             .aggregate()?
-            .traits(now, config::abandon_after_ms(&self.env)))
+            .traits(now, &config::computed_settings(&self.env)))
     }
 
     /// Why each identifier belongs here, and which profiles were merged in.
