@@ -60,66 +60,48 @@ fn ndjson_rows(text: &str) -> Rows {
         .collect()
 }
 
-/// Splits one CSV record (RFC 4180 quoting: `"a ""b"""`).
-fn csv_fields(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => fields.push(std::mem::take(&mut field)),
-            (_, c) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err("a quoted field is not closed".into());
-    }
-    fields.push(field);
-    Ok(fields)
-}
-
+/// Rows of a CSV file with a header row (RFC 4180: quoted fields may hold commas, quotes
+/// and newlines), each by the line it starts on.
 fn csv_rows(text: &str) -> Rows {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
-        return Vec::new();
-    };
-    let names = match csv_fields(header) {
-        Ok(names) => names
-            .into_iter()
-            .map(|n| n.trim().to_owned())
-            .collect::<Vec<_>>(),
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let names: Vec<String> = match reader.headers() {
+        Ok(names) => names.iter().map(|n| n.trim().to_owned()).collect(),
         Err(e) => return vec![(1, Err(format!("header: {e}")))],
     };
-    lines
-        .map(|(i, l)| {
-            let row = csv_fields(l).and_then(|fields| {
-                if fields.len() != names.len() {
-                    return Err(format!(
+    if names.iter().all(String::is_empty) {
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let row = match record {
+            Ok(record) => {
+                let line = record.position().map_or(0, |p| p.line() as usize);
+                let row = if record.len() == names.len() {
+                    Ok(names
+                        .iter()
+                        .zip(record.iter())
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(n, v)| (n.clone(), Value::String(v.to_owned())))
+                        .collect())
+                } else {
+                    Err(format!(
                         "{} fields, the header has {}",
-                        fields.len(),
+                        record.len(),
                         names.len()
-                    ));
-                }
-                Ok(names
-                    .iter()
-                    .zip(fields)
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(n, v)| (n.clone(), Value::String(v)))
-                    .collect())
-            });
-            (i + 1, row)
-        })
-        .collect()
+                    ))
+                };
+                (line, row)
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                (line, Err(format!("not CSV: {e}")))
+            }
+        };
+        rows.push(row);
+    }
+    rows
 }
 
 fn text(row: &Map<String, Value>, key: &str) -> Option<String> {
@@ -136,9 +118,11 @@ fn number(row: &Map<String, Value>, key: &str) -> Result<Option<f64>, String> {
         Some(Value::Number(n)) => Ok(n.as_f64()),
         Some(Value::String(s)) => s
             .trim()
-            .parse()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
             .map(Some)
-            .map_err(|_| format!("{key} {s:?} is not a number")),
+            .ok_or_else(|| format!("{key} {s:?} is not a number")),
         Some(_) => Err(format!("{key} must be a number")),
     }
 }
@@ -248,6 +232,32 @@ mod tests {
         let lines: Vec<usize> = out.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [4, 5, 6]);
         assert!(out.errors[1].reason.contains("not a number"));
+    }
+
+    #[test]
+    fn a_quoted_field_may_hold_newlines_quotes_and_crlf_line_ends() {
+        let csv = "user_id,address,note\r\nu1,\"1 Main St\r\nSpringfield\",\"said \"\"hi\"\"\"\r\nu2,x,y\r\n";
+        let out = read(csv, true);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(
+            out.events[0]["traits"]["address"],
+            "1 Main St\r\nSpringfield"
+        );
+        assert_eq!(out.events[0]["traits"]["note"], "said \"hi\"");
+        assert_eq!(out.events[1]["userId"], "u2");
+        let bad = read("user_id,plan\nu1,\"a\nb\",extra\nu2,gold\n", true);
+        assert_eq!(bad.events.len(), 1);
+        assert_eq!(bad.errors[0].line, 2, "the line the row starts on");
+    }
+
+    #[test]
+    fn an_amount_that_is_not_a_number_is_a_row_error() {
+        let out = read(
+            "user_id,order_id,total\nu1,O-1,NaN\nu1,O-2,Infinity\n",
+            true,
+        );
+        assert!(out.events.is_empty());
+        assert_eq!(out.errors.len(), 2);
     }
 
     #[test]
