@@ -17,12 +17,18 @@ const routes = [
   [/^\/spa\/checkout$/, checkoutPage],
 ];
 
+// A route's view is drawn once per navigation: its page records the route's events
+// (Product Viewed, Checkout Started), so redrawing it for a cart change would record them again.
 function render() {
   const path = location.pathname;
   for (const [pattern, page] of routes) {
     const match = path.match(pattern);
     if (match) { page(...match.slice(1)); break; }
   }
+  showCartCount();
+}
+
+function showCartCount() {
   document.getElementById('cart-count').textContent = String(readCart().reduce((n, l) => n + l.quantity, 0));
 }
 
@@ -55,23 +61,30 @@ function productPage(id) {
   document.getElementById('add').onclick = () => {
     addToCart(p.product_id);
     cdp.productAdded({ ...p, quantity: 1, currency: CURRENCY });
-    render();
+    showCartCount();
   };
 }
 
 function cartPage() {
   document.title = 'Cart — Edge Outfitters SPA';
   const products = cartProducts();
+  cdp.cartViewed({ products, currency: CURRENCY, value: cartTotal(products) });
+  drawCart();
+}
+
+// Removing a line redraws the cart in place: the visitor did not view the cart again.
+function drawCart() {
+  const products = cartProducts();
   view.innerHTML = `<h1>Your cart</h1><table class="cart">${products.map((p) =>
     `<tr><td>${p.name}</td><td>× ${p.quantity}</td><td><button type="button" data-remove="${p.product_id}">Remove</button></td></tr>`).join('')}</table>
     <p class="price">Total: ${money(cartTotal(products))}</p><p><a class="button" href="/spa/checkout">Checkout</a></p>`;
-  cdp.cartViewed({ products, currency: CURRENCY, value: cartTotal(products) });
   view.querySelectorAll('[data-remove]').forEach((b) => {
     b.onclick = () => {
       const line = products.find((p) => p.product_id === b.dataset.remove);
       removeFromCart(b.dataset.remove);
       cdp.productRemoved({ ...line, currency: CURRENCY });
-      render();
+      drawCart();
+      showCartCount();
     };
   });
 }
@@ -90,7 +103,7 @@ function checkoutPage() {
     cdp.orderCompleted({ order_id: orderId, total, revenue: total, currency: CURRENCY, products });
     writeCart([]);
     view.innerHTML = `<h1>Thank you!</h1><p>Order <code>${orderId}</code> is on its way.</p><p><a href="/spa/">Back to the shop</a></p>`;
-    render();
+    showCartCount();
   };
 }
 

@@ -161,6 +161,39 @@ test('a single-page app gets one page view per real route change', () => withCon
   assert.equal(sentPages(), pages.length, 'no extra page event sent');
 }));
 
+test('the single-page shop records each step once and keeps its thank-you page', () => withContext(async (context) => {
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/spa/`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  const anonymousId = await page.evaluate(() => window.cdp.anonymousId());
+  await page.click('a[href="/spa/product/stove"]');
+  await page.click('#add');
+  await page.click('#add');
+  assert.equal(await page.textContent('#cart-count'), '2');
+  await page.click('header a[href="/spa/cart"]');
+  await page.click('a[href="/spa/checkout"]');
+  assert.match(await page.textContent('.price'), /To pay: €118\.00/);
+  await page.fill('#email', 'spa.buyer@example.com');
+  await page.click('button[type="submit"]');
+  await page.evaluate(() => window.cdp.flush());
+  // The order is the last event the page records: once it is stored, everything before it is.
+  const events = await eventually(async () => {
+    const e = await profileEvents(worker.url, anonymousId);
+    return names(e).includes('Order Completed') ? e : null;
+  });
+  // A route's page view and the events its page records happen in the same moment (in
+  // either order), so each kind is checked in its own order, every event exactly once.
+  const recorded = names(events ?? []);
+  assert.deepEqual(recorded.filter((n) => n.startsWith('page:')),
+    ['page:/spa/', 'page:/spa/product/stove', 'page:/spa/cart', 'page:/spa/checkout']);
+  assert.deepEqual(recorded.filter((n) => !n.startsWith('page:')), ['Product Viewed', 'Product Added', 'Product Added',
+    'Cart Viewed', 'Checkout Started', 'identify:/spa/checkout', 'Order Completed']);
+  const checkout = events.find((e) => e.event === 'Checkout Started');
+  assert.equal(checkout.properties.value, 118);
+  assert.equal(await page.textContent('#view h1'), 'Thank you!', 'the thank-you page stays');
+  assert.equal(await page.textContent('#cart-count'), '0');
+}));
+
 test('calls made before the tracker loads arrive, in the order they were made', () => withContext(async (context) => {
   const sent = watchBatches(context);
   await context.route('**/cdp.js', async (route) => { await new Promise((r) => setTimeout(r, 500)); await route.continue(); });
