@@ -8,7 +8,7 @@ RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e size bench-tracker bench-collector bench-store clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers deploy deploy-check size bench-tracker bench-collector bench-store clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -45,6 +45,19 @@ test-browser:
 
 test-e2e: build
 	@$(TOOLS); node --test --test-concurrency=1 tests/e2e/
+
+# The npm package built by Vite, webpack and esbuild and loaded in Chromium; the bundlers
+# are installed on first use only, like the peers' trackers below.
+test-bundlers: $(TRACKER_OUT)
+	@$(TOOLS); [ -d tests/bundlers/node_modules ] || npm ci --prefix tests/bundlers --no-audit --no-fund --loglevel=error
+	@$(TOOLS); node --test tests/bundlers/
+
+# Deployment (README, Deployment): the real one, and the dry run `make test` checks.
+deploy: setup
+	@scripts/deploy.sh
+
+deploy-check:
+	@scripts/deploy.sh --dry-run
 
 # Benchmarks: they print figures and assert nothing.
 size: $(TRACKER_OUT)

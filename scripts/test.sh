@@ -16,6 +16,8 @@ layer "host unit tests (cargo test)" test-unit
 layer "format and lint (cargo fmt, clippy -D warnings)" test-lint
 layer "tracker in headless Chromium (wasm-bindgen-test)" test-browser
 layer "end to end (wrangler dev + Chromium)" test-e2e
+layer "npm package built by Vite, webpack and esbuild (Chromium)" test-bundlers
+layer "deployment dry run (wrangler deploy --dry-run)" deploy-check
 echo
 [ "$failed" -eq 0 ] || echo "failed layers: ${failures[*]}"
 echo "test layers: $passed passed, $failed failed"

@@ -4,7 +4,11 @@ export interface TrackerConfig {
   writeKey: string;
   /** Collector origin (default: the page's origin). Events go to `${endpoint}/v1/batch`. */
   endpoint?: string;
-  /** Where to fetch `tracker_bg.wasm` from (default: beside this module). */
+  /**
+   * Where to fetch `tracker_bg.wasm` from, resolved against the page (default: beside this
+   * module, which Vite and webpack 5 follow). With esbuild, pass the default import of
+   * `@edge-cdp/tracker/tracker_bg.wasm` built with `--loader:.wasm=file`.
+   */
   wasmUrl?: string | URL;
   /** Send a page view on load (default true). Route changes always send one. */
   autoPage?: boolean;
@@ -74,5 +78,9 @@ export interface Cdp {
 /** The e-commerce helpers' event names. */
 export declare const ECOMMERCE: Readonly<Record<string, string>>;
 
-/** Loads the Wasm tracker and starts it; nothing happens on import. */
+/**
+ * Loads the Wasm tracker and starts it; nothing happens on import. Rejects, naming the URL,
+ * when the Wasm cannot be fetched or compiled (a bundler that did not emit it, a CSP
+ * without `'wasm-unsafe-eval'`).
+ */
 export declare function load(config: TrackerConfig): Promise<Cdp>;
