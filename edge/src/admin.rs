@@ -287,7 +287,10 @@ pub async fn stats(req: Request, env: &Env, config: &Config) -> Result<Response>
     if let Some(refusal) = refuse_unless_admin(&req, config)? {
         return Ok(refusal);
     }
-    http::json(200, &stats::read(env).await?)
+    let mut counts = stats::read(env).await?;
+    let pending = stats::pending(&counts);
+    counts.insert("pending".to_owned(), pending);
+    http::json(200, &counts)
 }
 
 /// `POST /v1/admin/replay?from=2026-11-23T00:00:00Z&to=…`: re-ingests the archived events
@@ -317,6 +320,47 @@ pub async fn replay(req: Request, env: &Env, config: &Config) -> Result<Response
         );
     }
     http::json(200, &archive::replay(env, from, to).await?)
+}
+
+/// `GET /v1/admin/dead-letters`: the messages the queue gave up on, kept in the archive
+/// bucket until replayed.
+pub async fn dead_letters(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    let letters = archive::dead_letters(env).await?;
+    let events: usize = letters.iter().map(|l| l.events).sum();
+    http::json(
+        200,
+        &serde_json::json!({"deadLetters": letters, "events": events}),
+    )
+}
+
+/// `POST /v1/admin/dead-letters/replay` (every message, or `?key=` one): sends them back to
+/// the queue and out of the store; counted as `dead_letters_replayed`.
+pub async fn replay_dead_letters(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    if let Some(refusal) = refuse_unless_admin(&req, config)? {
+        return Ok(refusal);
+    }
+    let url = req.url()?;
+    let key = url
+        .query_pairs()
+        .find(|(k, _)| k == "key")
+        .map(|(_, v)| v.into_owned());
+    if key
+        .as_deref()
+        .is_some_and(|k| !k.starts_with(archive::DEAD_PREFIX))
+    {
+        return http::bad_parameter(
+            "invalid_parameter",
+            "key",
+            "key must be a dead letter's key, as GET /v1/admin/dead-letters lists it",
+        );
+    }
+    let report = archive::replay_dead_letters(env, key.as_deref()).await?;
+    let counts = stats::Counts::from([("dead_letters_replayed".to_owned(), report.events as i64)]);
+    stats::add(env, counts).await;
+    http::json(200, &report)
 }
 
 /// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): resolving that

@@ -129,6 +129,89 @@ pub async fn replay(env: &Env, from: i64, to: i64) -> Result<ReplayReport> {
     Ok(report)
 }
 
+/// Where the queue messages that kept failing are kept (`dead/dt=…/hr=…/<id>.json`), as
+/// the queue held them, until they are replayed.
+pub const DEAD_PREFIX: &str = "dead/";
+
+/// One message in the dead-letter store.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Its key in the archive bucket (what a replay of this one message names).
+    pub key: String,
+    /// The source's write key, when the message is readable.
+    pub source: Option<String>,
+    /// Events it holds (0 when unreadable).
+    pub events: usize,
+    /// When it was kept.
+    pub kept_at: String,
+}
+
+/// Every message in the dead-letter store, with what it holds: `(letter, message)`.
+async fn read_dead_letters(
+    env: &Env,
+    only: Option<&str>,
+) -> Result<Vec<(DeadLetter, Option<QueuedBatch>)>> {
+    let bucket = env.bucket(ARCHIVE)?;
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = bucket.list().prefix(only.unwrap_or(DEAD_PREFIX));
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await?;
+        for object in page.objects() {
+            let key = object.key();
+            if only.is_some_and(|k| k != key) {
+                continue;
+            }
+            let Some(body) = bucket.get(key.clone()).execute().await? else {
+                continue;
+            };
+            let Some(bytes) = body.body() else { continue };
+            let message: Option<QueuedBatch> = serde_json::from_slice(&bytes.bytes().await?).ok();
+            let letter = DeadLetter {
+                key,
+                source: message.as_ref().map(|m| m.source.clone()),
+                events: message.as_ref().map_or(0, |m| m.events.len()),
+                kept_at: format_rfc3339(object.uploaded().as_millis() as i64),
+            };
+            out.push((letter, message));
+        }
+        match page.cursor().filter(|_| page.truncated()) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The dead-letter store's messages.
+pub async fn dead_letters(env: &Env) -> Result<Vec<DeadLetter>> {
+    Ok(read_dead_letters(env, None)
+        .await?
+        .into_iter()
+        .map(|(letter, _)| letter)
+        .collect())
+}
+
+/// Sends the dead-letter store's messages (or the one `only` names) back to the queue and
+/// takes them out of the store. Their events go through dedup as any delivery does, so a
+/// replay never stores an event twice; unreadable messages stay where they are.
+pub async fn replay_dead_letters(env: &Env, only: Option<&str>) -> Result<ReplayReport> {
+    let bucket = env.bucket(ARCHIVE)?;
+    let mut report = ReplayReport::default();
+    for (letter, message) in read_dead_letters(env, only).await? {
+        let Some(message) = message else { continue };
+        report.objects += 1;
+        report.events += message.events.len();
+        queue::resend(env, vec![message]).await?;
+        bucket.delete(letter.key).await?;
+    }
+    Ok(report)
+}
+
 /// Removes the given events from every archived batch (rewriting the objects that held any,
 /// deleting those left empty). Returns how many events were removed.
 pub async fn erase(env: &Env, message_ids: &std::collections::BTreeSet<String>) -> Result<usize> {

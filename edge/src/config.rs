@@ -37,6 +37,10 @@ pub struct Config {
     pub limits: Limits,
     /// The workspace's identity rules (`IDENTITY_RULES`, JSON; defaults when unset).
     pub rules: Rules,
+    /// Origins whose pages may call the admin API from a browser (`DASHBOARD_ORIGINS`,
+    /// comma-separated; none by default: the dashboard is served from the Worker's own
+    /// origin, which needs no CORS).
+    pub dashboard_origins: Vec<String>,
     /// Local development (`ENVIRONMENT=development`): honours the geography header and
     /// the fault-injection route, which production never does.
     pub development: bool,
@@ -78,6 +82,12 @@ impl Config {
                 max_batch_bytes: size("MAX_BATCH_BYTES", defaults.max_batch_bytes)?,
             },
             rules,
+            dashboard_origins: read("DASHBOARD_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
             development: read("ENVIRONMENT").as_deref() == Some("development"),
         })
     }

@@ -1,31 +1,40 @@
 //! The queue consumer: delivers queued events to their profiles exactly once.
 //!
-//! For each message: drop what was delivered before (dedup shards), send the rest to their
-//! profiles (all at once), record them as delivered, archive the message, acknowledge it.
-//! Any failure retries the whole message later; the steps are ordered so that a retry can
-//! only repeat work the profile store absorbs, never skip an event. A message that keeps
-//! failing goes to the dead-letter queue, which this consumer counts and archives.
+//! For each batch of messages: drop what was delivered before (dedup shards), send the
+//! rest to their profiles (all at once), record them as delivered, archive each message,
+//! acknowledge them. When that fails, the messages are tried again one by one, and within
+//! a message each group of events that share no identifier on its own: what succeeds is
+//! settled, and only what failed is retried (the whole message when nothing of it went
+//! through, else its failed events as a new message). Every step is idempotent, so a
+//! retry can only repeat work the profile store absorbs, never skip an event. A message
+//! that keeps failing goes to the dead-letter queue, which this consumer counts and
+//! archives under `dead/`.
+//!
+//! Counters: those a message carries from the collector are added once per message id,
+//! however often it is delivered; the consumer's own are added for deliveries that
+//! succeeded, so a retried failure does not count its events twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use cdp_protocol::event::Event;
+use cdp_protocol::identity::{identifiers_of, linked_groups};
 use wasm_bindgen::JsValue;
-use worker::{Date, Env, MessageBatch, MessageExt, Result};
+use worker::{Date, Env, MessageBatch, MessageExt, RawMessage, Result};
 
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counts};
-use crate::{archive, dedup, directory, import_job, profile_store, resolver};
+use crate::{archive, dedup, directory, import_job, profile_store, queue, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
 ///
 /// The messages of a batch are delivered together (one dedup round, one write per profile,
-/// one record round), which keeps the number of Durable Object calls per event low; if any
-/// step fails, every message of the batch is retried, which is safe because each step is
-/// idempotent.
+/// one record round), which keeps the number of Durable Object calls per event low.
 pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     let dead_letters = batch.queue() == DEAD_LETTER_QUEUE;
     let mut counts = Counts::new();
     let mut readable = Vec::new();
+    let mut carried = Vec::new();
     for message in batch.raw_iter() {
         let text = message.body().as_string().unwrap_or_default();
         if dead_letters {
@@ -33,7 +42,7 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
                 serde_json::from_str::<QueuedBatch>(&text).map_or(1, |b| b.events.len() as i64);
             *counts.entry("dead_lettered".into()).or_default() += events;
             let key = [
-                "dead/",
+                archive::DEAD_PREFIX,
                 &archive::hour_prefix(Date::now().as_millis() as i64)[4..],
                 &message.id(),
                 ".json",
@@ -51,7 +60,10 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
             continue;
         }
         match serde_json::from_str::<QueuedBatch>(&text) {
-            Ok(queued) => readable.push((message, queued)),
+            Ok(mut queued) => {
+                carried.push((message.id(), std::mem::take(&mut queued.counts)));
+                readable.push((message, queued));
+            }
             Err(e) => {
                 // Never readable: retried until the queue moves it to the dead-letter queue.
                 worker::console_error!("unreadable queue message {}: {e}", message.id());
@@ -60,20 +72,107 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
             }
         }
     }
-    if !readable.is_empty() {
-        let batches: Vec<(String, &QueuedBatch)> =
-            readable.iter().map(|(m, q)| (m.id(), q)).collect();
-        match deliver(env, &batches, &mut counts).await {
-            Ok(()) => readable.iter().for_each(|(m, _)| m.ack()),
+    // Counted whether the message is delivered now, retried or dead-lettered: the counts
+    // describe what the collector accepted, once.
+    stats::add_once(env, carried).await;
+    // Replays apart from new events: a replayed event counts as delivered only if the
+    // store did not hold it yet, a new one whenever dedup lets it through.
+    for replay in [false, true] {
+        let these: Vec<&(RawMessage, QueuedBatch)> = readable
+            .iter()
+            .filter(|(_, q)| q.replay == replay)
+            .collect();
+        if these.is_empty() {
+            continue;
+        }
+        let batches: Vec<(String, &QueuedBatch)> = these.iter().map(|(m, q)| (m.id(), q)).collect();
+        let mut attempt = Counts::new();
+        match deliver(env, &batches, &mut attempt).await {
+            Ok(()) => {
+                add(&mut counts, attempt);
+                these.iter().for_each(|(m, _)| m.ack());
+            }
             Err(e) => {
-                worker::console_error!("delivery failed, will retry: {e}");
-                *counts.entry("queue_retries".into()).or_default() += readable.len() as i64;
-                readable.iter().for_each(|(m, _)| m.retry());
+                worker::console_error!("delivery of a batch failed, isolating: {e}");
+                isolate(env, &these, &mut counts).await?;
             }
         }
     }
     stats::add(env, counts).await;
     Ok(())
+}
+
+fn add(counts: &mut Counts, more: Counts) {
+    for (name, value) in more {
+        *counts.entry(name).or_default() += value;
+    }
+}
+
+/// After a batch failed: each message on its own, and within it each group of events
+/// linked by their identifiers on its own, so one person whose events keep failing holds
+/// up nobody else.
+async fn isolate(
+    env: &Env,
+    readable: &[&(RawMessage, QueuedBatch)],
+    counts: &mut Counts,
+) -> Result<()> {
+    let config = Config::from_env(env).map_err(worker::Error::RustError)?;
+    for (message, queued) in readable.iter().copied() {
+        let groups = by_person(queued, &config.rules.identifiers);
+        let mut failed: Vec<Event> = Vec::new();
+        let mut delivered_some = false;
+        for (n, group) in groups.iter().enumerate() {
+            // Each group is archived under a name of its own.
+            let id = [message.id(), "-".into(), n.to_string()].concat();
+            let mut attempt = Counts::new();
+            match deliver(env, &[(id, group)], &mut attempt).await {
+                Ok(()) => {
+                    add(counts, attempt);
+                    delivered_some = true;
+                }
+                Err(e) => {
+                    worker::console_error!("delivery failed, will retry: {e}");
+                    failed.extend(group.events.iter().cloned());
+                }
+            }
+        }
+        if failed.is_empty() {
+            message.ack();
+            continue;
+        }
+        *counts.entry("queue_retries".into()).or_default() += 1;
+        if !delivered_some {
+            message.retry();
+            continue;
+        }
+        // Part of the message went through: only its failed events are tried again, as a
+        // message of their own (its own retries, then the dead-letter queue).
+        match queue::requeue(env, queued, failed).await {
+            Ok(()) => message.ack(),
+            Err(e) => {
+                worker::console_error!("requeue failed, retrying the whole message: {e}");
+                message.retry();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The message's events split into groups that share no identifier, each a message of its
+/// own (same source, time and job).
+fn by_person(queued: &QueuedBatch, declared: &[String]) -> Vec<QueuedBatch> {
+    let ids: Vec<_> = queued
+        .events
+        .iter()
+        .map(|e| identifiers_of(e, declared))
+        .collect();
+    linked_groups(&ids)
+        .into_iter()
+        .map(|members| QueuedBatch {
+            events: members.iter().map(|&i| queued.events[i].clone()).collect(),
+            ..queued.part()
+        })
+        .collect()
 }
 
 async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Counts) -> Result<()> {
@@ -101,9 +200,6 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
             .sources
             .by_key(&queued.source)
             .map_or_else(|| "unknown source".to_owned(), |s| s.name.clone());
-        for (name, value) in &queued.counts {
-            *counts.entry(name.clone()).or_default() += value;
-        }
         for event in &queued.events {
             let key = dedup::key(&queued.source, &event.message_id);
             if (!queued.replay && seen.contains(&key)) || !in_batch.insert(key.clone()) {
@@ -117,8 +213,10 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
             }
         }
     }
-    let delivered = fresh.len() as i64;
     let routed = resolver::resolve(env, fresh, &config.rules, counts).await?;
+    // What reaches a profile: erased people's events and those without a usable
+    // identifier are counted as such by the resolver, not as delivered.
+    let delivered = routed.events.values().map(Vec::len).sum::<usize>() as i64;
     let profiles: BTreeSet<&String> = routed.events.keys().chain(routed.links.keys()).collect();
     let profiles_written: Vec<&String> = profiles.iter().copied().collect();
     let writes = profiles.into_iter().map(|profile| {
@@ -135,11 +233,14 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
         profile_store::ingest(env, profile, events, links, &sources)
     });
     let mut summaries = Vec::new();
+    let mut newly_stored = 0;
     for (profile, outcome) in profiles_written
         .into_iter()
         .zip(futures_util::future::join_all(writes).await)
     {
-        if let Some(summary) = outcome?.summary {
+        let report = outcome?;
+        newly_stored += report.stored as i64;
+        if let Some(summary) = report.summary {
             summaries.push((profile.clone(), summary));
         }
     }
@@ -156,7 +257,15 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
     for outcome in futures_util::future::join_all(archives).await {
         outcome?;
     }
-    *counts.entry("delivered".into()).or_default() += delivered;
+    let replay = batches.iter().all(|(_, q)| q.replay);
+    if replay {
+        // What a replay meets again was counted when it was first delivered.
+        for counted in ["duplicates", "suppressed", "unlinked"] {
+            counts.remove(counted);
+        }
+        *counts.entry("replayed".into()).or_default() += delivered;
+    }
+    *counts.entry("delivered".into()).or_default() += if replay { newly_stored } else { delivered };
     for (_, queued) in batches {
         if let Some((job, chunk)) = &queued.job {
             // Progress is a report, not delivery: a failure here is logged, not retried.

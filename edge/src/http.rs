@@ -40,14 +40,33 @@ pub fn allow_origin(response: Response, origin: Option<&str>) -> Result<Response
 }
 
 /// Answers a CORS preflight (clients that send `application/json` or `Authorization` from
-/// a browser), for origins some source allows.
-pub fn preflight(req: &Request, sources: &Sources) -> Result<Response> {
+/// a browser): on the collector's paths for origins some source allows, on the admin API
+/// only for the configured dashboard origins (a source that allows `*` must not open the
+/// admin API to every site).
+pub fn preflight(
+    req: &Request,
+    sources: &Sources,
+    dashboard_origins: &[String],
+    collector: bool,
+) -> Result<Response> {
     let origin = req.headers().get("Origin")?;
-    if !origin.as_deref().is_some_and(|o| sources.any_allows(o)) {
-        return error(403, "origin_not_allowed", "no source allows this origin");
+    let allowed = origin.as_deref().is_some_and(|o| {
+        if collector {
+            sources.any_allows(o)
+        } else {
+            dashboard_origins.iter().any(|d| d.eq_ignore_ascii_case(o))
+        }
+    });
+    if !allowed {
+        let message = if collector {
+            "no source allows this origin"
+        } else {
+            "the admin API answers browsers only from DASHBOARD_ORIGINS"
+        };
+        return error(403, "origin_not_allowed", message);
     }
     let headers = Headers::new();
-    headers.set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")?;
+    headers.set("Access-Control-Allow-Methods", "POST, GET, DELETE, OPTIONS")?;
     headers.set(
         "Access-Control-Allow-Headers",
         "Authorization, Content-Type, Content-Encoding",

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use cdp_protocol::identity::Identifier;
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
@@ -68,9 +69,17 @@ pub async fn lookup(env: &Env, keys: &[String], delivery: bool) -> Result<Known>
     Ok(known)
 }
 
-/// Forgets `keys` and suppresses them: later events carrying one are dropped.
+/// Forgets `keys` and suppresses them, and their values under any kind: later events
+/// carrying one are dropped.
 pub async fn suppress(env: &Env, keys: &[String]) -> Result<()> {
-    let calls = shard::group(keys, SHARDS)
+    let mut keys = keys.to_vec();
+    keys.extend(
+        keys.iter()
+            .filter_map(|k| Identifier::from_key(k))
+            .map(|id| id.any_kind_key())
+            .collect::<Vec<_>>(),
+    );
+    let calls = shard::group(&keys, SHARDS)
         .into_iter()
         .map(|(s, keys)| async move {
             call(

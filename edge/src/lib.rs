@@ -58,7 +58,11 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
     };
     let path = req.path();
     match (req.method(), path.as_str()) {
-        (Method::Options, p) if p.starts_with("/v1/") => http::preflight(&req, &config.sources),
+        (Method::Options, p) if p.starts_with("/v1/") => {
+            let collector =
+                collect::is_collector_path(p) || p == "/v1/m" || p.starts_with("/v1/projects/");
+            http::preflight(&req, &config.sources, &config.dashboard_origins, collector)
+        }
         (Method::Post, p) if collect::is_collector_path(p) => {
             collect::handle(req, &env, &config, &ctx).await
         }
@@ -91,6 +95,10 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         }
         (Method::Post, "/v1/admin/replay") => admin::replay(req, &env, &config).await,
         (Method::Post, "/v1/admin/faults") => admin::faults(req, &env, &config).await,
+        (Method::Get, "/v1/admin/dead-letters") => admin::dead_letters(req, &env, &config).await,
+        (Method::Post, "/v1/admin/dead-letters/replay") => {
+            admin::replay_dead_letters(req, &env, &config).await
+        }
         (Method::Get, p) if p.starts_with("/v1/profiles/") => {
             let rest = p.trim_start_matches("/v1/profiles/");
             match rest.split_once('/') {
@@ -134,7 +142,10 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     let profile = path.strip_prefix("/v1/profiles/");
     Some(match path {
         "/v1/profiles/lookup" | "/v1/profiles" | "/v1/stats" | "/v1/audit" => "GET, OPTIONS",
-        "/v1/admin/replay" | "/v1/admin/faults" => "POST, OPTIONS",
+        "/v1/admin/replay" | "/v1/admin/faults" | "/v1/admin/dead-letters/replay" => {
+            "POST, OPTIONS"
+        }
+        "/v1/admin/dead-letters" => "GET, OPTIONS",
         p if p.starts_with("/v1/import/") => "GET, OPTIONS",
         _ => match profile?.split_once('/') {
             None => "GET, DELETE, OPTIONS",

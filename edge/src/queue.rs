@@ -34,6 +34,48 @@ pub struct QueuedBatch {
     pub job: Option<(String, u32)>,
 }
 
+impl QueuedBatch {
+    /// An empty message of the same source, time and kind, for part of this one's events;
+    /// it carries no counters (they were counted with this message).
+    pub fn part(&self) -> Self {
+        Self {
+            source: self.source.clone(),
+            received_at: self.received_at,
+            events: Vec::new(),
+            replay: self.replay,
+            counts: Counts::new(),
+            job: None,
+        }
+    }
+}
+
+/// Sends `events`, the part of `queued` that failed while the rest was delivered, back to
+/// the queue as a message of their own, a little later (the queue's first retry delay).
+pub async fn requeue(env: &Env, queued: &QueuedBatch, events: Vec<Event>) -> Result<()> {
+    let message = QueuedBatch {
+        events,
+        job: queued.job.clone(),
+        ..queued.part()
+    };
+    let text =
+        serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let delayed = worker::MessageBuilder::new(text).delay_seconds(1).build();
+    env.queue(EVENTS)?.send(delayed).await
+}
+
+/// Sends messages read back from the dead-letter store to the queue again, as they were
+/// but without their counters (counted when they were first accepted).
+pub async fn resend(env: &Env, messages: Vec<QueuedBatch>) -> Result<()> {
+    let queue = env.queue(EVENTS)?;
+    for mut message in messages {
+        message.counts = Counts::new();
+        let text =
+            serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        queue.send(text).await?;
+    }
+    Ok(())
+}
+
 /// Splits events into messages under the queue's size limit, in order. `source_bytes` is the
 /// size of the request body they came from: when it and what enrichment adds (well under
 /// 2 KB an event) fit in one message, nothing needs measuring.

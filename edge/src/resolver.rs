@@ -90,10 +90,11 @@ pub async fn resolve(
                 .collect()
         })
         .collect();
+    // Each identifier's own key, and its value under any kind (how erasure suppresses).
     let keys: Vec<String> = ids_of
         .iter()
         .flatten()
-        .map(Identifier::key)
+        .flat_map(|id| [id.key(), id.any_kind_key()])
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -123,7 +124,10 @@ pub async fn resolve(
             *counts.entry("unlinked".into()).or_default() += 1;
             continue;
         }
-        if ids.iter().any(|id| suppressed.contains(&id.key())) {
+        if ids
+            .iter()
+            .any(|id| suppressed.contains(&id.key()) || suppressed.contains(&id.any_kind_key()))
+        {
             // An erased person: never stored, never re-created.
             *counts.entry("suppressed".into()).or_default() += 1;
             routed.suppressed.insert(event.message_id.clone());

@@ -24,18 +24,45 @@ pub async fn add(env: &Env, counts: Counts) {
         return;
     }
     let shard = (js_sys::Math::random() * f64::from(SHARDS)) as u32 % SHARDS;
+    post(env, shard, "add", &counts).await;
+}
+
+/// Posts `body` to a shard; counting never fails a request, so errors are logged.
+async fn post<T: serde::Serialize>(env: &Env, shard: u32, path: &str, body: &T) {
     let outcome = async {
         let body =
-            serde_json::to_string(&counts).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(body.into()));
-        let req = Request::new_with_init("https://stats/add", &init)?;
+        let req = Request::new_with_init(&["https://stats/", path].concat(), &init)?;
         stub(env, shard)?.fetch_with_request(req).await
     }
     .await;
     if let Err(e) = outcome {
         worker::console_error!("counting failed: {e}");
     }
+}
+
+/// How long a shard remembers which queue messages' counters it added: past the queue's
+/// retries, and past the dedup window, after which nothing is redelivered.
+const APPLIED_FOR_MS: i64 = 8 * 24 * 3_600_000;
+/// How often a shard forgets ids older than that (an offset: `set_alarm` reads integers
+/// as offsets from now).
+const FORGET_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Adds the counters each queue message carries exactly once, however often the queue
+/// delivers the message: the shard of the message's id remembers the ids it applied. One
+/// call per shard the batch's messages fall in.
+pub async fn add_once(env: &Env, per_message: Vec<(String, Counts)>) {
+    let mut by_shard: BTreeMap<u32, Vec<(String, Counts)>> = BTreeMap::new();
+    for (id, counts) in per_message.into_iter().filter(|(_, c)| !c.is_empty()) {
+        let shard = crate::shard::of(&id, u64::from(SHARDS)) as u32;
+        by_shard.entry(shard).or_default().push((id, counts));
+    }
+    let calls = by_shard
+        .iter()
+        .map(|(shard, entries)| post(env, *shard, "add-once", entries));
+    futures_util::future::join_all(calls).await;
 }
 
 /// The sum of every shard's counters.
@@ -49,6 +76,20 @@ pub async fn read(env: &Env) -> Result<Counts> {
         }
     }
     Ok(total)
+}
+
+/// Events accepted but not yet settled: in the queue, or lost (a local `wrangler dev`
+/// restart loses what its in-memory queue held). Every accepted event ends as exactly one
+/// of delivered, duplicate, suppressed, unlinked or dead-lettered (less those replayed
+/// from the dead-letter store), so this is what the counters do not account for yet.
+pub fn pending(counts: &Counts) -> i64 {
+    let get = |name: &str| counts.get(name).copied().unwrap_or(0);
+    get("accepted")
+        - get("delivered")
+        - get("duplicates")
+        - get("suppressed")
+        - get("unlinked")
+        - (get("dead_lettered") - get("dead_letters_replayed"))
 }
 
 fn stub(env: &Env, shard: u32) -> Result<worker::Stub> {
@@ -74,12 +115,48 @@ impl DurableObject for StatsShard {
         Self { state }
     }
 
+    async fn alarm(&self) -> Result<Response> {
+        let now = worker::Date::now().as_millis() as i64;
+        self.state.storage().sql().exec(
+            "DELETE FROM applied WHERE at < ?",
+            vec![(now - APPLIED_FOR_MS).into()],
+        )?;
+        self.state.storage().set_alarm(FORGET_EVERY).await?;
+        Response::empty()
+    }
+
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
         sql.exec(
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
             None,
         )?;
+        if req.method() == Method::Post && req.path() == "/add-once" {
+            sql.exec(
+                "CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+                None,
+            )?;
+            let now = worker::Date::now().as_millis() as i64;
+            let entries: Vec<(String, Counts)> = req.json().await?;
+            for (id, counts) in entries {
+                let fresh = sql
+                    .exec(
+                        "INSERT OR IGNORE INTO applied (id, at) VALUES (?, ?)",
+                        vec![id.into(), now.into()],
+                    )?
+                    .rows_written();
+                if fresh > 0 {
+                    add_to(&sql, counts)?;
+                }
+            }
+            // The ids are forgotten by an hourly alarm, not here: a scan per batch would
+            // read the whole table each time.
+            let storage = self.state.storage();
+            if storage.get_alarm().await?.is_none() {
+                storage.set_alarm(FORGET_EVERY).await?;
+            }
+            return http::json(200, &serde_json::json!({"ok": true}));
+        }
         if req.method() == Method::Post && req.path() == "/set" {
             // Entries that are set, not added to (an import job's progress).
             let entries: Counts = req.json().await?;
@@ -92,14 +169,7 @@ impl DurableObject for StatsShard {
             return http::json(200, &serde_json::json!({"ok": true}));
         }
         if req.method() == Method::Post {
-            let counts: Counts = req.json().await?;
-            for (name, value) in counts {
-                sql.exec(
-                    "INSERT INTO counters (name, value) VALUES (?, ?)
-                     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    vec![name.into(), value.into()],
-                )?;
-            }
+            add_to(&sql, req.json().await?)?;
             return http::json(200, &serde_json::json!({"ok": true}));
         }
         let rows: Counts = sql
@@ -110,4 +180,15 @@ impl DurableObject for StatsShard {
             .collect();
         http::json(200, &rows)
     }
+}
+
+fn add_to(sql: &worker::SqlStorage, counts: Counts) -> Result<()> {
+    for (name, value) in counts {
+        sql.exec(
+            "INSERT INTO counters (name, value) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            vec![name.into(), value.into()],
+        )?;
+    }
+    Ok(())
 }

@@ -49,6 +49,13 @@ impl Identifier {
         [self.kind.as_str(), ":", self.value.as_str()].concat()
     }
 
+    /// `*:value`: the value under any kind. Erasure suppresses it too, so an erased user id
+    /// that comes back as an alias's `previousId` (read as an anonymous id) or under
+    /// another kind is still recognised.
+    pub fn any_kind_key(&self) -> String {
+        ["*:", self.value.as_str()].concat()
+    }
+
     /// The identifier a [`key`](Self::key) names (kinds never contain `:`).
     pub fn from_key(key: &str) -> Option<Identifier> {
         let (kind, value) = key.split_once(':')?;
@@ -497,6 +504,41 @@ pub fn unmerge(links: &[Link], detach: &Identifier, rules: &Rules) -> Option<Unm
     })
 }
 
+/// Splits events into groups that share no identifier (each event given by its
+/// identifiers), as indexes in their order: events of one group may link or merge
+/// profiles with each other, never with another group's, so groups can be delivered, and
+/// fail, on their own.
+pub fn linked_groups(ids_of: &[Vec<Identifier>]) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..ids_of.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_with: BTreeMap<&Identifier, usize> = BTreeMap::new();
+    for (i, ids) in ids_of.iter().enumerate() {
+        for id in ids {
+            match first_with.get(id) {
+                Some(&j) => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    first_with.insert(id, i);
+                }
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..ids_of.len() {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
 /// The trait keys whose value is one of `gone` (a trait named like the identifier's kind,
 /// e.g. `email`, holding the same value once normalised): after an unmerge those traits
 /// describe the person who left, not the one who stays.
@@ -866,5 +908,26 @@ mod tests {
         ];
         assert_eq!(traits_naming(traits, &gone), ["email"]);
         assert!(traits_naming([("email", "bob@example.com")], &gone).is_empty());
+    }
+
+    #[test]
+    fn events_are_grouped_by_the_identifiers_they_share() {
+        let id = |kind: &str, value: &str| Identifier {
+            kind: kind.into(),
+            value: value.into(),
+        };
+        let events = vec![
+            vec![id("anonymousId", "a")],
+            vec![id("anonymousId", "b")],
+            vec![id("anonymousId", "c"), id("userId", "u")],
+            vec![id("anonymousId", "a"), id("userId", "u")],
+            vec![],
+            vec![id("anonymousId", "b")],
+        ];
+        assert_eq!(
+            linked_groups(&events),
+            vec![vec![0, 2, 3], vec![1, 5], vec![4]]
+        );
+        assert!(linked_groups(&[]).is_empty());
     }
 }

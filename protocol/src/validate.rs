@@ -153,6 +153,10 @@ fn validate_event(
         }
     }
 
+    if let Some(Value::Object(properties)) = body.get("properties") {
+        check_amounts(properties).map_err(|detail| refuse("invalid_field", detail))?;
+    }
+
     let timestamp = match body.get("timestamp") {
         None | Some(Value::Null) => received_at,
         Some(Value::String(s)) => parse_rfc3339(s).ok_or_else(|| {
@@ -205,6 +209,24 @@ fn validate_event(
         received_at,
         body,
     })
+}
+
+/// The e-commerce amounts the computed traits add up: a number, or text that reads as a
+/// finite one (`"59.90"`). `"NaN"`, `"Infinity"` or `"-1e309"` would spoil a sum, so the
+/// event is refused with the field named, and its neighbours kept.
+const AMOUNTS: [&str; 5] = ["revenue", "total", "value", "price", "quantity"];
+
+fn check_amounts(properties: &Map<String, Value>) -> Result<(), String> {
+    for field in AMOUNTS {
+        if let Some(Value::String(text)) = properties.get(field) {
+            if !text.trim().parse::<f64>().is_ok_and(f64::is_finite) {
+                return Err(format!(
+                    "properties.{field} must be a finite number, not {text:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The length of an event serialised, counted without building the string.
@@ -374,5 +396,23 @@ mod tests {
     fn missing_timestamp_becomes_received_at() {
         let checked = check(r#"{"batch":[{"type":"page","anonymousId":"a"}]}"#);
         assert_eq!(checked.accepted[0].timestamp, NOW);
+    }
+
+    #[test]
+    fn an_amount_that_is_not_a_finite_number_is_refused_with_its_field() {
+        let checked = check(
+            r#"{"batch":[
+            {"type":"track","event":"Order Completed","anonymousId":"a","properties":{"revenue":"NaN"}},
+            {"type":"track","event":"Order Completed","anonymousId":"a","properties":{"total":"-1e309"}},
+            {"type":"track","event":"Order Completed","anonymousId":"a","properties":{"total":"59.90","price":12}}]}"#,
+        );
+        assert_eq!(checked.accepted.len(), 1);
+        let reasons: Vec<_> = checked
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.reason))
+            .collect();
+        assert_eq!(reasons, [(0, "invalid_field"), (1, "invalid_field")]);
+        assert!(checked.rejected[0].detail.contains("properties.revenue"));
     }
 }

@@ -35,14 +35,15 @@ function freePort() {
 
 /** Starts the Worker under `wrangler dev`; resolves to { url, stop } once it answers.
  * `config` runs another wrangler.toml instead (the benchmark's empty baseline); `vars` sets
- * more Worker variables. */
-export async function startWorker({ config, vars = {} } = {}) {
+ * more Worker variables (`SOURCES` among them replaces the tests' sources);
+ * `misconfigured` waits for the 500 a refused configuration gives. */
+export async function startWorker({ config, vars = {}, misconfigured = false } = {}) {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
   const child = spawn(
     join(ROOT, 'node_modules', '.bin', 'wrangler'),
     ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
-      '--var', `SOURCES:${JSON.stringify(SOURCES)}`, '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
+      ...(vars.SOURCES ? [] : ['--var', `SOURCES:${JSON.stringify(SOURCES)}`]), '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
       '--var', 'ENVIRONMENT:development',
       ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
       '--show-interactive-dev-session=false', '--log-level', 'warn'],
@@ -74,7 +75,9 @@ export async function startWorker({ config, vars = {} } = {}) {
     if (child.exitCode !== null) break;
     try {
       const res = await fetch(`${url}/v1/health-probe`);
-      if (res.status === 404 || (config && res.ok)) return { url, stop, output: () => output };
+      // A Worker started with a configuration it refuses answers every call with 500.
+      const ready = misconfigured ? res.status === 500 : res.status === 404 || (config && res.ok);
+      if (ready) return { url, stop, output: () => output };
     } catch { /* not listening yet */ }
     await new Promise((r) => setTimeout(r, 250));
   }
