@@ -1,14 +1,18 @@
 //! Identity resolution in the store: which profile each event belongs to, merging profiles
-//! and linking identifiers on the way, by the pure rule `cdp_protocol::identity::plan`.
+//! and linking identifiers on the way. The decisions are the pure `cdp_protocol::routing`
+//! (tested across deliveries on the host); this module reads what they need (the index,
+//! the profiles' holdings, erased identifiers) and carries them out.
 //!
 //! Events are resolved oldest first. The index is read once for every identifier of the
-//! batch; merges are applied as they are planned (copy, forward, re-point the index), so
-//! a retry after a failure finds the work done or redoes it harmlessly.
+//! batch; merges are carried out in the order they were decided (copy, forward), then the
+//! index is re-pointed, so a retry after a failure finds the work done or redoes it
+//! harmlessly.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use cdp_protocol::event::Event;
-use cdp_protocol::identity::{identifiers_of, plan, Identifier, Rules};
+use cdp_protocol::identity::{identifiers_of, Identifier, Rules};
+use cdp_protocol::routing::{route, Arrival, Known, Outcome};
 use worker::{Env, Result};
 
 use crate::identity_index;
@@ -26,21 +30,8 @@ pub struct Routed {
     pub suppressed: BTreeSet<String>,
 }
 
-/// A new profile's id, derived from the event and identifier that created it, so a retry
-/// of the same delivery creates the same profile rather than a second one.
-pub fn new_profile_id(message_id: &str, id: &Identifier) -> String {
-    let text = [message_id, "\u{1f}", &id.key()].concat();
-    let fnv = |seed: u64| {
-        text.bytes().fold(seed, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    };
-    format!(
-        "p-{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325),
-        fnv(0x84222325cbf29ce4)
-    )
-}
+/// A new profile's id (the pure rule's, re-exported for the unmerge).
+pub use cdp_protocol::routing::new_profile_id;
 
 /// Follows forwards of merged profiles to the profile that holds the person now.
 async fn current(
@@ -117,88 +108,61 @@ pub async fn resolve(
         }
     }
 
-    let rules = &rules;
-    let mut routed = Routed::default();
-    for (event, ids) in events.into_iter().zip(ids_of) {
-        if ids.is_empty() {
-            *counts.entry("unlinked".into()).or_default() += 1;
-            continue;
-        }
-        if ids
-            .iter()
-            .any(|id| suppressed.contains(&id.key()) || suppressed.contains(&id.any_kind_key()))
-        {
-            // An erased person: never stored, never re-created.
-            *counts.entry("suppressed".into()).or_default() += 1;
-            routed.suppressed.insert(event.message_id.clone());
-            continue;
-        }
-        let step = plan(&ids, &home, &holdings, rules);
-        let target = match (&step.target, step.link.first()) {
-            (Some(target), _) => target.clone(),
-            (None, Some(first)) => new_profile_id(&event.message_id, first),
-            (None, None) => {
-                *counts.entry("unlinked".into()).or_default() += 1;
-                continue;
-            }
-        };
-        holdings.entry(target.clone()).or_default();
-        for loser in &step.merge {
-            profile_store::merge(env, loser, &target, &event.message_id, event.timestamp).await?;
-            *counts.entry("merges".into()).or_default() += 1;
-            let moved = holdings.remove(loser).unwrap_or_default();
-            for id in &moved {
-                home.insert(id.clone(), target.clone());
-                repoint.insert(id.key(), target.clone());
-            }
-            holdings.entry(target.clone()).or_default().extend(moved);
-            // Events of this batch already routed to the loser follow it.
-            if let Some(moved_events) = routed.events.remove(loser) {
-                routed
-                    .events
-                    .entry(target.clone())
-                    .or_default()
-                    .extend(moved_events);
-            }
-            if let Some(moved_links) = routed.links.remove(loser) {
-                routed
-                    .links
-                    .entry(target.clone())
-                    .or_default()
-                    .extend(moved_links);
-            }
-        }
-        // Explains each link: the event, and the strongest identifier it carried besides.
-        let strongest = rules.strongest(&ids).map(Identifier::key);
-        let mut place = |id: &Identifier, profile: &String, via: Option<String>| {
-            home.insert(id.clone(), profile.clone());
-            holdings
-                .entry(profile.clone())
-                .or_default()
-                .insert(id.clone());
-            repoint.insert(id.key(), profile.clone());
-            routed
-                .links
-                .entry(profile.clone())
-                .or_default()
-                .push(IdentityRow {
-                    kind: id.kind.clone(),
-                    value: id.value.clone(),
-                    first_seen: event.timestamp,
-                    message_id: event.message_id.clone(),
-                    via,
-                });
-        };
-        for id in &step.link {
-            place(id, &target, strongest.clone().filter(|s| s != &id.key()));
-        }
-        for id in &step.apart {
-            // Kept apart by the rules (another user on a shared device): a profile of its own.
-            place(id, &new_profile_id(&event.message_id, id), None);
-            *counts.entry("kept_apart".into()).or_default() += 1;
-        }
-        routed.events.entry(target).or_default().push(event);
+    // The decisions, pure (protocol/src/routing.rs), then carried out in order.
+    let arrivals: Vec<Arrival> = events
+        .iter()
+        .zip(&ids_of)
+        .map(|(e, ids)| Arrival {
+            message_id: e.message_id.clone(),
+            at: e.timestamp,
+            ids: ids.clone(),
+        })
+        .collect();
+    let mut state = Known { home, holdings };
+    let is_suppressed =
+        |id: &Identifier| suppressed.contains(&id.key()) || suppressed.contains(&id.any_kind_key());
+    let routing = route(&arrivals, is_suppressed, &mut state, &rules);
+    for merge in &routing.merges {
+        profile_store::merge(env, &merge.from, &merge.into, &merge.message_id, merge.at).await?;
     }
+    let unlinked = routing
+        .outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Unlinked)
+        .count();
+    let mut routed = Routed::default();
+    for (event, outcome) in events.into_iter().zip(routing.outcomes) {
+        match outcome {
+            Outcome::Stored(profile) => routed.events.entry(profile).or_default().push(event),
+            Outcome::Suppressed => {
+                routed.suppressed.insert(event.message_id.clone());
+            }
+            Outcome::Unlinked => {}
+        }
+    }
+    for link in routing.links {
+        routed
+            .links
+            .entry(link.profile)
+            .or_default()
+            .push(IdentityRow {
+                kind: link.id.kind,
+                value: link.id.value,
+                first_seen: link.at,
+                message_id: link.message_id,
+                via: link.via.as_ref().map(Identifier::key),
+            });
+    }
+    let tally = [
+        ("merges", routing.merges.len()),
+        ("kept_apart", routing.kept_apart),
+        ("suppressed", routed.suppressed.len()),
+        ("unlinked", unlinked),
+    ];
+    for (name, n) in tally.into_iter().filter(|(_, n)| *n > 0) {
+        *counts.entry(name.into()).or_default() += n as i64;
+    }
+    repoint.extend(routing.repoint.into_iter().map(|(id, p)| (id.key(), p)));
     if !repoint.is_empty() {
         identity_index::assign(env, &repoint).await?;
     }

@@ -44,6 +44,14 @@ pub struct Identifier {
 }
 
 impl Identifier {
+    /// An identifier of `kind` with a value already normalised.
+    pub fn new(kind: &str, value: &str) -> Self {
+        Self {
+            kind: kind.into(),
+            value: value.into(),
+        }
+    }
+
     /// `kind:value`, the identifier's name in the index.
     pub fn key(&self) -> String {
         [self.kind.as_str(), ":", self.value.as_str()].concat()
@@ -562,10 +570,7 @@ mod tests {
     use serde_json::json;
 
     fn id(kind: &str, value: &str) -> Identifier {
-        Identifier {
-            kind: kind.into(),
-            value: value.into(),
-        }
+        Identifier::new(kind, value)
     }
 
     fn link(at: Millis, message_id: &str, ids: &[(&str, &str)]) -> Link {

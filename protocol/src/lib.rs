@@ -13,6 +13,7 @@ pub mod enrich;
 pub mod event;
 pub mod identity;
 pub mod import;
+pub mod routing;
 pub mod search;
 pub mod source;
 pub mod time;
