@@ -8,7 +8,7 @@ RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers deploy deploy-check size bench-tracker bench-collector bench-store clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -45,6 +45,15 @@ test-browser:
 
 test-e2e: build
 	@$(TOOLS); node --test --test-concurrency=1 tests/e2e/
+
+# The tracker's size budget (15 KB brotli), as a test that fails when the build goes over.
+test-size: $(TRACKER_OUT)
+	@$(TOOLS); node scripts/size-budget.mjs
+
+# The npm package's types (index.d.ts) checked by the TypeScript compiler against a use of
+# the whole API (tracker/npm/types-check.ts).
+test-types: $(TRACKER_OUT)
+	@$(TOOLS); tsc --noEmit --strict --allowJs --target es2022 --module nodenext --moduleResolution nodenext --lib es2022,dom tracker/npm/types-check.ts
 
 # The npm package built by Vite, webpack and esbuild and loaded in Chromium; the bundlers
 # are installed on first use only, like the peers' trackers below.

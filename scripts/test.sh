@@ -15,6 +15,7 @@ layer() {
 layer "host unit tests (cargo test)" test-unit
 layer "format and lint (cargo fmt, clippy -D warnings)" test-lint
 layer "tracker in headless Chromium (wasm-bindgen-test)" test-browser
+layer "tracker size budget (15 KB brotli) and npm types (tsc)" test-size test-types
 layer "end to end (wrangler dev + Chromium)" test-e2e
 layer "npm package built by Vite, webpack and esbuild (Chromium)" test-bundlers
 layer "deployment dry run (wrangler deploy --dry-run)" deploy-check

@@ -263,7 +263,8 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
         for counted in ["duplicates", "suppressed", "unlinked"] {
             counts.remove(counted);
         }
-        *counts.entry("replayed".into()).or_default() += delivered;
+        let sent_again: usize = batches.iter().map(|(_, q)| q.events.len()).sum();
+        *counts.entry("replayed".into()).or_default() += sent_again as i64;
     }
     *counts.entry("delivered".into()).or_default() += if replay { newly_stored } else { delivered };
     for (_, queued) in batches {

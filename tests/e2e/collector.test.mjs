@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { Analytics } from '@segment/analytics-node';
-import { ADMIN_TOKEN, WRITE_KEY, admin, eventually, profileEvents, sendBatch, startWorker } from './harness.mjs';
+import { ADMIN_TOKEN, WRITE_KEY, admin, counters, eventually, profileEvents, replayed, sendBatch, settled, startWorker } from './harness.mjs';
 
 let worker;
 
@@ -150,7 +150,7 @@ test('events are enriched: geography, anonymised IP, user agent, campaign, refer
   assert.equal(ctx.os.name, 'iOS');
   assert.equal(ctx.campaign.source, 'newsletter');
   assert.equal(ctx.campaign.name, 'winter');
-  assert.ok(['search', 'email'].includes(ctx.referrerType));
+  assert.equal(ctx.referrerType, 'email', 'the campaign\'s medium wins over the search engine that referred');
   const corrected = Date.parse(event.timestamp);
   assert.ok(Math.abs(corrected - (Date.parse(event.receivedAt) - 5_000)) < 50, 'event time corrected for the device clock');
   assert.ok(Math.abs(event.skewMs - 60_000) < 2_000, 'skew kept');
@@ -164,8 +164,10 @@ test('a failing profile write is retried by the queue and nothing is lost', asyn
   assert.equal((await sendBatch(worker.url, [page('flaky', 'f-1'), page('flaky', 'f-2')])).status, 200);
   const events = await eventsOf('flaky', 2);
   assert.deepEqual(events.map((e) => e.messageId).sort(), ['f-1', 'f-2']);
-  const s = await eventually(async () => { const now = await stats(); return (now.queue_retries ?? 0) - before >= 2 ? now : null; });
-  assert.ok(s, 'two retries counted');
+  // Both failures are absorbed before the queue retries the message once: the batch, then
+  // the visitor's events on their own, fail; the retry succeeds.
+  const s = await eventually(async () => { const now = await stats(); return (now.queue_retries ?? 0) - before >= 1 ? now : null; });
+  assert.ok(s, 'the retry counted');
 });
 
 test('the first-party collector refreshes the anonymous-id cookie from the server', async () => {
@@ -178,25 +180,37 @@ test('the first-party collector refreshes the anonymous-id cookie from the serve
 
 test('accepted batches are archived to R2 and a replay re-ingests them idempotently', async () => {
   const from = new Date(Date.now() - 3_600_000).toISOString();
+  const before = await counters(worker.url);
   assert.equal((await sendBatch(worker.url, [page('archived', 'a-1'), page('archived', 'a-2')])).status, 200);
-  await eventsOf('archived', 2);
-  await new Promise((r) => setTimeout(r, 1000)); // the archive write follows delivery
+  await settled(worker.url, before.accepted + 2); // delivered, so archived (the write precedes the count)
   const to = new Date(Date.now() + 3_600_000).toISOString();
+  const beforeReplay = await counters(worker.url);
   const replay = await fetch(`${worker.url}/v1/admin/replay?from=${from}&to=${to}`, {
     method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
   assert.equal(replay.status, 200);
   const report = await replay.json();
   assert.ok(report.objects >= 1 && report.events >= 2, JSON.stringify(report));
-  await new Promise((r) => setTimeout(r, 2500));
-  assert.equal((await profileEvents(worker.url, 'archived')).length, 2, 'replay adds nothing twice');
+  const after = await replayed(worker.url, beforeReplay, report.events);
+  assert.ok(after, 'the replay was delivered');
+  assert.equal(after.delivered, beforeReplay.delivered, 'the replayed events were all stored already');
+  assert.deepEqual((await profileEvents(worker.url, 'archived')).map((e) => e.messageId), ['a-1', 'a-2'], 'replay adds nothing twice');
   const bad = await fetch(`${worker.url}/v1/admin/replay?from=yesterday`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
   assert.equal(bad.status, 400);
 });
 
 test('the counters need the admin token and report the pipeline', async () => {
   assert.equal((await fetch(`${worker.url}/v1/stats`)).status, 401);
-  const s = await stats();
-  for (const name of ['accepted', 'delivered', 'duplicates', 'rejected.invalid_json']) assert.ok(s[name] > 0, `${name} counted`);
+  // Exact deltas, whatever ran before: one valid event twice (a duplicate) and one bad body.
+  const before = await settled(worker.url);
+  assert.equal((await sendBatch(worker.url, [page('counted', 'cnt-1')])).status, 200);
+  assert.equal((await sendBatch(worker.url, [page('counted', 'cnt-1')])).status, 200);
+  assert.equal((await sendBatch(worker.url, '{"batch": [')).status, 400);
+  await settled(worker.url, before.accepted + 2);
+  const names = ['accepted', 'delivered', 'duplicates', 'rejected.invalid_json'];
+  // The refusal is counted beside the answer, not through the queue: it may trail a little.
+  const deltas = async () => { const s = await counters(worker.url); return names.map((n) => (s[n] ?? 0) - (before[n] ?? 0)); };
+  const seen = await eventually(async () => { const d = await deltas(); return d[3] >= 1 ? d : null; });
+  assert.deepEqual(seen, [2, 1, 1, 1]);
 });
 
 test('locally an event without the geography header has no location (not wrangler\'s placeholder)', async () => {
@@ -308,4 +322,44 @@ test('an import in a type the collector does not read is told which types it tak
   const body = await res.json();
   assert.equal(body.error.reason, 'unsupported_content_type');
   assert.match(body.error.message, /text\/csv.*application\/x-ndjson.*application\/json/);
+});
+
+test('the single-call paths and a JSON /v1/import land through the Worker', async () => {
+  const one = (path, body) => fetch(`${worker.url}/v1/${path}`, { method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Basic ${btoa(`${WRITE_KEY}:`)}` }, body: JSON.stringify(body) });
+  const calls = [
+    ['identify', { userId: 'single-u', anonymousId: 'single-a', messageId: 'sc-i', traits: { plan: 'gold' } }],
+    ['page', { anonymousId: 'single-a', messageId: 'sc-p', name: 'Pricing' }],
+    ['screen', { anonymousId: 'single-a', messageId: 'sc-s', name: 'Cart' }],
+    ['group', { anonymousId: 'single-a', messageId: 'sc-g', groupId: 'acme', traits: { seats: 5 } }],
+    ['alias', { userId: 'single-u', previousId: 'single-a', messageId: 'sc-al' }],
+    ['track', { anonymousId: 'single-a', messageId: 'sc-t', event: 'Signed Up' }],
+  ];
+  for (const [path, body] of calls) {
+    const res = await one(path, body);
+    assert.equal(res.status, 200, `${path}: ${await res.text()}`);
+  }
+  const imported = await one('import', { batch: [{ type: 'track', event: 'Imported', anonymousId: 'single-a', messageId: 'sc-imp' }] });
+  assert.equal(imported.status, 200);
+  const profile = await eventually(async () => {
+    const r = await admin(worker.url, '/v1/profiles/lookup?userId=single-u');
+    return r.status === 200 && r.body.eventCount >= 7 ? r.body : null;
+  });
+  assert.deepEqual(profile?.events.map((e) => `${e.type}:${e.messageId}`).sort(),
+    ['alias:sc-al', 'group:sc-g', 'identify:sc-i', 'page:sc-p', 'screen:sc-s', 'track:sc-imp', 'track:sc-t']);
+  assert.equal(profile.traits.plan, 'gold');
+  assert.equal(profile.events.find((e) => e.type === 'group').groupId, 'acme');
+});
+
+test('an invalid IDENTITY_RULES makes every call answer 500 naming what is wrong', async () => {
+  const bad = await startWorker({ misconfigured: true, vars: { IDENTITY_RULES: '{"limits": {"userId": "one"}}' } });
+  try {
+    const res = await fetch(`${bad.url}/v1/batch`, { method: 'POST', body: '{"batch":[]}' });
+    assert.equal(res.status, 500);
+    const { error } = await res.json();
+    assert.equal(error.reason, 'misconfigured');
+    assert.match(error.message, /limits/);
+  } finally {
+    await bad.stop();
+  }
 });

@@ -117,6 +117,34 @@ export async function sendBatch(url, batch, writeKey = WRITE_KEY, headers = {}) 
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
 
+/** The pipeline's counters (`GET /v1/stats`). */
+export async function counters(url) {
+  return (await admin(url, '/v1/stats')).body;
+}
+
+/**
+ * Resolves to the counters once the pipeline is idle with at least `accepted` events
+ * accepted: every one of them delivered, dropped as a duplicate, suppressed, unlinked or
+ * dead-lettered (`pending` 0). The fact to wait for before asserting that something did
+ * not happen, instead of a sleep that passes whenever the pipeline is slower than it.
+ */
+export async function settled(url, accepted = 0, { timeout = 30_000 } = {}) {
+  const idle = await eventually(async () => {
+    const s = await counters(url);
+    return s.pending === 0 && (s.accepted ?? 0) >= accepted ? s : null;
+  }, { timeout, interval: 200 });
+  if (!idle) throw new Error(`the pipeline did not settle at ${accepted} accepted events: ${JSON.stringify(await counters(url))}`);
+  return idle;
+}
+
+/** Resolves once an archive replay of `events` events has been delivered (`replayed`). */
+export async function replayed(url, before, events) {
+  return eventually(async () => {
+    const s = await counters(url);
+    return (s.replayed ?? 0) >= (before.replayed ?? 0) + events && s.pending === 0 ? s : null;
+  }, { timeout: 30_000, interval: 200 });
+}
+
 /** Polls `probe` until it returns a truthy value (events travel asynchronously). */
 export async function eventually(probe, { timeout = 10_000, interval = 100 } = {}) {
   const deadline = Date.now() + timeout;
@@ -129,15 +157,39 @@ export async function eventually(probe, { timeout = 10_000, interval = 100 } = {
   return last;
 }
 
-/** Every `/v1/batch` request the pages of `context` send: `{ events, status }` each. */
+/** Every `/v1/batch` request the pages of `context` send that got an answer:
+ * `{ events, status }` each; `sent.open()` counts the requests made that have neither an
+ * answer nor a failure yet. */
 export function watchBatches(context) {
   const sent = [];
+  let open = 0;
+  const isBatch = (request) => request.url().endsWith('/v1/batch');
+  context.on('request', (request) => { if (isBatch(request)) open += 1; });
+  context.on('requestfailed', (request) => { if (isBatch(request)) open -= 1; });
   context.on('requestfinished', async (request) => {
-    if (!request.url().endsWith('/v1/batch')) return;
+    if (!isBatch(request)) return;
     const response = await request.response();
     sent.push({ events: JSON.parse(request.postData()).batch, status: response ? response.status() : 0 });
+    open -= 1;
   });
+  sent.open = () => open;
   return sent;
+}
+
+/**
+ * Resolves once the trackers of `pages` have nothing left to send and every batch request
+ * they made has its answer: no entry queued (`cdp_e:`) or marked as being sent (`cdp_f:`)
+ * in their storage. A send after that would need an entry, so this is the fact to wait for
+ * before asserting that an event was not sent twice.
+ */
+export async function trackerIdle(pages, sent) {
+  const busy = (page) => page.evaluate(() => Object.keys(localStorage).some((k) => k.startsWith('cdp_e:') || k.startsWith('cdp_f:')));
+  const idle = await eventually(async () => {
+    if (sent.open() > 0) return false;
+    for (const page of pages) if (await busy(page)) return false;
+    return sent.open() === 0;
+  }, { timeout: 20_000 });
+  if (!idle) throw new Error(`the tracker did not go idle: ${sent.open()} requests unanswered`);
 }
 
 /** The events of the profile holding `anonymousId`, oldest first (empty if none). */

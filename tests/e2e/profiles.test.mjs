@@ -4,7 +4,7 @@
 // to a profile, unmerge, search, and where each trait value came from.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admin, eventually, sendBatch, startWorker } from './harness.mjs';
+import { admin, counters, eventually, replayed, sendBatch, settled, startWorker } from './harness.mjs';
 
 let worker;
 
@@ -17,7 +17,10 @@ before(async () => {
 });
 after(async () => { await worker?.stop(); });
 
-const at = (minutes) => new Date(Date.UTC(2026, 10, 20, 10, minutes)).toISOString();
+// Event times relative to now (a fixed date would fall out of the 90-day event window one
+// day): the start of the hour two days ago, plus minutes.
+const BASE = Math.floor((Date.now() - 2 * 86_400_000) / 3_600_000) * 3_600_000;
+const at = (minutes) => new Date(BASE + minutes * 60_000).toISOString();
 const lookup = (kind, value) => admin(worker.url, `/v1/profiles/lookup?${kind}=${encodeURIComponent(value)}`);
 const profileWith = (kind, value, count) => eventually(async () => {
   const { status, body } = await lookup(kind, value);
@@ -118,15 +121,16 @@ test('duplicates and out-of-order delivery leave one consistent profile', async 
     { type: 'page', anonymousId: 'ooo', messageId: 'o-1', timestamp: at(40) },
     { type: 'identify', userId: 'user-ooo', messageId: 'o-0', timestamp: at(39), traits: { plan: 'free' } },
   ];
+  const before = await counters(worker.url);
   await sendBatch(worker.url, [events[0]]);
   await sendBatch(worker.url, [events[1], events[0]]);
   await sendBatch(worker.url, [events[2], events[1]]);
   const profile = await profileWith('userId', 'user-ooo', 3);
-  await new Promise((r) => setTimeout(r, 1500));
-  const settled = (await lookup('anonymousId', 'ooo')).body;
-  assert.equal(settled.id, profile.id);
-  assert.equal(settled.eventCount, 3);
-  assert.equal(settled.traits.plan, 'pro', 'the latest trait by event time wins, whatever the arrival order');
+  await settled(worker.url, before.accepted + 5); // every copy through the queue
+  const final = (await lookup('anonymousId', 'ooo')).body;
+  assert.equal(final.id, profile.id);
+  assert.equal(final.eventCount, 3);
+  assert.equal(final.traits.plan, 'pro', 'the latest trait by event time wins, whatever the arrival order');
 });
 
 test('computed traits are right after duplicates and out-of-order events', async () => {
@@ -137,11 +141,12 @@ test('computed traits are right after duplicates and out-of-order events', async
     { type: 'track', event: 'Product Viewed', anonymousId: 'buyer', messageId: 'c-2', timestamp: at(51), properties: { product_id: 'stove', category: 'Kitchen' } },
     { type: 'track', event: 'Product Added', anonymousId: 'buyer', messageId: 'c-4', timestamp: at(53), properties: { product_id: 'tent-2p', price: 349, quantity: 1 } },
   ];
+  const before = await counters(worker.url);
   await sendBatch(worker.url, [order, events[2]]);       // late and early mixed up
   await sendBatch(worker.url, [events[1], order]);       // the order twice
   await sendBatch(worker.url, [events[0], order]);       // and thrice
   const profile = await profileWith('anonymousId', 'buyer', 4);
-  await new Promise((r) => setTimeout(r, 1500));
+  await settled(worker.url, before.accepted + 6);
   const c = (await lookup('anonymousId', 'buyer')).body.computedTraits;
   assert.equal(c.orderCount, 1);
   assert.equal(c.totalRevenue, 118);
@@ -204,9 +209,10 @@ test('export returns everything held; erasure removes the person everywhere and 
     { type: 'identify', anonymousId: 'erase-anon', userId: 'erase-user', messageId: 'x-1', timestamp: at(60), traits: { email: 'gone@example.com' } },
     { type: 'track', event: 'Order Completed', userId: 'erase-user', messageId: 'x-2', timestamp: at(61), properties: { order_id: 'X', revenue: 5 } },
   ];
+  const before = await counters(worker.url);
   await sendBatch(worker.url, events);
   const profile = await profileWith('userId', 'erase-user', 2);
-  await new Promise((r) => setTimeout(r, 1000)); // the archive write follows delivery
+  await settled(worker.url, before.accepted + 2); // delivered, so archived
 
   const exported = await admin(worker.url, `/v1/profiles/${profile.id}/export`);
   assert.equal(exported.status, 200, JSON.stringify(exported.body));
@@ -229,17 +235,20 @@ test('export returns everything held; erasure removes the person everywhere and 
   assert.deepEqual(search.body.profiles, [], 'gone from the directory');
 
   // Later events with those identifiers are dropped: the person is not re-created.
+  const beforeReturn = await counters(worker.url);
   await sendBatch(worker.url, [{ type: 'track', event: 'Came Back', userId: 'erase-user', messageId: 'x-3', timestamp: at(62) },
     { type: 'page', anonymousId: 'erase-anon', messageId: 'x-4', timestamp: at(63) }]);
-  await new Promise((r) => setTimeout(r, 2500));
+  const returned = await settled(worker.url, beforeReturn.accepted + 2);
+  assert.equal(returned.suppressed - (beforeReturn.suppressed ?? 0), 2, 'both dropped as the erased person\'s');
   assert.equal((await lookup('userId', 'erase-user')).status, 404);
   assert.equal((await lookup('anonymousId', 'erase-anon')).status, 404);
 
   // The archive holds none of them: a replay brings nothing back.
+  const beforeReplay = await counters(worker.url);
   const replay = await fetch(`${worker.url}/v1/admin/replay?from=${new Date(Date.now() - 3_600_000).toISOString()}&to=${new Date(Date.now() + 3_600_000).toISOString()}`,
     { method: 'POST', headers: { Authorization: 'Bearer demo-admin-token' } });
   assert.equal(replay.status, 200);
-  await new Promise((r) => setTimeout(r, 2500));
+  assert.ok(await replayed(worker.url, beforeReplay, (await replay.json()).events), 'the replay was delivered');
   assert.equal((await lookup('userId', 'erase-user')).status, 404, 'not undone by a replay');
 
   const audit = await admin(worker.url, '/v1/audit');
@@ -257,6 +266,7 @@ test('an offline import of customers and orders lands idempotently, with per-row
   ].join('\n');
   const post = () => fetch(`${worker.url}/v1/import`, { method: 'POST',
     headers: { 'Content-Type': 'text/csv', Authorization: `Basic ${btoa('demo-write-key:')}` }, body: csv });
+  const before = await counters(worker.url);
   const first = await post();
   assert.equal(first.status, 207);
   const report = await first.json();
@@ -264,12 +274,12 @@ test('an offline import of customers and orders lands idempotently, with per-row
   assert.deepEqual(report.rowErrors.map((e) => e.line), [4, 5]);
   assert.equal((await post()).status, 207, 'the same file again');
   const profile = await profileWith('userId', 'pos-1', 2);
-  await new Promise((r) => setTimeout(r, 1500));
-  const settled = (await lookup('email', 'pos@example.com')).body;
-  assert.equal(settled.id, profile.id);
-  assert.equal(settled.eventCount, 2, 'imported once, however often the file is sent');
-  assert.equal(settled.computedTraits.totalRevenue, 42.5);
-  assert.equal(settled.traits.name, 'Doe, Jo');
+  await settled(worker.url, before.accepted + 4); // both files through the queue
+  const final = (await lookup('email', 'pos@example.com')).body;
+  assert.equal(final.id, profile.id);
+  assert.equal(final.eventCount, 2, 'imported once, however often the file is sent');
+  assert.equal(final.computedTraits.totalRevenue, 42.5);
+  assert.equal(final.traits.name, 'Doe, Jo');
   const progress = await admin(worker.url, report.progress);
   assert.equal(progress.status, 200);
   assert.equal(progress.body.state, 'done');
@@ -352,9 +362,10 @@ test('unmerge splits a wrongly joined identifier off with its own history, and i
   assert.equal(explained.unmerges[0].movedTo, bob.id);
 
   // The same link again does not join them: the pair is kept apart.
+  const beforeLink = await counters(worker.url);
   await sendBatch(worker.url, [{ type: 'identify', anonymousId: 'alice-laptop', userId: 'alice-u', messageId: 'u-5', timestamp: at(104), traits: { email: 'bob@example.org' } }]);
   await profileWith('userId', 'alice-u', 2);
-  await new Promise((r) => setTimeout(r, 1500));
+  await settled(worker.url, beforeLink.accepted + 1);
   assert.notEqual((await lookup('userId', 'alice-u')).body.id, (await lookup('email', 'bob@example.org')).body.id);
   const audit = (await admin(worker.url, '/v1/audit')).body;
   assert.ok(audit.some((e) => e.action === 'unmerge' && e.profile === alice.id));

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { admin, eventually, launchBrowser, profileEvents, startWorker, watchBatches } from './harness.mjs';
+import { admin, eventually, launchBrowser, profileEvents, startWorker, trackerIdle, watchBatches } from './harness.mjs';
 
 let worker;
 let browser;
@@ -88,7 +88,7 @@ test('events survive a failing then unreachable collector and arrive exactly onc
   assert.deepEqual(names(events ?? []), ['page:/', 'One', 'Two', 'Three']);
   const accepted = () => sent.filter((b) => b.status === 200).flatMap((b) => b.events.map((e) => e.messageId));
   await eventually(() => accepted().length >= 4); // request events trail the responses a little
-  await page.waitForTimeout(500);
+  await trackerIdle([page], sent);
   const delivered = accepted();
   assert.equal(delivered.length, 4, 'each event delivered once');
   assert.equal(new Set(delivered).size, 4);
@@ -119,7 +119,9 @@ test('events made offline are sent when the browser is back online', () => withC
   await eventually(async () => (await profileEvents(worker.url, anonymousId)).length === 1);
   await context.setOffline(true);
   await page.evaluate(() => { window.cdp.track('Offline One'); window.cdp.track('Offline Two'); });
-  await page.waitForTimeout(1500);
+  // Both stored in the durable queue, and still there: not sent while offline.
+  const queued = () => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:')).length);
+  assert.equal(await eventually(async () => ((await queued()) === 2 ? 2 : null)), 2, 'both queued');
   assert.equal((await profileEvents(worker.url, anonymousId)).length, 1, 'nothing arrives while offline');
   await context.setOffline(false);
   const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length === 3 ? e : null; });
@@ -157,7 +159,7 @@ test('a single-page app gets one page view per real route change', () => withCon
   assert.ok(names(events).includes('Product Added'), 'npm package tracks e-commerce calls');
   const sentPages = () => sent.flatMap((b) => b.events).filter((e) => e.type === 'page').length;
   await eventually(() => sentPages() >= pages.length); // request events trail the responses a little
-  await page.waitForTimeout(500);
+  await trackerIdle([page], sent);
   assert.equal(sentPages(), pages.length, 'no extra page event sent');
 }));
 
@@ -263,7 +265,7 @@ test('records spoilt under the kept calls\' key, and calls without their name or
   assert.equal(await eventually(() => (warnings.length >= 3 ? warnings.length : null)), 3, 'each mistaken call warns');
   assert.equal(await page.evaluate(() => cdp.userId()), undefined, 'and sets nothing');
   const events = await eventually(() => { const e = sent.flatMap((b) => b.events); return e.length >= 3 ? e : null; });
-  await page.waitForTimeout(1000);
+  await trackerIdle([page], sent);
   assert.deepEqual(names(sent.flatMap((b) => b.events)), ['Kept Fine', 'page:/cart', 'Cart Viewed'], 'the valid kept call, then this page\'s');
   assert.equal(events[0].context.page.path, '/gone');
   assert.equal(skipped.length, 1, 'the spoilt record that names a method is warned about');
@@ -287,7 +289,7 @@ test('calls kept as a page is hidden before its tracker loads are sent once when
   await page.waitForFunction(() => window.cdp && window.cdp.loaded);
   await page.evaluate(() => window.cdp.flush());
   await eventually(() => sent.flatMap((b) => b.events).length >= 3);
-  await page.waitForTimeout(1500); // time for a second send, if there were one
+  await trackerIdle([page], sent); // nothing left that a second send could carry
   assert.deepEqual(sent.flatMap((b) => b.events).map((e) => e.event ?? e.type).sort(), ['Back Again', 'Cart Viewed', 'page'], 'each once');
   assert.equal(await page.evaluate(() => localStorage.getItem('cdp_pre')), null);
 }));
@@ -322,8 +324,9 @@ test('with consent required and not given, nothing is sent or stored', () => wit
   const page = await context.newPage();
   await page.goto(`${worker.url}/consent.html`);
   await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  // flush() resolves once whatever it had to send is answered: nothing, here.
   await page.evaluate(() => { window.cdp.track('Without Consent'); return window.cdp.flush(); });
-  await page.waitForTimeout(1500);
+  await trackerIdle([page], sent);
   const anonymousId = await page.evaluate(() => window.cdp.anonymousId());
   assert.equal(sent.length, 0, 'no request');
   assert.deepEqual(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_'))), []);
@@ -404,12 +407,12 @@ test('consent given or withdrawn in one tab applies at once in the other open ta
   assert.ok(await eventually(async () => (await idInB()) !== visitor), 'B forgot the visitor');
   const before = sent.length;
   await b.evaluate(() => { window.cdp.track('After Withdrawal In A'); return window.cdp.flush(); });
-  await b.waitForTimeout(1500);
+  await trackerIdle([a, b], sent);
   assert.equal(sent.slice(before).flatMap((x) => x.events).filter((e) => e.event === 'After Withdrawal In A').length, 0, 'nothing sent');
   assert.deepEqual(await b.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:'))), [], 'nothing stored');
 }));
 
-test('two tabs of one site never send the same event twice', () => withContext(async (context) => {
+test('two tabs sending at the same time send each event once (README: only a tab hidden mid-send can repeat one)', () => withContext(async (context) => {
   const sent = watchBatches(context);
   const a = await openShop(context);
   const b = await openShop(context, '/product?id=tent-2p');
@@ -420,7 +423,7 @@ test('two tabs of one site never send the same event twice', () => withContext(a
   const expected = 2 + 1 + 30; // two page views, one Product Viewed, thirty tracks
   const events = await eventually(async () => { const e = await profileEvents(worker.url, a.anonymousId); return e.length >= expected ? e : null; }, { timeout: 20_000 });
   assert.equal(events?.length, expected);
-  await a.page.waitForTimeout(1500);
+  await trackerIdle([a.page, b.page], sent);
   const ids = sent.flatMap((batch) => batch.events.map((e) => e.messageId));
   assert.equal(ids.length, new Set(ids).size, `no messageId sent twice (${ids.length} sent)`);
   assert.equal(ids.length, expected);
@@ -439,7 +442,7 @@ test('a tab hidden while another sends leaves that tab\'s events to it', () => w
   await b.page.evaluate(() => { window.cdp.track('B Hidden'); dispatchEvent(new Event('pagehide')); });
   const names = ['A One', 'A Two', 'B Hidden'];
   await eventually(() => names.every((n) => sent.some((x) => x.events.some((e) => e.event === n))), { timeout: 20_000 });
-  await a.page.waitForTimeout(2000);
+  await trackerIdle([a.page, b.page], sent);
   const ours = sent.flatMap((x) => x.events).filter((e) => names.includes(e.event));
   assert.deepEqual(ours.map((e) => e.event).sort(), names, 'each sent once');
 }));

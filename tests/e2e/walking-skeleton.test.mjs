@@ -1,7 +1,7 @@
 // A page view travels from the demo shop in Chromium through the Worker into a stored profile.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admin, eventually, launchBrowser, sendBatch, startWorker } from './harness.mjs';
+import { admin, counters, eventually, launchBrowser, sendBatch, settled, startWorker } from './harness.mjs';
 
 let worker;
 let browser;
@@ -53,13 +53,15 @@ test('a visit to the demo shop is stored as a page view in the visitor profile',
 test('a replayed batch (same messageId) adds nothing', async () => {
   const event = { type: 'track', event: 'Product Viewed', anonymousId: 'replay-visitor',
     messageId: 'replay-1', properties: { product_id: 'stove' }, timestamp: new Date().toISOString() };
+  const before = await counters(worker.url);
   for (let i = 0; i < 3; i++) {
     const res = await sendBatch(worker.url, [event]);
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, { success: true });
   }
   const body = await eventually(async () => { const r = await lookup('replay-visitor'); return r.status === 200 ? r.body : null; });
-  await new Promise((r) => setTimeout(r, 1500)); // let every copy through the queue
+  const s = await settled(worker.url, before.accepted + 3); // every copy through the queue
+  assert.equal(s.duplicates - (before.duplicates ?? 0), 2, 'two copies dropped');
   const after = (await lookup('replay-visitor')).body;
   assert.equal(after.eventCount, 1);
   assert.equal(body.events[0].messageId, 'replay-1');
@@ -77,6 +79,7 @@ test('identify traits and userId lookups reach the same stored profile', async (
 });
 
 test('a wrong write key gets 401 and stores nothing', async () => {
+  const before = await settled(worker.url);
   const res = await sendBatch(worker.url, [{ type: 'page', anonymousId: 'intruder', messageId: 'x-1' }], 'wrong-key');
   assert.equal(res.status, 401);
   assert.equal(res.body.error.reason, 'unknown_write_key');
@@ -84,6 +87,10 @@ test('a wrong write key gets 401 and stores nothing', async () => {
   const inBody = await fetch(`${worker.url}/v1/batch`, { method: 'POST', headers: { 'Content-Type': 'text/plain' },
     body: JSON.stringify({ writeKey: 'wrong-key', batch: [{ type: 'page', anonymousId: 'intruder' }] }) });
   assert.equal(inBody.status, 401);
+  // A valid event after them: once it is through, anything the refused ones queued would be.
+  assert.equal((await sendBatch(worker.url, [{ type: 'page', anonymousId: 'after-intruder', messageId: 'x-2' }])).status, 200);
+  const s = await settled(worker.url, before.accepted + 1);
+  assert.equal(s.accepted, before.accepted + 1, 'only the valid event was accepted');
   assert.equal((await lookup('intruder')).status, 404);
 });
 
