@@ -7,13 +7,16 @@
 //! also updates the traits (latest by event time, with the source and event of each value)
 //! and the computed traits' aggregate, in the same synchronous write. A merge copies a
 //! profile into another (idempotent too), then leaves a forward in the emptied one, so a
-//! stale reference still finds the person; an unmerge splits one off again. After every
-//! change the profile publishes its summary to the [`directory`](crate::directory).
+//! stale reference still finds the person; an unmerge splits one off again. Every change
+//! ends in one hook ([`change`]): the profile's notice to the [`directory`](crate::directory)
+//! goes through an outbox written with the change, and its deadlines (an abandoned cart, a
+//! retry) share the object's one alarm.
 //!
 //! This module is the Worker's side: the calls other parts make and what they carry.
 //! [`object`] is the Durable Object (schema and writes), [`views`] what a profile shows,
 //! [`unmerge`] how a profile splits.
 
+mod change;
 mod object;
 mod unmerge;
 mod views;

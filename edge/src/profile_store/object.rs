@@ -1,5 +1,5 @@
 //! The Durable Object itself: its schema, and everything that writes (ingest, merge,
-//! erasure), publishing the profile's summary after each change.
+//! erasure), each ending in the one change hook ([`change`](super::change)).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -13,11 +13,12 @@ use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorage, State,
 };
 
+use super::change::Notify;
 use super::{
     to_json, Absorb, Count, Detach, Dump, Erased, FactRow, Holding, IdentityRow, IngestBody,
     IngestReport, SplitAsk, Text,
 };
-use crate::{config, directory, http};
+use crate::{config, http};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS merge_log (at INTEGER NOT NULL, absorbed TEXT NOT NULL, message_id TEXT NOT NULL, identifiers TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b));
 CREATE TABLE IF NOT EXISTS unmerge_log (at INTEGER NOT NULL, identifier TEXT NOT NULL, kept_apart_from TEXT NOT NULL, profile TEXT NOT NULL, identifiers TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deadlines (kind TEXT PRIMARY KEY, at INTEGER NOT NULL);
 ";
 
 /// Columns added since the first schema: `(table, column)`, added to objects created before.
@@ -53,6 +56,17 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
 ];
 /// The schema version this code writes (kept in `meta`).
 const SCHEMA_VERSION: &str = "2";
+
+/// The time now (ms), read once per request and passed down.
+fn now() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+/// `/forward`'s body: the profile that absorbed this one.
+#[derive(serde::Deserialize)]
+struct Forward {
+    to: String,
+}
 
 /// The Durable Object class holding one profile.
 #[durable_object]
@@ -73,9 +87,8 @@ impl DurableObject for ProfileStore {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        // A cart just turned abandoned: the directory learns it without a new event.
         self.ensure_schema()?;
-        self.publish().await?;
+        self.run_deadlines(now()).await?;
         Response::empty()
     }
 
@@ -93,9 +106,10 @@ impl DurableObject for ProfileStore {
                     self.link(link)?;
                 }
                 let (mut report, aggregate) = self.store(&body.events, &body.sources)?;
-                report.summary = self.summary(&aggregate)?;
+                let now = now();
+                report.summary = self.after_change(&aggregate, now, Notify::Caller)?;
                 if report.stored > 0 {
-                    self.watch_cart(&aggregate).await?;
+                    self.arm(now).await?;
                 }
                 http::json(200, &report)
             }
@@ -104,7 +118,7 @@ impl DurableObject for ProfileStore {
             (Method::Post, "/absorb") => {
                 let absorb: Absorb = req.json().await?;
                 self.absorb(absorb)?;
-                self.publish().await?;
+                self.changed().await?;
                 http::json(200, &json!({"ok": true}))
             }
             (Method::Post, "/split") => {
@@ -121,22 +135,24 @@ impl DurableObject for ProfileStore {
             (Method::Post, "/detach") => {
                 let detach: Detach = req.json().await?;
                 self.detach(&detach)?;
-                self.publish().await?;
+                self.changed().await?;
                 http::json(200, &json!({"ok": true}))
             }
             (Method::Post, "/forward") => {
-                let to: Value = req.json().await?;
-                let to = to
-                    .get("to")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                // Typed: a body without the profile to forward to deletes nothing.
+                let forward: Forward = match req.json().await {
+                    Ok(forward) => forward,
+                    Err(e) => return http::error(400, "invalid_forward", &e.to_string()),
+                };
+                if forward.to.is_empty() {
+                    return http::error(400, "invalid_forward", "to names no profile");
+                }
                 sql.exec(
                     "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM meta WHERE key = 'aggregate';",
                     None,
                 )?;
-                self.set_meta("merged_into", &to)?;
-                self.publish().await?;
+                self.set_meta("merged_into", &forward.to)?;
+                self.changed().await?;
                 http::json(200, &json!({"ok": true}))
             }
             (Method::Get, "/profile") => self.answer(|me| me.profile()),
@@ -151,7 +167,7 @@ impl DurableObject for ProfileStore {
             (Method::Get, "/export") => self.answer(|me| me.export()),
             (Method::Post, "/erase") => {
                 let erased = self.erase()?;
-                self.publish().await?;
+                self.changed().await?;
                 http::json(200, &erased)
             }
             (Method::Get, "/explain") => self.answer(|me| me.explain()),
@@ -255,7 +271,7 @@ impl ProfileStore {
     }
 
     /// The profile's summary for the directory: identifiers by kind, traits, computed traits.
-    pub(super) fn summary(&self, aggregate: &Aggregate) -> Result<Option<Value>> {
+    pub(super) fn summary(&self, aggregate: &Aggregate, now: i64) -> Result<Option<Value>> {
         if self.meta("merged_into")?.is_some() {
             return Ok(None);
         }
@@ -263,7 +279,6 @@ impl ProfileStore {
         if identities.is_empty() {
             return Ok(None);
         }
-        let now = worker::Date::now().as_millis() as i64;
         let mut identifiers: Map<String, Value> = Map::new();
         for r in identities {
             if let Value::Array(values) = identifiers
@@ -282,31 +297,16 @@ impl ProfileStore {
         })))
     }
 
-    /// Sends the summary to the directory (or takes the profile out of it), and watches the
-    /// cart (after merges, unmerges and erasure; ingest leaves publishing to its caller).
-    pub(super) async fn publish(&self) -> Result<()> {
-        let Some(id) = self.meta("id")? else {
-            return Ok(());
-        };
-        let aggregate = self.aggregate()?;
-        match self.summary(&aggregate)? {
-            Some(doc) => directory::put(&self.env, vec![(id, doc)]).await?,
-            None => directory::remove(&self.env, &id).await?,
-        }
-        self.watch_cart(&aggregate).await
+    /// Ends a change made by a merge, an unmerge or erasure: the hook in the change's
+    /// transaction, then the outbox sent.
+    async fn changed(&self) -> Result<()> {
+        let now = now();
+        self.after_change(&self.aggregate()?, now, Notify::Outbox)?;
+        self.drain(now).await
     }
 
-    /// Sets an alarm for when the cart, as it is now, turns abandoned, so the directory
-    /// hears of it then without a new event.
-    async fn watch_cart(&self, aggregate: &Aggregate) -> Result<()> {
-        let now = worker::Date::now().as_millis() as i64;
-        let abandon_after = config::computed_settings(&self.env).abandon_after;
-        if let Some(at) = aggregate.abandons_at(abandon_after).filter(|at| *at > now) {
-            // `set_alarm` reads an integer as an offset from now, not as a time.
-            let offset = std::time::Duration::from_millis((at + 1_000 - now) as u64);
-            self.state.storage().set_alarm(offset).await?;
-        }
-        Ok(())
+    pub(super) fn state(&self) -> &State {
+        &self.state
     }
 
     pub(super) fn meta(&self, key: &str) -> Result<Option<String>> {
