@@ -358,7 +358,12 @@ pub async fn replay_dead_letters(req: Request, env: &Env, config: &Config) -> Re
         );
     }
     let report = archive::replay_dead_letters(env, key.as_deref()).await?;
-    let counts = stats::Counts::from([("dead_letters_replayed".to_owned(), report.events as i64)]);
+    let mut counts = stats::Counts::new();
+    stats::bump(
+        &mut counts,
+        stats::Counter::DeadLettersReplayed,
+        report.events as i64,
+    );
     stats::add(env, counts).await;
     http::json(200, &report)
 }

@@ -18,7 +18,7 @@ use worker::{Context, Date, Env, Request, Response, Result};
 
 use crate::compression::{gunzip, GunzipError};
 use crate::config::Config;
-use crate::stats::{self, Counts};
+use crate::stats::{self, Counter, Counts};
 use crate::{http, import_job, queue};
 
 /// Header that stands in for Cloudflare's request geography in local development only.
@@ -48,7 +48,7 @@ pub async fn handle(
 }
 
 fn refuse(status: u16, reason: &str, message: &str, counts: &mut Counts) -> Result<Response> {
-    *counts.entry(["rejected.", reason].concat()).or_default() += 1;
+    stats::reject(counts, reason);
     http::error(status, reason, message)
 }
 
@@ -183,9 +183,7 @@ async fn collect(
     };
     let origin = req.headers().get("Origin")?;
     if !source.allows_origin(origin.as_deref()) {
-        *counts
-            .entry("rejected.origin_not_allowed".into())
-            .or_default() += 1;
+        stats::reject(counts, "origin_not_allowed");
         let message = format!(
             "origin {} may not send events for this source",
             origin.unwrap_or_default()
@@ -195,32 +193,30 @@ async fn collect(
         return http::error(403, "origin_not_allowed", &message);
     }
     if envelope.client_dropped > 0 {
-        *counts.entry("client_dropped".into()).or_default() += envelope.client_dropped;
+        stats::bump(counts, Counter::ClientDropped, envelope.client_dropped);
     }
 
     let sent_at = envelope.sent_at;
     let checked = check_batch(envelope, received_at, &limits);
     for rejection in &checked.rejected {
-        *counts
-            .entry(["rejected.", rejection.reason].concat())
-            .or_default() += 1;
+        stats::reject(counts, rejection.reason);
     }
     let input = enrich_input(req, config, received_at, sent_at)?;
     let mut keep = Vec::with_capacity(checked.accepted.len());
     for mut event in checked.accepted {
         if !source.consent_allows(&event) {
-            *counts.entry("consent_dropped".into()).or_default() += 1;
+            stats::bump(counts, Counter::ConsentDropped, 1);
             continue;
         }
         source.default_currency(&mut event);
         let found = enrich(&mut event, &input, &source.enrich);
         if found.clamped.is_some() {
-            *counts.entry("clock_clamped".into()).or_default() += 1;
+            stats::bump(counts, Counter::ClockClamped, 1);
         }
         if found.is_bot {
-            *counts.entry("bots".into()).or_default() += 1;
+            stats::bump(counts, Counter::Bots, 1);
             if found.drop_as_bot(&source.enrich) {
-                *counts.entry("bots_dropped".into()).or_default() += 1;
+                stats::bump(counts, Counter::BotsDropped, 1);
                 continue;
             }
         }
@@ -238,7 +234,7 @@ async fn collect(
     if !keep.is_empty() {
         // The counters travel with the events; the consumer adds them once per delivery.
         let mut travelling = std::mem::take(counts);
-        *travelling.entry("accepted".into()).or_default() += keep.len() as i64;
+        stats::bump(&mut travelling, Counter::Accepted, keep.len() as i64);
         if offline {
             job = Some(import_job::new_id()?);
         }

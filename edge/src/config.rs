@@ -46,7 +46,25 @@ pub struct Config {
     pub development: bool,
 }
 
+thread_local! {
+    /// The configuration, parsed once per isolate: variables and secrets do not change
+    /// while an isolate lives (a deploy or a new secret starts new isolates).
+    static LOADED: std::cell::RefCell<Option<std::rc::Rc<Config>>> = const { std::cell::RefCell::new(None) };
+    static SETTINGS: std::cell::RefCell<Option<std::rc::Rc<Settings>>> = const { std::cell::RefCell::new(None) };
+}
+
 impl Config {
+    /// The configuration, read from `env` the first time and kept for the isolate's life;
+    /// an invalid one is read again each time (and refused each time, naming what is wrong).
+    pub fn load(env: &Env) -> Result<std::rc::Rc<Self>, String> {
+        if let Some(config) = LOADED.with(|c| c.borrow().clone()) {
+            return Ok(config);
+        }
+        let config = std::rc::Rc::new(Self::from_env(env)?);
+        LOADED.with(|c| *c.borrow_mut() = Some(config.clone()));
+        Ok(config)
+    }
+
     /// Reads `SOURCES` and/or `WRITE_KEYS`, `ADMIN_TOKEN`, `MAX_EVENT_BYTES`,
     /// `MAX_BATCH_BYTES`, `IDENTITY_RULES` and `ENVIRONMENT`; an error names what is wrong.
     pub fn from_env(env: &Env) -> Result<Self, String> {
@@ -96,7 +114,16 @@ impl Config {
 /// How the profile store reads a profile's numbers: `CART_ABANDON_MINUTES` (default 60),
 /// `CURRENCY` (default USD) and `CURRENCY_RATES`. An invalid money setting is refused by
 /// [`Config::from_env`] at the front door, so the store falls back to the defaults.
-pub fn computed_settings(env: &Env) -> Settings {
+pub fn computed_settings(env: &Env) -> std::rc::Rc<Settings> {
+    if let Some(settings) = SETTINGS.with(|s| s.borrow().clone()) {
+        return settings;
+    }
+    let settings = std::rc::Rc::new(read_settings(env));
+    SETTINGS.with(|s| *s.borrow_mut() = Some(settings.clone()));
+    settings
+}
+
+fn read_settings(env: &Env) -> Settings {
     let read = |name: &str| env.var(name).ok().map(|v| v.to_string());
     let abandon_after = read("CART_ABANDON_MINUTES")
         .and_then(|v| v.trim().parse::<i64>().ok())

@@ -23,7 +23,7 @@ use worker::{Date, Env, MessageBatch, MessageExt, RawMessage, Result};
 
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
-use crate::stats::{self, Counts};
+use crate::stats::{self, Counter, Counts};
 use crate::{archive, dedup, directory, import_job, profile_store, queue, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
@@ -40,7 +40,7 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
         if dead_letters {
             let events =
                 serde_json::from_str::<QueuedBatch>(&text).map_or(1, |b| b.events.len() as i64);
-            *counts.entry("dead_lettered".into()).or_default() += events;
+            stats::bump(&mut counts, Counter::DeadLettered, events);
             let key = [
                 archive::DEAD_PREFIX,
                 &archive::hour_prefix(Date::now().as_millis() as i64)[4..],
@@ -67,7 +67,7 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
             Err(e) => {
                 // Never readable: retried until the queue moves it to the dead-letter queue.
                 worker::console_error!("unreadable queue message {}: {e}", message.id());
-                *counts.entry("queue_retries".into()).or_default() += 1;
+                stats::bump(&mut counts, Counter::QueueRetries, 1);
                 message.retry();
             }
         }
@@ -116,7 +116,7 @@ async fn isolate(
     readable: &[&(RawMessage, QueuedBatch)],
     counts: &mut Counts,
 ) -> Result<()> {
-    let config = Config::from_env(env).map_err(worker::Error::RustError)?;
+    let config = Config::load(env).map_err(worker::Error::RustError)?;
     for (message, queued) in readable.iter().copied() {
         let groups = by_person(queued, &config.rules.identifiers);
         let mut failed: Vec<Event> = Vec::new();
@@ -140,7 +140,7 @@ async fn isolate(
             message.ack();
             continue;
         }
-        *counts.entry("queue_retries".into()).or_default() += 1;
+        stats::bump(counts, Counter::QueueRetries, 1);
         if !delivered_some {
             message.retry();
             continue;
@@ -190,7 +190,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
     } else {
         dedup::seen(env, &checked_keys).await?.into_iter().collect()
     };
-    let config = Config::from_env(env).map_err(worker::Error::RustError)?;
+    let config = Config::load(env).map_err(worker::Error::RustError)?;
     let mut fresh_keys = Vec::new();
     let mut fresh = Vec::new();
     let mut in_batch = HashSet::new();
@@ -203,7 +203,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
         for event in &queued.events {
             let key = dedup::key(&queued.source, &event.message_id);
             if (!queued.replay && seen.contains(&key)) || !in_batch.insert(key.clone()) {
-                *counts.entry("duplicates".into()).or_default() += 1;
+                stats::bump(counts, Counter::Duplicates, 1);
                 continue;
             }
             sources.insert(event.message_id.clone(), source.clone());
@@ -260,13 +260,17 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
     let replay = batches.iter().all(|(_, q)| q.replay);
     if replay {
         // What a replay meets again was counted when it was first delivered.
-        for counted in ["duplicates", "suppressed", "unlinked"] {
-            counts.remove(counted);
+        for counted in [Counter::Duplicates, Counter::Suppressed, Counter::Unlinked] {
+            counts.remove(counted.name());
         }
         let sent_again: usize = batches.iter().map(|(_, q)| q.events.len()).sum();
-        *counts.entry("replayed".into()).or_default() += sent_again as i64;
+        stats::bump(counts, Counter::Replayed, sent_again as i64);
     }
-    *counts.entry("delivered".into()).or_default() += if replay { newly_stored } else { delivered };
+    stats::bump(
+        counts,
+        Counter::Delivered,
+        if replay { newly_stored } else { delivered },
+    );
     for (_, queued) in batches {
         if let Some((job, chunk)) = &queued.job {
             // Progress is a report, not delivery: a failure here is logged, not retried.

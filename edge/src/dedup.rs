@@ -11,6 +11,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 
 use crate::config::DEDUP;
 use crate::http;
+use crate::schema::Schema;
 
 /// How often old keys are expired. `set_alarm` takes an integer as an offset from now, not
 /// as a time: a `Duration` says so in the type.
@@ -64,6 +65,7 @@ pub async fn record(env: &Env, keys: &[String], at: i64) -> Result<()> {
 #[durable_object]
 pub struct DedupShard {
     state: State,
+    schema: Schema,
 }
 
 #[derive(Deserialize)]
@@ -73,15 +75,18 @@ struct KeyRow {
 
 impl DurableObject for DedupShard {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        sql.exec(
+        self.schema.ensure(
+            &sql,
             "CREATE TABLE IF NOT EXISTS delivered (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS delivered_by_time ON delivered (at);",
-            None,
         )?;
         let body: Keys = req.json().await?;
         match req.path().as_str() {

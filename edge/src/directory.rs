@@ -14,6 +14,7 @@ use worker::{
 };
 
 use crate::config::DIRECTORY;
+use crate::schema::Schema;
 use crate::{http, shard};
 
 /// How many objects share the directory.
@@ -125,18 +126,22 @@ pub async fn search(
 #[durable_object]
 pub struct ProfileDirectory {
     state: State,
+    schema: Schema,
 }
 
 impl DurableObject for ProfileDirectory {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        sql.exec(
+        self.schema.ensure(
+            &sql,
             "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
-            None,
         )?;
         let body: Call = req.json().await?;
         match req.path().as_str() {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::config::IDENTITIES;
+use crate::schema::Schema;
 use crate::{http, shard};
 
 /// How many objects share the index.
@@ -147,6 +148,10 @@ pub async fn inject_failures(env: &Env, key: &str, failures: u32) -> Result<()> 
 #[durable_object]
 pub struct IdentityShard {
     state: State,
+    schema: Schema,
+    /// Whether a fault may be injected here (local development's `/faults`): known once
+    /// per instance, so production lookups never query the faults table.
+    faults: std::cell::Cell<Option<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -167,23 +172,27 @@ struct Remaining {
 
 impl DurableObject for IdentityShard {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+            faults: std::cell::Cell::new(None),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        sql.exec(
+        self.schema.ensure(
+            &sql,
             "CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, profile TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS suppressed (key TEXT PRIMARY KEY);
              CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
-            None,
         )?;
         let body: Entries = req.json().await?;
         match req.path().as_str() {
             "/lookup" => {
                 let mut found = BTreeMap::new();
                 let mut suppressed = Vec::new();
-                let delivery = body.delivery;
+                let delivery = body.delivery && self.faults_possible(&sql)?;
                 for key in body.keys {
                     let fault = sql
                         .exec(
@@ -249,6 +258,7 @@ impl DurableObject for IdentityShard {
                 http::json(200, &Entries::default())
             }
             "/faults" => {
+                self.faults.set(Some(true));
                 for (key, failures) in body.found {
                     let n: i64 = failures.parse().unwrap_or(0);
                     sql.exec(
@@ -260,5 +270,20 @@ impl DurableObject for IdentityShard {
             }
             _ => http::error(404, "not_found", "no such identity index route"),
         }
+    }
+}
+
+impl IdentityShard {
+    /// Whether any fault was ever injected into this shard (one query per instance).
+    fn faults_possible(&self, sql: &worker::SqlStorage) -> Result<bool> {
+        if let Some(known) = self.faults.get() {
+            return Ok(known);
+        }
+        let any = !sql
+            .exec("SELECT key FROM faults LIMIT 1", None)?
+            .to_array::<Key>()?
+            .is_empty();
+        self.faults.set(Some(any));
+        Ok(any)
     }
 }

@@ -20,6 +20,7 @@ mod import_job;
 mod profile_store;
 mod queue;
 mod resolver;
+mod schema;
 mod segment_clients;
 mod shard;
 mod stats;
@@ -52,7 +53,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let config = match config::Config::from_env(&env) {
+    let config = match config::Config::load(&env) {
         Ok(config) => config,
         Err(message) => return http::error(500, "misconfigured", &message),
     };

@@ -17,7 +17,7 @@ use worker::{Env, Result};
 
 use crate::identity_index;
 use crate::profile_store::{self, IdentityRow};
-use crate::stats::Counts;
+use crate::stats::{self, Counter, Counts};
 
 /// Events and new identifier links, by profile id.
 #[derive(Default)]
@@ -154,13 +154,13 @@ pub async fn resolve(
             });
     }
     let tally = [
-        ("merges", routing.merges.len()),
-        ("kept_apart", routing.kept_apart),
-        ("suppressed", routed.suppressed.len()),
-        ("unlinked", unlinked),
+        (Counter::Merges, routing.merges.len()),
+        (Counter::KeptApart, routing.kept_apart),
+        (Counter::Suppressed, routed.suppressed.len()),
+        (Counter::Unlinked, unlinked),
     ];
-    for (name, n) in tally.into_iter().filter(|(_, n)| *n > 0) {
-        *counts.entry(name.into()).or_default() += n as i64;
+    for (counter, n) in tally.into_iter().filter(|(_, n)| *n > 0) {
+        stats::bump(counts, counter, n as i64);
     }
     repoint.extend(routing.repoint.into_iter().map(|(id, p)| (id.key(), p)));
     if !repoint.is_empty() {

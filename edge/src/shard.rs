@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
+use cdp_protocol::hash::{fnv1a, FNV_OFFSET};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{Env, Method, Request, RequestInit, Result};
 
-/// The shard of `key` among `shards`. FNV-1a: stable across deployments and versions,
-/// which a std hasher is not, so a key always finds the object that holds it.
+/// The shard of `key` among `shards`, by the stable hash, so a key always finds the object
+/// that holds it.
 pub fn of(key: &str, shards: u64) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    }) % shards.max(1)
+    fnv1a(key.as_bytes(), FNV_OFFSET) % shards.max(1)
 }
 
 /// Groups keys by shard.

@@ -11,12 +11,84 @@ use worker::{
 
 use crate::config::STATS;
 use crate::http;
+use crate::schema::Schema;
 
 /// How many objects share the counters.
 const SHARDS: u32 = 8;
 
 /// Counter increments, by name.
 pub type Counts = BTreeMap<String, i64>;
+
+/// A counter of `/v1/stats`, its name written once (the README explains each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// Events the collector queued.
+    Accepted,
+    /// Events that reached their profile.
+    Delivered,
+    /// Events dropped as delivered before.
+    Duplicates,
+    /// Events of erased people, dropped.
+    Suppressed,
+    /// Events with no usable identifier, dropped.
+    Unlinked,
+    /// Events that went to the dead-letter store.
+    DeadLettered,
+    /// Events sent back from the dead-letter store.
+    DeadLettersReplayed,
+    /// Events an archive replay sent again.
+    Replayed,
+    /// Queue messages retried.
+    QueueRetries,
+    /// Profiles merged.
+    Merges,
+    /// Links the identity guards refused.
+    KeptApart,
+    /// Events from bots (flagged or dropped).
+    Bots,
+    /// Events from bots, dropped.
+    BotsDropped,
+    /// Events without the consent their source requires, dropped.
+    ConsentDropped,
+    /// Event times replaced for being too far off.
+    ClockClamped,
+    /// Events trackers' full queues dropped, as they report it.
+    ClientDropped,
+}
+
+impl Counter {
+    /// The name in `/v1/stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Delivered => "delivered",
+            Self::Duplicates => "duplicates",
+            Self::Suppressed => "suppressed",
+            Self::Unlinked => "unlinked",
+            Self::DeadLettered => "dead_lettered",
+            Self::DeadLettersReplayed => "dead_letters_replayed",
+            Self::Replayed => "replayed",
+            Self::QueueRetries => "queue_retries",
+            Self::Merges => "merges",
+            Self::KeptApart => "kept_apart",
+            Self::Bots => "bots",
+            Self::BotsDropped => "bots_dropped",
+            Self::ConsentDropped => "consent_dropped",
+            Self::ClockClamped => "clock_clamped",
+            Self::ClientDropped => "client_dropped",
+        }
+    }
+}
+
+/// Adds `n` to `counter`.
+pub fn bump(counts: &mut Counts, counter: Counter, n: i64) {
+    *counts.entry(counter.name().to_owned()).or_default() += n;
+}
+
+/// Counts one refusal for `reason` (`rejected.<reason>`).
+pub fn reject(counts: &mut Counts, reason: &str) {
+    *counts.entry(["rejected.", reason].concat()).or_default() += 1;
+}
 
 /// Adds `counts` to a random shard. Counting never fails a request: errors are logged.
 pub async fn add(env: &Env, counts: Counts) {
@@ -83,13 +155,13 @@ pub async fn read(env: &Env) -> Result<Counts> {
 /// of delivered, duplicate, suppressed, unlinked or dead-lettered (less those replayed
 /// from the dead-letter store), so this is what the counters do not account for yet.
 pub fn pending(counts: &Counts) -> i64 {
-    let get = |name: &str| counts.get(name).copied().unwrap_or(0);
-    get("accepted")
-        - get("delivered")
-        - get("duplicates")
-        - get("suppressed")
-        - get("unlinked")
-        - (get("dead_lettered") - get("dead_letters_replayed"))
+    let get = |counter: Counter| counts.get(counter.name()).copied().unwrap_or(0);
+    get(Counter::Accepted)
+        - get(Counter::Delivered)
+        - get(Counter::Duplicates)
+        - get(Counter::Suppressed)
+        - get(Counter::Unlinked)
+        - (get(Counter::DeadLettered) - get(Counter::DeadLettersReplayed))
 }
 
 fn stub(env: &Env, shard: u32) -> Result<worker::Stub> {
@@ -102,6 +174,7 @@ fn stub(env: &Env, shard: u32) -> Result<worker::Stub> {
 #[durable_object]
 pub struct StatsShard {
     state: State,
+    schema: Schema,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +185,10 @@ struct Row {
 
 impl DurableObject for StatsShard {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+        }
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -127,15 +203,12 @@ impl DurableObject for StatsShard {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        sql.exec(
-            "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-            None,
+        self.schema.ensure(
+            &sql,
+            "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL);",
         )?;
         if req.method() == Method::Post && req.path() == "/add-once" {
-            sql.exec(
-                "CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
-                None,
-            )?;
             let now = worker::Date::now().as_millis() as i64;
             let entries: Vec<(String, Counts)> = req.json().await?;
             for (id, counts) in entries {

@@ -11,6 +11,7 @@ pub mod computed;
 pub mod decode;
 pub mod enrich;
 pub mod event;
+pub mod hash;
 pub mod identity;
 pub mod import;
 pub mod routing;

@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::hash::{fnv1a, FNV_OFFSET};
 use crate::identity::{plan, Identifier, Rules};
 use crate::time::Millis;
 
@@ -104,15 +105,13 @@ pub fn new_profile_id(message_id: &str, id: &Identifier) -> String {
     format!("p-{a:016x}{b:016x}")
 }
 
-/// Two FNV-1a hashes of `bytes` with different offsets: stable across builds and versions
-/// (a std hasher is not), wide enough that ids do not collide.
-pub fn fnv1a_128(bytes: &[u8]) -> (u64, u64) {
-    let hash = |seed: u64| {
-        bytes.iter().fold(seed, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    };
-    (hash(0xcbf2_9ce4_8422_2325), hash(0x8422_2325_cbf2_9ce4))
+/// Two FNV-1a hashes of `bytes` with different offsets, wide enough that ids do not
+/// collide.
+fn fnv1a_128(bytes: &[u8]) -> (u64, u64) {
+    (
+        fnv1a(bytes, FNV_OFFSET),
+        fnv1a(bytes, 0x8422_2325_cbf2_9ce4),
+    )
 }
 
 /// Routes `arrivals` (oldest first), updating `known` as it goes; `suppressed` says which

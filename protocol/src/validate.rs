@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::decode::{Envelope, Limits};
 use crate::event::{Event, EventType};
+use crate::hash::{fnv1a, FNV_OFFSET};
 use crate::time::{format_rfc3339, parse_rfc3339, Millis};
 
 /// Longest `messageId`, `anonymousId` or `userId` accepted.
@@ -279,15 +280,10 @@ fn identifier(body: &Map<String, Value>, field: &str) -> Result<Option<String>, 
 fn derived_message_id(body: &Map<String, Value>) -> String {
     // serde_json's default map is ordered, so the serialisation is canonical.
     let text = serde_json::to_string(body).unwrap_or_default();
-    let fnv = |seed: u64| {
-        text.bytes().fold(seed, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    };
     format!(
         "derived-{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325),
-        fnv(0x6c62_272e_07bb_0142)
+        fnv1a(text.as_bytes(), FNV_OFFSET),
+        fnv1a(text.as_bytes(), 0x6c62_272e_07bb_0142)
     )
 }
 
