@@ -4,13 +4,14 @@
 //! validation, consent, enrichment, then the queue. It answers success only once the queue
 //! holds every accepted event, so a client that sees 200 may forget the batch; on a queue
 //! failure it answers 503 and the client retries, which is safe because delivery is
-//! deduplicated by `(source, messageId)` downstream.
+//! deduplicated by `(source, messageId)` downstream. The stages are shared with the
+//! offline import ([`offline_import`](crate::offline_import)), which reads files instead
+//! of events.
 
 use cdp_protocol::auth::write_key_from_basic;
 use cdp_protocol::decode::{decode, DecodeError, Endpoint, Envelope};
 use cdp_protocol::enrich::geo::Location;
 use cdp_protocol::enrich::{enrich, EnrichInput};
-use cdp_protocol::import::{self, RowError};
 use cdp_protocol::source::Source;
 use cdp_protocol::validate::{check_batch, Rejection};
 use serde_json::json;
@@ -19,7 +20,7 @@ use worker::{Context, Date, Env, Request, Response, Result};
 use crate::compression::{gunzip, GunzipError};
 use crate::config::Config;
 use crate::stats::{self, Counter, Counts};
-use crate::{http, import_job, queue};
+use crate::{http, offline_import, queue};
 
 /// Header that stands in for Cloudflare's request geography in local development only.
 pub const DEV_GEO_HEADER: &str = "X-CDP-Dev-Geo";
@@ -47,7 +48,12 @@ pub async fn handle(
     http::allow_origin(outcome?, origin.as_deref())
 }
 
-fn refuse(status: u16, reason: &str, message: &str, counts: &mut Counts) -> Result<Response> {
+pub(crate) fn refuse(
+    status: u16,
+    reason: &str,
+    message: &str,
+    counts: &mut Counts,
+) -> Result<Response> {
     stats::reject(counts, reason);
     http::error(status, reason, message)
 }
@@ -61,110 +67,30 @@ async fn collect(
     let Some(endpoint) = Endpoint::from_path(&req.path()) else {
         return http::error(404, "not_found", "not a collector path");
     };
-    let limits = config.limits;
     let content_type = req
         .headers()
         .get("Content-Type")?
         .unwrap_or_default()
         .to_ascii_lowercase();
-    // `POST /v1/import` with CSV or NDJSON is an offline import (customers and orders);
-    // with JSON it is Segment's batch import, like `/v1/batch`.
-    let offline = req.path() == "/v1/import"
-        && (content_type.contains("csv") || content_type.contains("ndjson"));
-    if req.path() == "/v1/import" && !offline && !is_json_type(&content_type) {
-        let message = format!(
-            "Content-Type {content_type} is not accepted by /v1/import; send text/csv or application/x-ndjson (an offline import), or application/json (a Segment batch)"
-        );
-        return refuse(415, "unsupported_content_type", &message, counts);
-    }
-    let body_limit = if offline {
-        limits.max_batch_bytes.saturating_mul(20)
-    } else {
-        limits.max_batch_bytes
-    };
-    let header_key = req
-        .headers()
-        .get("Authorization")?
-        .and_then(|h| write_key_from_basic(&h));
-    if header_key
-        .as_deref()
-        .is_some_and(|k| config.sources.by_key(k).is_none())
-    {
-        return refuse(401, "unknown_write_key", UNKNOWN_KEY, counts);
-    }
-    let too_large = format!("the body is larger than {body_limit} bytes");
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|l| l > body_limit) {
-        return refuse(413, "body_too_large", &too_large, counts);
-    }
-    let mut body = req.bytes().await?;
-    if body.len() > body_limit {
-        return refuse(413, "body_too_large", &too_large, counts);
-    }
-    let encoding = req
-        .headers()
-        .get("Content-Encoding")?
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match encoding.trim() {
-        "" | "identity" => {}
-        "gzip" | "x-gzip" => match gunzip(&body, body_limit).await {
-            Ok(inflated) => body = inflated,
-            Err(GunzipError::TooLarge) => {
-                return refuse(
-                    413,
-                    "body_too_large",
-                    &format!("{too_large} once decompressed"),
-                    counts,
-                )
-            }
-            Err(GunzipError::Invalid) => {
-                return refuse(
-                    400,
-                    "invalid_gzip",
-                    "the body says gzip but is not valid gzip",
-                    counts,
-                )
-            }
-        },
-        other => {
-            return refuse(
-                415,
-                "unsupported_encoding",
-                &format!("Content-Encoding {other} is not supported; use gzip or none"),
-                counts,
-            )
+    // `POST /v1/import` with CSV or NDJSON is an offline import (customers and orders), its
+    // own handler; with JSON it is Segment's batch import, like `/v1/batch`.
+    if req.path() == "/v1/import" {
+        if let Some(format) = offline_import::Format::of(&content_type) {
+            return offline_import::handle(req, env, config, counts, format).await;
+        }
+        if !is_json_type(&content_type) {
+            let message = format!(
+                "Content-Type {content_type} is not accepted by /v1/import; send text/csv or application/x-ndjson (an offline import), or application/json (a Segment batch)"
+            );
+            return refuse(415, "unsupported_content_type", &message, counts);
         }
     }
-
-    let received_at = Date::now().as_millis() as i64;
-    let body_bytes = body.len();
-    let mut row_errors = Vec::new();
-    let decoded = if offline {
-        let Ok(text) = std::str::from_utf8(&body) else {
-            return refuse(400, "invalid_utf8", "an import file must be UTF-8", counts);
-        };
-        let imported = import::read(text, content_type.contains("csv"));
-        row_errors = imported.errors;
-        if imported.events.is_empty() {
-            let body = json!({"success": false, "error": {"reason": "no_valid_rows", "message": "no row of the file is valid"},
-                "rowErrors": rows_report(&row_errors)});
-            return http::json(400, &body);
-        }
-        Ok(Envelope {
-            write_key: None,
-            sent_at: None,
-            events: imported.events,
-            client_dropped: 0,
-            lossy: false,
-        })
-    } else {
-        decode(&body, endpoint, &limits)
+    let limits = config.limits;
+    let body = match read_body(req, config, limits.max_batch_bytes, counts).await? {
+        Ok(body) => body,
+        Err(refusal) => return Ok(refusal),
     };
-    let envelope = match decoded {
+    let envelope = match decode(&body.bytes, endpoint, &limits) {
         Ok(envelope) => envelope,
         Err(e) => {
             let status = if matches!(e, DecodeError::TooLarge { .. }) {
@@ -175,11 +101,126 @@ async fn collect(
             return refuse(status, e.reason(), &e.to_string(), counts);
         }
     };
-    let Some(source) = header_key
+    let admitted = match admit(req, config, &body, envelope, counts)? {
+        Ok(admitted) => admitted,
+        Err(refusal) => return Ok(refusal),
+    };
+    if admitted.keep.is_empty() && !admitted.rejected.is_empty() {
+        let body = json!({"success": false, "error": {"reason": "no_valid_events",
+            "message": "no event in the request is valid"}, "rejected": report(&admitted.rejected)});
+        return http::json(400, &body);
+    }
+    if let Err(refusal) = admitted.enqueue(env, &body, None, counts).await? {
+        return Ok(refusal);
+    }
+    let response = if admitted.rejected.is_empty() {
+        http::json(200, &json!({"success": true}))?
+    } else {
+        http::json(
+            207,
+            &json!({"success": false, "rejected": report(&admitted.rejected)}),
+        )?
+    };
+    admitted.with_cookie(response, req)
+}
+
+/// A request body, read within its limit and inflated.
+pub(crate) struct Body {
+    /// The body's bytes (decompressed).
+    pub bytes: Vec<u8>,
+    /// The write key of the `Authorization` header, when there is one (a known one).
+    pub header_key: Option<String>,
+    /// When the request was received (ms).
+    pub received_at: i64,
+}
+
+/// Reads the body under `limit` (before and after gzip), refusing an unknown write key in
+/// the header before reading anything: `Ok(Err(answer))` is a refusal to send back.
+pub(crate) async fn read_body(
+    req: &mut Request,
+    config: &Config,
+    limit: usize,
+    counts: &mut Counts,
+) -> Result<std::result::Result<Body, Response>> {
+    let header_key = req
+        .headers()
+        .get("Authorization")?
+        .and_then(|h| write_key_from_basic(&h));
+    if header_key
+        .as_deref()
+        .is_some_and(|k| config.sources.by_key(k).is_none())
+    {
+        return refuse(401, "unknown_write_key", UNKNOWN_KEY, counts).map(Err);
+    }
+    let too_large = format!("the body is larger than {limit} bytes");
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|l| l > limit) {
+        return refuse(413, "body_too_large", &too_large, counts).map(Err);
+    }
+    let mut bytes = req.bytes().await?;
+    if bytes.len() > limit {
+        return refuse(413, "body_too_large", &too_large, counts).map(Err);
+    }
+    let encoding = req
+        .headers()
+        .get("Content-Encoding")?
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match encoding.trim() {
+        "" | "identity" => {}
+        "gzip" | "x-gzip" => match gunzip(&bytes, limit).await {
+            Ok(inflated) => bytes = inflated,
+            Err(GunzipError::TooLarge) => {
+                let message = format!("{too_large} once decompressed");
+                return refuse(413, "body_too_large", &message, counts).map(Err);
+            }
+            Err(GunzipError::Invalid) => {
+                let message = "the body says gzip but is not valid gzip";
+                return refuse(400, "invalid_gzip", message, counts).map(Err);
+            }
+        },
+        other => {
+            let message = format!("Content-Encoding {other} is not supported; use gzip or none");
+            return refuse(415, "unsupported_encoding", &message, counts).map(Err);
+        }
+    }
+    Ok(Ok(Body {
+        bytes,
+        header_key,
+        received_at: Date::now().as_millis() as i64,
+    }))
+}
+
+/// What a request's events came to: their source, the events kept (valid, consented,
+/// enriched), and those refused.
+pub(crate) struct Admitted<'a> {
+    /// The source whose write key the request carried.
+    pub source: &'a Source,
+    /// The events to queue.
+    pub keep: Vec<cdp_protocol::event::Event>,
+    /// The events refused, with their reasons.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Finds the source (header or body key) and checks the page's origin, then judges each
+/// event: validation, consent, the source's currency, enrichment, bots.
+pub(crate) fn admit<'a>(
+    req: &Request,
+    config: &'a Config,
+    body: &Body,
+    envelope: Envelope,
+    counts: &mut Counts,
+) -> Result<std::result::Result<Admitted<'a>, Response>> {
+    let Some(source) = body
+        .header_key
+        .clone()
         .or_else(|| envelope.write_key.clone())
         .and_then(|k| config.sources.by_key(&k))
     else {
-        return refuse(401, "unknown_write_key", UNKNOWN_KEY, counts);
+        return refuse(401, "unknown_write_key", UNKNOWN_KEY, counts).map(Err);
     };
     let origin = req.headers().get("Origin")?;
     if !source.allows_origin(origin.as_deref()) {
@@ -190,18 +231,17 @@ async fn collect(
         );
         // Readable by the page (CORS headers like any answer), so its tracker sees a final
         // 4xx and settles the batch instead of retrying what looks like a network error.
-        return http::error(403, "origin_not_allowed", &message);
+        return http::error(403, "origin_not_allowed", &message).map(Err);
     }
     if envelope.client_dropped > 0 {
         stats::bump(counts, Counter::ClientDropped, envelope.client_dropped);
     }
-
     let sent_at = envelope.sent_at;
-    let checked = check_batch(envelope, received_at, &limits);
+    let checked = check_batch(envelope, body.received_at, &config.limits);
     for rejection in &checked.rejected {
         stats::reject(counts, rejection.reason);
     }
-    let input = enrich_input(req, config, received_at, sent_at)?;
+    let input = enrich_input(req, config, body.received_at, sent_at)?;
     let mut keep = Vec::with_capacity(checked.accepted.len());
     for mut event in checked.accepted {
         if !source.consent_allows(&event) {
@@ -222,71 +262,54 @@ async fn collect(
         }
         keep.push(event);
     }
+    Ok(Ok(Admitted {
+        source,
+        keep,
+        rejected: checked.rejected,
+    }))
+}
 
-    if keep.is_empty() && !checked.rejected.is_empty() {
-        let body = json!({"success": false, "error": {"reason": "no_valid_events",
-            "message": "no event in the request is valid"}, "rejected": report(&checked.rejected)});
-        return http::json(400, &body);
-    }
-    let anonymous_id = keep.iter().find_map(|e| e.anonymous_id.clone());
-    let mut job = None;
-    let kept = keep.len();
-    if !keep.is_empty() {
-        // The counters travel with the events; the consumer adds them once per delivery.
-        let mut travelling = std::mem::take(counts);
-        stats::bump(&mut travelling, Counter::Accepted, keep.len() as i64);
-        if offline {
-            job = Some(import_job::new_id()?);
+impl Admitted<'_> {
+    /// Queues the kept events (an import's under `job`), with the request's counters;
+    /// resolves to the number of queue messages, or the 503 to answer when the queue did not
+    /// confirm (the client retries; delivery is deduplicated).
+    pub(crate) async fn enqueue(
+        &self,
+        env: &Env,
+        body: &Body,
+        job: Option<&str>,
+        counts: &mut Counts,
+    ) -> Result<std::result::Result<u32, Response>> {
+        if self.keep.is_empty() {
+            return Ok(Ok(0));
         }
+        // The counters travel with the events; the consumer adds them once per message.
+        let mut travelling = std::mem::take(counts);
+        stats::bump(&mut travelling, Counter::Accepted, self.keep.len() as i64);
         let origin = queue::Origin {
-            source: &source.write_key,
-            received_at,
-            body_bytes,
+            source: &self.source.write_key,
+            received_at: body.received_at,
+            body_bytes: body.bytes.len(),
             replay: false,
-            job: job.as_deref(),
+            job,
         };
-        match queue::enqueue(env, origin, keep, travelling).await {
-            Ok(chunks) => {
-                if let Some(job) = &job {
-                    let totals = [
-                        ("startedAt", received_at),
-                        ("source", import_job::owner_mark(&source.write_key)),
-                        (
-                            "rowErrors",
-                            (row_errors.len() + checked.rejected.len()) as i64,
-                        ),
-                        ("events", kept as i64),
-                        ("chunks", i64::from(chunks)),
-                    ];
-                    let totals = totals.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-                    import_job::register(env, job, totals).await?;
-                }
-            }
+        match queue::enqueue(env, origin, self.keep.clone(), travelling).await {
+            Ok(chunks) => Ok(Ok(chunks)),
             Err(e) => {
                 worker::console_error!("enqueue failed: {e}");
                 let message = "the events could not be queued; retry later";
-                return http::error(503, "queue_unavailable", message);
+                http::error(503, "queue_unavailable", message).map(Err)
             }
         }
     }
-    let mut response = if offline {
-        let clean = checked.rejected.is_empty() && row_errors.is_empty();
-        let progress = job.as_ref().map(|j| ["/v1/import/", j].concat());
-        let body = json!({"success": clean, "imported": kept, "rowErrors": rows_report(&row_errors),
-            "rejected": report(&checked.rejected), "job": job, "progress": progress});
-        http::json(if clean { 200 } else { 207 }, &body)?
-    } else if checked.rejected.is_empty() {
-        http::json(200, &json!({"success": true}))?
-    } else {
-        http::json(
-            207,
-            &json!({"success": false, "rejected": report(&checked.rejected)}),
-        )?
-    };
-    if let Some(id) = anonymous_id {
-        response = refresh_cookie(response, req, source, &id)?;
+
+    /// The answer, with the visitor's cookie refreshed when the collector is first-party.
+    pub(crate) fn with_cookie(&self, response: Response, req: &Request) -> Result<Response> {
+        match self.keep.iter().find_map(|e| e.anonymous_id.clone()) {
+            Some(id) => refresh_cookie(response, req, self.source, &id),
+            None => Ok(response),
+        }
     }
-    Ok(response)
 }
 
 /// JSON as clients label it: `application/json` (and `+json` types), `text/plain` (browsers
@@ -299,14 +322,7 @@ fn is_json_type(content_type: &str) -> bool {
 const UNKNOWN_KEY: &str =
     "the write key is missing or unknown; send it as the HTTP Basic user name or as \"writeKey\"";
 
-fn rows_report(errors: &[RowError]) -> Vec<serde_json::Value> {
-    errors
-        .iter()
-        .map(|e| json!({"line": e.line, "reason": e.reason}))
-        .collect()
-}
-
-fn report(rejected: &[Rejection]) -> Vec<serde_json::Value> {
+pub(crate) fn report(rejected: &[Rejection]) -> Vec<serde_json::Value> {
     rejected
         .iter()
         .map(|r| json!({"index": r.index, "messageId": r.message_id, "reason": r.reason, "message": r.detail}))

@@ -17,6 +17,7 @@ mod directory;
 mod http;
 mod identity_index;
 mod import_job;
+mod offline_import;
 mod profile_store;
 mod queue;
 mod resolver;
