@@ -79,7 +79,10 @@ pub async fn erase(req: Request, env: &Env, config: &Config, id: &str) -> Result
     let message_ids: std::collections::BTreeSet<String> =
         erased.message_ids.iter().cloned().collect();
     let archived = archive::erase(env, &message_ids).await?;
-    let detail = serde_json::json!({"events": erased.message_ids.len(), "identifiers": erased.identifiers, "archivedEvents": archived});
+    let keys: std::collections::BTreeSet<String> = erased.identifiers.iter().cloned().collect();
+    let dead = archive::erase_dead_letters(env, &keys, &config.rules.identifiers).await?;
+    let detail = serde_json::json!({"events": erased.message_ids.len(), "identifiers": erased.identifiers,
+        "archivedEvents": archived, "deadLetterEvents": dead});
     archive::audit(env, "erase", &id, detail.clone()).await?;
     http::json(200, &serde_json::json!({"erased": id, "detail": detail}))
 }

@@ -196,6 +196,51 @@ pub async fn dead_letters(env: &Env) -> Result<Vec<DeadLetter>> {
         .collect())
 }
 
+/// Removes from the dead-letter store every event that carries one of `erased` (identifier
+/// keys, `kind:value`): those events never reached a profile, so erasure cannot find them
+/// by `messageId`. Returns how many were removed.
+pub async fn erase_dead_letters(
+    env: &Env,
+    erased: &std::collections::BTreeSet<String>,
+    declared: &[String],
+) -> Result<usize> {
+    let bucket = env.bucket(ARCHIVE)?;
+    let erased_any_kind: std::collections::BTreeSet<String> = erased
+        .iter()
+        .filter_map(|k| cdp_protocol::identity::Identifier::from_key(k))
+        .filter_map(|id| id.any_kind_key())
+        .collect();
+    let carries_erased = |event: &cdp_protocol::event::Event| {
+        cdp_protocol::identity::identifiers_of(event, declared)
+            .iter()
+            .any(|id| {
+                erased.contains(&id.key())
+                    || id
+                        .any_kind_key()
+                        .is_some_and(|k| erased_any_kind.contains(&k))
+            })
+    };
+    let mut removed = 0;
+    for (letter, message) in read_dead_letters(env, None).await? {
+        let Some(mut message) = message else { continue };
+        let before = message.events.len();
+        message.events.retain(|e| !carries_erased(e));
+        let gone = before - message.events.len();
+        if gone == 0 {
+            continue;
+        }
+        removed += gone;
+        if message.events.is_empty() {
+            bucket.delete(letter.key).await?;
+        } else {
+            let text = serde_json::to_string(&message)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            bucket.put(letter.key, text.into_bytes()).execute().await?;
+        }
+    }
+    Ok(removed)
+}
+
 /// Sends the dead-letter store's messages (or the one `only` names) back to the queue and
 /// takes them out of the store. Their events go through dedup as any delivery does, so a
 /// replay never stores an event twice; unreadable messages stay where they are.

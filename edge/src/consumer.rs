@@ -40,7 +40,6 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
         if dead_letters {
             let events =
                 serde_json::from_str::<QueuedBatch>(&text).map_or(1, |b| b.events.len() as i64);
-            stats::bump(&mut counts, Counter::DeadLettered, events);
             let key = [
                 archive::DEAD_PREFIX,
                 &archive::hour_prefix(Date::now().as_millis() as i64)[4..],
@@ -54,7 +53,11 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
                 .execute()
                 .await
             {
-                Ok(_) => message.ack(),
+                // Counted once kept, so a failed put retried is not counted twice.
+                Ok(_) => {
+                    stats::bump(&mut counts, Counter::DeadLettered, events);
+                    message.ack();
+                }
                 Err(_) => message.retry(),
             }
             continue;
@@ -137,6 +140,10 @@ async fn isolate(
             }
         }
         if failed.is_empty() {
+            // Delivered in parts (which carry no job): the chunk is through as a whole.
+            if let Some((job, chunk)) = &queued.job {
+                report_chunk(env, job, *chunk, queued.chunk_events()).await;
+            }
             message.ack();
             continue;
         }
@@ -156,6 +163,14 @@ async fn isolate(
         }
     }
     Ok(())
+}
+
+/// Records that an import chunk reached the profiles. Progress is a report, not delivery:
+/// a failure here is logged, not retried.
+async fn report_chunk(env: &Env, job: &str, chunk: u32, events: usize) {
+    if let Err(e) = import_job::chunk_delivered(env, job, chunk, events).await {
+        worker::console_error!("import progress of {job} not recorded: {e}");
+    }
 }
 
 /// The message's events split into groups that share no identifier, each a message of its
@@ -274,10 +289,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
     for (_, queued) in batches {
         if let Some((job, chunk)) = &queued.job {
             // Progress is a report, not delivery: a failure here is logged, not retried.
-            if let Err(e) = import_job::chunk_delivered(env, job, *chunk, queued.events.len()).await
-            {
-                worker::console_error!("import progress of {job} not recorded: {e}");
-            }
+            report_chunk(env, job, *chunk, queued.chunk_events()).await;
         }
     }
     Ok(())

@@ -147,8 +147,13 @@ impl DurableObject for ProfileDirectory {
         match req.path().as_str() {
             "/put" => {
                 for (id, doc) in body.docs {
+                    // An older summary never replaces a newer one: a notice retried from a
+                    // profile's outbox may arrive after the summary of a later change.
                     sql.exec(
-                        "INSERT OR REPLACE INTO profiles (id, doc) VALUES (?, ?)",
+                        "INSERT INTO profiles (id, doc) VALUES (?, ?)
+                         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc
+                         WHERE coalesce(json_extract(excluded.doc, '$.updatedAt'), '')
+                            >= coalesce(json_extract(profiles.doc, '$.updatedAt'), '')",
                         vec![id.into(), doc.to_string().into()],
                     )?;
                 }

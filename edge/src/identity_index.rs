@@ -77,7 +77,7 @@ pub async fn suppress(env: &Env, keys: &[String]) -> Result<()> {
     keys.extend(
         keys.iter()
             .filter_map(|k| Identifier::from_key(k))
-            .map(|id| id.any_kind_key())
+            .filter_map(|id| id.any_kind_key())
             .collect::<Vec<_>>(),
     );
     let calls = shard::group(&keys, SHARDS)

@@ -32,6 +32,10 @@ pub struct QueuedBatch {
     /// The offline import job and the chunk number this message is, for its progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<(String, u32)>,
+    /// How many events the job's chunk held, when this message is only the part of it that
+    /// failed (its progress reports the whole chunk once this part is through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_events: Option<usize>,
 }
 
 impl QueuedBatch {
@@ -45,7 +49,13 @@ impl QueuedBatch {
             replay: self.replay,
             counts: Counts::new(),
             job: None,
+            chunk_events: None,
         }
+    }
+
+    /// The events of the job's chunk this message completes.
+    pub fn chunk_events(&self) -> usize {
+        self.chunk_events.unwrap_or(self.events.len())
     }
 }
 
@@ -55,6 +65,7 @@ pub async fn requeue(env: &Env, queued: &QueuedBatch, events: Vec<Event>) -> Res
     let message = QueuedBatch {
         events,
         job: queued.job.clone(),
+        chunk_events: Some(queued.chunk_events()),
         ..queued.part()
     };
     let text =
@@ -142,6 +153,7 @@ pub async fn enqueue(
             replay,
             counts: std::mem::take(&mut counts),
             job: job.map(|j| (j.to_owned(), sent)),
+            chunk_events: None,
         };
         let text =
             serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;

@@ -57,11 +57,14 @@ impl Identifier {
         [self.kind.as_str(), ":", self.value.as_str()].concat()
     }
 
-    /// `*:value`: the value under any kind. Erasure suppresses it too, so an erased user id
-    /// that comes back as an alias's `previousId` (read as an anonymous id) or under
-    /// another kind is still recognised.
-    pub fn any_kind_key(&self) -> String {
-        ["*:", self.value.as_str()].concat()
+    /// `*:value` for the kinds that stand in for each other (`userId` and `anonymousId`:
+    /// an alias's `previousId`, read as an anonymous id, is often a former user id), so an
+    /// erased value coming back as the other is still recognised. Other kinds (email,
+    /// phone, declared ones) are matched as themselves: an erased user id "42" must not
+    /// drop someone else's `crm_id` 42.
+    pub fn any_kind_key(&self) -> Option<String> {
+        matches!(self.kind.as_str(), "userId" | "anonymousId")
+            .then(|| ["*:", self.value.as_str()].concat())
     }
 
     /// The identifier a [`key`](Self::key) names (kinds never contain `:`).
@@ -934,5 +937,21 @@ mod tests {
             vec![vec![0, 2, 3], vec![1, 5], vec![4]]
         );
         assert!(linked_groups(&[]).is_empty());
+    }
+
+    #[test]
+    fn only_user_and_anonymous_ids_are_matched_across_kinds() {
+        assert_eq!(
+            Identifier::new("userId", "42").any_kind_key().as_deref(),
+            Some("*:42")
+        );
+        assert_eq!(
+            Identifier::new("anonymousId", "42")
+                .any_kind_key()
+                .as_deref(),
+            Some("*:42")
+        );
+        assert_eq!(Identifier::new("crm_id", "42").any_kind_key(), None);
+        assert_eq!(Identifier::new("email", "a@b.c").any_kind_key(), None);
     }
 }

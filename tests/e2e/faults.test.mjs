@@ -109,6 +109,27 @@ test('an alias after erasure re-creates nobody', async () => {
   }
 });
 
+test('erasure reaches the dead-letter store: a person\'s undelivered events are removed too', async () => {
+  assert.equal((await sendBatch(worker.url, [page('doomed', 'dm-1')])).status, 200);
+  const { body: profile } = await eventually(async () => {
+    const r = await admin(worker.url, '/v1/profiles/lookup?anonymousId=doomed');
+    return r.status === 200 ? r : null;
+  });
+  assert.equal((await post('/v1/admin/faults?anonymousId=doomed&failures=1000')).status, 200);
+  const before = (await admin(worker.url, '/v1/admin/dead-letters')).body.events;
+  assert.equal((await sendBatch(worker.url, [page('doomed', 'dm-2'), page('doomed', 'dm-3')])).status, 200);
+  const dead = await eventually(async () => {
+    const { body } = await admin(worker.url, '/v1/admin/dead-letters');
+    return body.events >= before + 2 ? body : null;
+  }, { timeout: 120_000, interval: 1000 });
+  assert.ok(dead, 'the two events were dead-lettered');
+  const erased = await fetch(`${worker.url}/v1/profiles/${profile.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(erased.status, 200);
+  assert.equal((await erased.json()).detail.deadLetterEvents, 2);
+  assert.equal((await admin(worker.url, '/v1/admin/dead-letters')).body.events, before, 'none of theirs is left to replay');
+  assert.equal((await post('/v1/admin/faults?anonymousId=doomed&failures=0')).status, 200);
+});
+
 test('half an emoji costs nothing: it reads as U+FFFD and its neighbours land', async () => {
   // JSON.stringify writes a lone surrogate as the escape \ud83d, as browsers do.
   const body = JSON.stringify({ batch: [
