@@ -2,10 +2,10 @@
 //!
 //! For each batch of messages: drop what was delivered before (dedup shards), send the
 //! rest to their profiles (all at once), record them as delivered, archive each message,
-//! acknowledge them. When that fails, the messages are tried again one by one, and within
-//! a message each group of events that share no identifier on its own: what succeeds is
-//! settled, and only what failed is retried (the whole message when nothing of it went
-//! through, else its failed events as a new message). Every step is idempotent, so a
+//! acknowledge them. When that fails, the batch's events are tried again by person (each
+//! group of events linked by their identifiers, across messages, on its own): what
+//! succeeds is settled, and only what failed is retried (a whole message when nothing of
+//! it went through, else its failed events as a new message). Every step is idempotent, so a
 //! retry can only repeat work the profile store absorbs, never skip an event. A message
 //! that keeps failing goes to the dead-letter queue, which this consumer counts and
 //! archives under `dead/`.
@@ -111,34 +111,64 @@ fn add(counts: &mut Counts, more: Counts) {
     }
 }
 
-/// After a batch failed: each message on its own, and within it each group of events
-/// linked by their identifiers on its own, so one person whose events keep failing holds
-/// up nobody else.
+/// After a batch failed: its events are grouped by person across its messages (events
+/// linked by their identifiers), and each group is delivered on its own, so one person
+/// whose events keep failing holds up nobody else, at one delivery per person rather than
+/// per message. Then each message is settled: acknowledged when all of it went through,
+/// retried when none did, and otherwise its failed events go back to the queue on their own.
 async fn isolate(
     env: &Env,
     readable: &[&(RawMessage, QueuedBatch)],
     counts: &mut Counts,
 ) -> Result<()> {
     let config = Config::load(env).map_err(worker::Error::RustError)?;
-    for (message, queued) in readable.iter().copied() {
-        let groups = by_person(queued, &config.rules.identifiers);
-        let mut failed: Vec<Event> = Vec::new();
-        let mut delivered_some = false;
-        for (n, group) in groups.iter().enumerate() {
-            // Each group is archived under a name of its own.
-            let id = [message.id(), "-".into(), n.to_string()].concat();
-            let mut attempt = Counts::new();
-            match deliver(env, &[(id, group)], &mut attempt).await {
-                Ok(()) => {
-                    add(counts, attempt);
-                    delivered_some = true;
-                }
-                Err(e) => {
-                    worker::console_error!("delivery failed, will retry: {e}");
-                    failed.extend(group.events.iter().cloned());
+    let events: Vec<(usize, &Event)> = readable
+        .iter()
+        .enumerate()
+        .flat_map(|(m, (_, q))| q.events.iter().map(move |e| (m, e)))
+        .collect();
+    let ids: Vec<_> = events
+        .iter()
+        .map(|(_, e)| identifiers_of(e, &config.rules.identifiers))
+        .collect();
+    let mut failed: Vec<Vec<Event>> = vec![Vec::new(); readable.len()];
+    let mut delivered_some = vec![false; readable.len()];
+    for (n, members) in linked_groups(&ids).into_iter().enumerate() {
+        // The group's part of each message it touches, archived under a name of its own.
+        let mut parts: BTreeMap<usize, QueuedBatch> = BTreeMap::new();
+        for i in members {
+            let (m, event) = events[i];
+            parts
+                .entry(m)
+                .or_insert_with(|| readable[m].1.part())
+                .events
+                .push(event.clone());
+        }
+        let batches: Vec<(String, &QueuedBatch)> = parts
+            .iter()
+            .map(|(m, part)| {
+                (
+                    [readable[*m].0.id(), "-".into(), n.to_string()].concat(),
+                    part,
+                )
+            })
+            .collect();
+        let mut attempt = Counts::new();
+        match deliver(env, &batches, &mut attempt).await {
+            Ok(()) => {
+                add(counts, attempt);
+                parts.keys().for_each(|m| delivered_some[*m] = true);
+            }
+            Err(e) => {
+                worker::console_error!("delivery failed, will retry: {e}");
+                for (m, part) in parts {
+                    failed[m].extend(part.events);
                 }
             }
         }
+    }
+    for (m, (message, queued)) in readable.iter().copied().enumerate() {
+        let failed = std::mem::take(&mut failed[m]);
         if failed.is_empty() {
             // Delivered in parts (which carry no job): the chunk is through as a whole.
             if let Some((job, chunk)) = &queued.job {
@@ -148,7 +178,7 @@ async fn isolate(
             continue;
         }
         stats::bump(counts, Counter::QueueRetries, 1);
-        if !delivered_some {
+        if !delivered_some[m] {
             message.retry();
             continue;
         }
@@ -171,23 +201,6 @@ async fn report_chunk(env: &Env, job: &str, chunk: u32, events: usize) {
     if let Err(e) = import_job::chunk_delivered(env, job, chunk, events).await {
         worker::console_error!("import progress of {job} not recorded: {e}");
     }
-}
-
-/// The message's events split into groups that share no identifier, each a message of its
-/// own (same source, time and job).
-fn by_person(queued: &QueuedBatch, declared: &[String]) -> Vec<QueuedBatch> {
-    let ids: Vec<_> = queued
-        .events
-        .iter()
-        .map(|e| identifiers_of(e, declared))
-        .collect();
-    linked_groups(&ids)
-        .into_iter()
-        .map(|members| QueuedBatch {
-            events: members.iter().map(|&i| queued.events[i].clone()).collect(),
-            ..queued.part()
-        })
-        .collect()
 }
 
 async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Counts) -> Result<()> {

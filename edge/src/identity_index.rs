@@ -194,13 +194,17 @@ impl DurableObject for IdentityShard {
                 let mut suppressed = Vec::new();
                 let delivery = body.delivery && self.faults_possible(&sql)?;
                 for key in body.keys {
-                    let fault = sql
-                        .exec(
+                    // Only where a fault was ever injected: production never reads the table.
+                    let fault = if delivery {
+                        sql.exec(
                             "SELECT remaining FROM faults WHERE key = ?",
                             vec![key.as_str().into()],
                         )?
-                        .to_array::<Remaining>()?;
-                    if delivery && fault.first().is_some_and(|f| f.remaining > 0) {
+                        .to_array::<Remaining>()?
+                    } else {
+                        Vec::new()
+                    };
+                    if fault.first().is_some_and(|f| f.remaining > 0) {
                         sql.exec(
                             "UPDATE faults SET remaining = remaining - 1 WHERE key = ?",
                             vec![key.as_str().into()],
