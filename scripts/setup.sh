@@ -41,7 +41,7 @@ if [ "$(worker-build --version 2>/dev/null)" != "$worker" ]; then
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm packages (wrangler, binaryen, esbuild, playwright-core)"
+  say "installing npm packages (wrangler, binaryen, esbuild, playwright-core, typescript, analytics-next)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 

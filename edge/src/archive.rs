@@ -205,20 +205,17 @@ pub async fn erase_dead_letters(
     declared: &[String],
 ) -> Result<usize> {
     let bucket = env.bucket(ARCHIVE)?;
-    let erased_any_kind: std::collections::BTreeSet<String> = erased
+    // Matched as erasure suppresses: by each identifier's suppression keys.
+    let suppressed: std::collections::BTreeSet<String> = erased
         .iter()
         .filter_map(|k| cdp_protocol::identity::Identifier::from_key(k))
-        .filter_map(|id| id.any_kind_key())
+        .flat_map(|id| id.suppression_keys())
         .collect();
     let carries_erased = |event: &cdp_protocol::event::Event| {
         cdp_protocol::identity::identifiers_of(event, declared)
             .iter()
-            .any(|id| {
-                erased.contains(&id.key())
-                    || id
-                        .any_kind_key()
-                        .is_some_and(|k| erased_any_kind.contains(&k))
-            })
+            .flat_map(|id| id.suppression_keys())
+            .any(|k| suppressed.contains(&k))
     };
     let mut removed = 0;
     for (letter, message) in read_dead_letters(env, None).await? {
@@ -233,9 +230,10 @@ pub async fn erase_dead_letters(
         if message.events.is_empty() {
             bucket.delete(letter.key).await?;
         } else {
-            let text = serde_json::to_string(&message)
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
-            bucket.put(letter.key, text.into_bytes()).execute().await?;
+            bucket
+                .put(letter.key, message.to_text()?.into_bytes())
+                .execute()
+                .await?;
         }
     }
     Ok(removed)

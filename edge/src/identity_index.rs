@@ -73,13 +73,11 @@ pub async fn lookup(env: &Env, keys: &[String], delivery: bool) -> Result<Known>
 /// Forgets `keys` and suppresses them, and their values under any kind: later events
 /// carrying one are dropped.
 pub async fn suppress(env: &Env, keys: &[String]) -> Result<()> {
-    let mut keys = keys.to_vec();
-    keys.extend(
-        keys.iter()
-            .filter_map(|k| Identifier::from_key(k))
-            .filter_map(|id| id.any_kind_key())
-            .collect::<Vec<_>>(),
-    );
+    let keys: Vec<String> = keys
+        .iter()
+        .filter_map(|k| Identifier::from_key(k))
+        .flat_map(|id| id.suppression_keys())
+        .collect();
     let calls = shard::group(&keys, SHARDS)
         .into_iter()
         .map(|(s, keys)| async move {

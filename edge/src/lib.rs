@@ -61,18 +61,16 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     match (req.method(), path.as_str()) {
         (Method::Options, p) if p.starts_with("/v1/") => {
-            let collector =
-                collect::is_collector_path(p) || p == "/v1/m" || p.starts_with("/v1/projects/");
+            let collector = is_client_path(p);
             http::preflight(&req, &config.sources, &config.dashboard_origins, collector)
         }
         (Method::Post, p) if collect::is_collector_path(p) => {
             collect::handle(req, &env, &config, &ctx).await
         }
-        (Method::Post, "/v1/m") => segment_clients::metrics(&req),
-        (Method::Get, p) if p.starts_with("/v1/projects/") && p.ends_with("/settings") => {
-            let key = p
-                .trim_start_matches("/v1/projects/")
-                .trim_end_matches("/settings")
+        (Method::Post, segment_clients::METRICS_PATH) => segment_clients::metrics(&req),
+        (Method::Get, p) if segment_clients::settings_key(p).is_some() => {
+            let key = segment_clients::settings_key(p)
+                .unwrap_or_default()
                 .to_owned();
             segment_clients::settings(&req, &config, &key)
         }
@@ -132,14 +130,22 @@ fn no_route(method: &Method, path: &str) -> Result<Response> {
     Ok(response.with_headers(headers))
 }
 
+/// Whether pages call `path` (the collector's paths and what Segment's clients ask), as
+/// opposed to the admin API: their CORS follows the sources, not the dashboard's origins.
+fn is_client_path(path: &str) -> bool {
+    collect::is_collector_path(path)
+        || path == segment_clients::METRICS_PATH
+        || segment_clients::settings_key(path).is_some()
+}
+
 /// The methods an API path answers (for a `405` with `Allow`), or `None` when no route
 /// has that path.
 fn allowed_methods(path: &str) -> Option<&'static str> {
-    if collect::is_collector_path(path) || path == "/v1/m" {
-        return Some("POST, OPTIONS");
-    }
-    if path.starts_with("/v1/projects/") && path.ends_with("/settings") {
+    if segment_clients::settings_key(path).is_some() {
         return Some("GET, OPTIONS");
+    }
+    if is_client_path(path) {
+        return Some("POST, OPTIONS");
     }
     let profile = path.strip_prefix("/v1/profiles/");
     Some(match path {

@@ -53,6 +53,11 @@ impl QueuedBatch {
         }
     }
 
+    /// The message as the queue carries it.
+    pub fn to_text(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| worker::Error::RustError(e.to_string()))
+    }
+
     /// The events of the job's chunk this message completes.
     pub fn chunk_events(&self) -> usize {
         self.chunk_events.unwrap_or(self.events.len())
@@ -68,9 +73,9 @@ pub async fn requeue(env: &Env, queued: &QueuedBatch, events: Vec<Event>) -> Res
         chunk_events: Some(queued.chunk_events()),
         ..queued.part()
     };
-    let text =
-        serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let delayed = worker::MessageBuilder::new(text).delay_seconds(1).build();
+    let delayed = worker::MessageBuilder::new(message.to_text()?)
+        .delay_seconds(1)
+        .build();
     env.queue(EVENTS)?.send(delayed).await
 }
 
@@ -80,9 +85,7 @@ pub async fn resend(env: &Env, messages: Vec<QueuedBatch>) -> Result<()> {
     let queue = env.queue(EVENTS)?;
     for mut message in messages {
         message.counts = Counts::new();
-        let text =
-            serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        queue.send(text).await?;
+        queue.send(message.to_text()?).await?;
     }
     Ok(())
 }
@@ -155,9 +158,7 @@ pub async fn enqueue(
             job: job.map(|j| (j.to_owned(), sent)),
             chunk_events: None,
         };
-        let text =
-            serde_json::to_string(&message).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        queue.send(text).await?;
+        queue.send(message.to_text()?).await?;
         sent += 1;
     }
     Ok(sent)

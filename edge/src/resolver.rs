@@ -85,7 +85,7 @@ pub async fn resolve(
     let keys: Vec<String> = ids_of
         .iter()
         .flatten()
-        .flat_map(|id| std::iter::once(id.key()).chain(id.any_kind_key()))
+        .flat_map(Identifier::suppression_keys)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -119,9 +119,8 @@ pub async fn resolve(
         })
         .collect();
     let mut state = Known { home, holdings };
-    let is_suppressed = |id: &Identifier| {
-        suppressed.contains(&id.key()) || id.any_kind_key().is_some_and(|k| suppressed.contains(&k))
-    };
+    let is_suppressed =
+        |id: &Identifier| id.suppression_keys().iter().any(|k| suppressed.contains(k));
     let routing = route(&arrivals, is_suppressed, &mut state, &rules);
     for merge in &routing.merges {
         profile_store::merge(env, &merge.from, &merge.into, &merge.message_id, merge.at).await?;

@@ -67,6 +67,14 @@ impl Identifier {
             .then(|| ["*:", self.value.as_str()].concat())
     }
 
+    /// The keys an erasure suppresses this identifier under, and the keys an event's
+    /// identifier is checked against: its own, and for the two id kinds the any-kind key.
+    pub fn suppression_keys(&self) -> Vec<String> {
+        std::iter::once(self.key())
+            .chain(self.any_kind_key())
+            .collect()
+    }
+
     /// The identifier a [`key`](Self::key) names (kinds never contain `:`).
     pub fn from_key(key: &str) -> Option<Identifier> {
         let (kind, value) = key.split_once(':')?;
@@ -952,6 +960,14 @@ mod tests {
             Some("*:42")
         );
         assert_eq!(Identifier::new("crm_id", "42").any_kind_key(), None);
+        assert_eq!(
+            Identifier::new("userId", "42").suppression_keys(),
+            ["userId:42", "*:42"]
+        );
+        assert_eq!(
+            Identifier::new("crm_id", "42").suppression_keys(),
+            ["crm_id:42"]
+        );
         assert_eq!(Identifier::new("email", "a@b.c").any_kind_key(), None);
     }
 }

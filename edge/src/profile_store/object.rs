@@ -161,7 +161,7 @@ impl DurableObject for ProfileStore {
                 let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
                 match TimelineQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
                     Ok(query) => self.answer(|me| me.timeline(&query)),
-                    Err(e) => http::error(400, "invalid_parameter", &e.message),
+                    Err(e) => http::bad_parameter("invalid_parameter", &e.parameter, &e.message),
                 }
             }
             (Method::Get, "/export") => self.answer(|me| me.export()),
