@@ -1,5 +1,6 @@
 //! The admin API: questions about profiles, behind the admin bearer token.
 
+use cdp_protocol::api::ProfileView;
 use cdp_protocol::identity::{normalize, Identifier};
 use cdp_protocol::time::parse_rfc3339;
 use cdp_protocol::timeline::TimelineQuery;
@@ -15,9 +16,6 @@ const LOOKUP_KINDS: [&str; 4] = ["userId", "email", "phone", "anonymousId"];
 /// `GET /v1/profiles/lookup?anonymousId=…` (or `userId=…`, or a declared kind such as
 /// `crm_id=…`): the profile holding that identifier.
 pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
     let url = req.url()?;
     let found = url.query_pairs().find(|(k, v)| {
         let declared = config.rules.identifiers.iter().any(|d| d == k);
@@ -53,10 +51,7 @@ pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response
 }
 
 /// `GET /v1/profiles/{id}/export`: everything held about the person, audited.
-pub async fn export(req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+async fn export(env: &Env, id: &str) -> Result<Response> {
     let response = show(env, id, "/export").await?;
     if response.status_code() == 200 {
         archive::audit(env, "export", id, serde_json::json!({})).await?;
@@ -67,10 +62,7 @@ pub async fn export(req: Request, env: &Env, config: &Config, id: &str) -> Resul
 /// `DELETE /v1/profiles/{id}`: erases the person everywhere (profile, events, identifiers,
 /// index, archived raw events) and suppresses their identifiers, so later events carrying
 /// them are dropped and the person is not re-created. Audited.
-pub async fn erase(req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+pub async fn erase(env: &Env, config: &Config, id: &str) -> Result<Response> {
     let Some(id) = current(env, id).await? else {
         return http::error(404, "profile_not_found", &format!("no profile {id}"));
     };
@@ -102,10 +94,7 @@ async fn current(env: &Env, id: &str) -> Result<Option<String>> {
 
 /// `GET /v1/profiles?where=computed.totalRevenue>500&where=traits.plan=pro&limit=50&cursor=…`:
 /// profiles matching every condition (none: all profiles), paged in profile id order.
-pub async fn search(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+pub async fn search(req: Request, env: &Env) -> Result<Response> {
     let url = req.url()?;
     let mut conditions = Vec::new();
     let (mut limit, mut cursor) = (50, String::new());
@@ -163,9 +152,6 @@ pub async fn search(req: Request, env: &Env, config: &Config) -> Result<Response
 /// identifier leaves with what came only through it (identifiers and events) into a new
 /// profile, and it is kept apart from the profile's strongest identifier from now on.
 pub async fn unmerge(mut req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
     #[derive(serde::Deserialize)]
     struct Ask {
         r#type: String,
@@ -224,10 +210,8 @@ pub async fn import_progress(
         .get("Authorization")?
         .and_then(|h| cdp_protocol::auth::write_key_from_basic(&h))
         .filter(|k| config.sources.by_key(k).is_some());
-    if source_key.is_none() {
-        if let Some(refusal) = refuse_unless_admin(&req, config)? {
-            return Ok(refusal);
-        }
+    if source_key.is_none() && !is_admin(&req, config) {
+        return unauthorized();
     }
     match crate::import_job::progress(env, job, source_key.as_deref()).await? {
         Some(progress) => http::json(200, &progress),
@@ -236,38 +220,29 @@ pub async fn import_progress(
 }
 
 /// `GET /v1/audit`: every export and erasure, oldest first.
-pub async fn audit_log(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+pub async fn audit_log(env: &Env) -> Result<Response> {
     http::json(200, &archive::audit_log(env).await?)
 }
 
-/// `GET /v1/profiles/{id}`, `…/explain` and `…/events?type=&name=&from=&to=&limit=&cursor=`.
-pub async fn profile(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    id: &str,
-    what: &str,
-) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+/// `GET /v1/profiles/{id}`, `…/explain`, `…/export` and
+/// `…/events?type=&name=&from=&to=&limit=&cursor=`.
+pub async fn profile(req: Request, env: &Env, id: &str, view: ProfileView) -> Result<Response> {
     let url = req.url()?;
-    if what == "events" {
-        // Checked here as well as in the profile, so a bad parameter is a 400 even for a
-        // profile that does not exist.
-        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        if let Err(e) = TimelineQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-            return http::bad_parameter("invalid_parameter", &e.parameter, &e.message);
+    let path = match view {
+        ProfileView::Profile => "/profile".to_owned(),
+        ProfileView::Explain => "/explain".to_owned(),
+        ProfileView::Export => return export(env, id).await,
+        ProfileView::Events => {
+            // Checked here as well as in the profile, so a bad parameter is a 400 even for
+            // a profile that does not exist.
+            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            let query = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            if let Err(e) = TimelineQuery::parse(query) {
+                return http::bad_parameter("invalid_parameter", &e.parameter, &e.message);
+            }
+            let query = url.query().map(|q| ["?", q].concat()).unwrap_or_default();
+            ["/timeline", &query].concat()
         }
-    }
-    let query = url.query().map(|q| ["?", q].concat()).unwrap_or_default();
-    let path = match what {
-        "explain" => "/explain".to_owned(),
-        "events" => ["/timeline", &query].concat(),
-        _ => "/profile".to_owned(),
     };
     show(env, id, &path).await
 }
@@ -286,10 +261,7 @@ async fn show(env: &Env, id: &str, what: &str) -> Result<Response> {
 }
 
 /// `GET /v1/stats`: the pipeline's counters, summed over their shards.
-pub async fn stats(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+pub async fn stats(env: &Env) -> Result<Response> {
     let mut counts = stats::read(env).await?;
     let pending = stats::pending(&counts);
     counts.insert("pending".to_owned(), pending);
@@ -298,10 +270,7 @@ pub async fn stats(req: Request, env: &Env, config: &Config) -> Result<Response>
 
 /// `POST /v1/admin/replay?from=2026-11-23T00:00:00Z&to=…`: re-ingests the archived events
 /// received in those hours (inclusive). Idempotent.
-pub async fn replay(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+pub async fn replay(req: Request, env: &Env) -> Result<Response> {
     let url = req.url()?;
     let time = |name: &str| {
         url.query_pairs()
@@ -327,10 +296,7 @@ pub async fn replay(req: Request, env: &Env, config: &Config) -> Result<Response
 
 /// `GET /v1/admin/dead-letters`: the messages the queue gave up on, kept in the archive
 /// bucket until replayed.
-pub async fn dead_letters(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+pub async fn dead_letters(env: &Env) -> Result<Response> {
     let letters = archive::dead_letters(env).await?;
     let events: usize = letters.iter().map(|l| l.events).sum();
     http::json(
@@ -341,10 +307,7 @@ pub async fn dead_letters(req: Request, env: &Env, config: &Config) -> Result<Re
 
 /// `POST /v1/admin/dead-letters/replay` (every message, or `?key=` one): sends them back to
 /// the queue and out of the store; counted as `dead_letters_replayed`.
-pub async fn replay_dead_letters(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
+pub async fn replay_dead_letters(req: Request, env: &Env) -> Result<Response> {
     let url = req.url()?;
     let key = url
         .query_pairs()
@@ -374,9 +337,6 @@ pub async fn replay_dead_letters(req: Request, env: &Env, config: &Config) -> Re
 /// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): resolving that
 /// id fails its next N times, to show that delivery retries lose nothing.
 pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response> {
-    if let Some(refusal) = refuse_unless_admin(&req, config)? {
-        return Ok(refusal);
-    }
     if !config.development {
         return http::error(
             404,
@@ -405,19 +365,19 @@ pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response
     http::json(200, &serde_json::json!({"ok": true}))
 }
 
-/// `Some(401 answer)` unless the request carries the admin token.
-fn refuse_unless_admin(req: &Request, config: &Config) -> Result<Option<Response>> {
-    match http::bearer_token(req) {
-        Some(token) if constant_time_eq(token.as_bytes(), config.admin_token.as_bytes()) => {
-            Ok(None)
-        }
-        _ => http::error(
-            401,
-            "unauthorized",
-            "the admin API needs the header Authorization: Bearer <admin token>",
-        )
-        .map(Some),
-    }
+/// Whether the request carries the admin token.
+pub fn is_admin(req: &Request, config: &Config) -> bool {
+    http::bearer_token(req)
+        .is_some_and(|token| constant_time_eq(token.as_bytes(), config.admin_token.as_bytes()))
+}
+
+/// The `401` of a request without the admin token.
+pub fn unauthorized() -> Result<Response> {
+    http::error(
+        401,
+        "unauthorized",
+        "the admin API needs the header Authorization: Bearer <admin token>",
+    )
 }
 
 /// Compares secrets without leaking the position of the first difference through timing.

@@ -25,11 +25,6 @@ use crate::{http, offline_import, queue};
 /// Header that stands in for Cloudflare's request geography in local development only.
 pub const DEV_GEO_HEADER: &str = "X-CDP-Dev-Geo";
 
-/// Whether `path` is one of the collector's paths.
-pub fn is_collector_path(path: &str) -> bool {
-    Endpoint::from_path(path).is_some()
-}
-
 /// Takes a request to a collector path in, enqueues what is valid, and reports what is not.
 pub async fn handle(
     mut req: Request,

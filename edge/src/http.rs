@@ -83,3 +83,43 @@ pub fn bearer_token(req: &Request) -> Option<String> {
     let header = req.headers().get("Authorization").ok()??;
     cdp_protocol::auth::bearer_token(&header).map(str::to_owned)
 }
+
+/// The error for an internal call (a Durable Object) that did not answer 2xx: a 5xx is
+/// the callee failing and may pass; a 4xx means this code asked something wrong (a bug).
+pub fn internal_answer(callee: &str, status: u16, detail: &str) -> worker::Error {
+    let message = format!("{callee} answered {status}: {detail}");
+    if status >= 500 {
+        worker::Error::RustError(message)
+    } else {
+        worker::Error::Json((message, status))
+    }
+}
+
+/// The one place an error becomes a status. Storage, queues and objects that fail or do
+/// not answer are `503` (retry later); a request this code built wrong, or an answer it
+/// cannot read, is a bug: `500`, which clients do not retry forever.
+pub fn failure(e: &worker::Error) -> Result<Response> {
+    use worker::Error as E;
+    let bug = matches!(
+        e,
+        E::Json(_)
+            | E::SerdeJsonError(_)
+            | E::SerdeWasmBindgenError(_)
+            | E::BadEncoding
+            | E::BodyUsed
+            | E::Utf8Error(_)
+            | E::RouteNoDataError
+    );
+    if bug {
+        return error(
+            500,
+            "internal",
+            &format!("the platform failed on this request: {e}; a retry will fail the same way, please report it"),
+        );
+    }
+    error(
+        503,
+        "unavailable",
+        &format!("the platform could not answer: {e}; retry later"),
+    )
+}

@@ -29,8 +29,7 @@ pub fn new_id() -> Result<String> {
 }
 
 async fn set(env: &Env, job: &str, entries: &Counts) -> Result<()> {
-    let body =
-        serde_json::to_string(entries).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let body = serde_json::to_string(entries).map_err(worker::Error::from)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
     let req = Request::new_with_init("https://stats/set", &init)?;

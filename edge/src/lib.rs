@@ -32,6 +32,7 @@ pub use identity_index::IdentityShard;
 pub use profile_store::ProfileStore;
 pub use stats::StatsShard;
 
+use cdp_protocol::api::{self, Auth, Resolution, Route};
 use wasm_bindgen::JsValue;
 use worker::{event, Context, Env, MessageBatch, Method, Request, Response, Result};
 
@@ -44,12 +45,7 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     match route(req, env, ctx).await {
         Ok(response) => Ok(response),
-        // A storage or queue failure: say so in JSON, and that a retry may succeed.
-        Err(e) => http::error(
-            503,
-            "unavailable",
-            &format!("the platform could not answer: {e}; retry later"),
-        ),
+        Err(e) => http::failure(&e),
     }
 }
 
@@ -59,109 +55,53 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Err(message) => return http::error(500, "misconfigured", &message),
     };
     let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Options, p) if p.starts_with("/v1/") => {
-            let collector = is_client_path(p);
-            http::preflight(&req, &config.sources, &config.dashboard_origins, collector)
+    if !path.starts_with("/v1/") {
+        if req.method() == Method::Get && path.starts_with("/spa/") {
+            return single_page_app(req, &env).await;
         }
-        (Method::Post, p) if collect::is_collector_path(p) => {
-            collect::handle(req, &env, &config, &ctx).await
+        return http::error(404, "not_found", "no such page");
+    }
+    let (route, auth) = match api::resolve(req.method().as_ref(), &path) {
+        Resolution::Found(route, auth) => (route, auth),
+        Resolution::Preflight { for_pages } => {
+            return http::preflight(&req, &config.sources, &config.dashboard_origins, for_pages)
         }
-        (Method::Post, segment_clients::METRICS_PATH) => segment_clients::metrics(&req),
-        (Method::Get, p) if segment_clients::settings_key(p).is_some() => {
-            let key = segment_clients::settings_key(p)
-                .unwrap_or_default()
-                .to_owned();
-            segment_clients::settings(&req, &config, &key)
+        Resolution::WrongMethod { allow } => return wrong_method(&req, &path, &allow),
+        Resolution::NotFound => {
+            let message = format!("no API route {} {path}", req.method().as_ref());
+            return http::error(404, "not_found", &message);
         }
-        (Method::Get, "/v1/profiles/lookup") => admin::lookup(req, &env, &config).await,
-        (Method::Get, "/v1/profiles") => admin::search(req, &env, &config).await,
-        (Method::Get, "/v1/stats") => admin::stats(req, &env, &config).await,
-        (Method::Get, p) if p.starts_with("/v1/import/") => {
-            let job = p.trim_start_matches("/v1/import/").to_owned();
-            admin::import_progress(req, &env, &config, &job).await
-        }
-        (Method::Get, "/v1/audit") => admin::audit_log(req, &env, &config).await,
-        (Method::Delete, p) if p.starts_with("/v1/profiles/") => {
-            let id = p.trim_start_matches("/v1/profiles/").to_owned();
-            admin::erase(req, &env, &config, &id).await
-        }
-        (Method::Post, p) if p.starts_with("/v1/profiles/") && p.ends_with("/unmerge") => {
-            let id = p
-                .trim_start_matches("/v1/profiles/")
-                .trim_end_matches("/unmerge")
-                .to_owned();
-            admin::unmerge(req, &env, &config, &id).await
-        }
-        (Method::Post, "/v1/admin/replay") => admin::replay(req, &env, &config).await,
-        (Method::Post, "/v1/admin/faults") => admin::faults(req, &env, &config).await,
-        (Method::Get, "/v1/admin/dead-letters") => admin::dead_letters(req, &env, &config).await,
-        (Method::Post, "/v1/admin/dead-letters/replay") => {
-            admin::replay_dead_letters(req, &env, &config).await
-        }
-        (Method::Get, p) if p.starts_with("/v1/profiles/") => {
-            let rest = p.trim_start_matches("/v1/profiles/");
-            match rest.split_once('/') {
-                None => admin::profile(req, &env, &config, rest, "profile").await,
-                Some((id, what @ ("explain" | "events"))) => {
-                    admin::profile(req, &env, &config, id, what).await
-                }
-                Some((id, "export")) => admin::export(req, &env, &config, id).await,
-                Some(_) => no_route(&Method::Get, p),
-            }
-        }
-        (Method::Get, p) if p.starts_with("/spa/") => single_page_app(req, &env).await,
-        (method, p) if p.starts_with("/v1/") => no_route(&method, p),
-        _ => http::error(404, "not_found", "no such page"),
+    };
+    if auth == Auth::Admin && !admin::is_admin(&req, &config) {
+        return admin::unauthorized();
+    }
+    let (env, config) = (&env, &config);
+    match route {
+        Route::Collect => collect::handle(req, env, config, &ctx).await,
+        Route::SegmentMetrics => segment_clients::metrics(&req),
+        Route::SegmentSettings { write_key } => segment_clients::settings(&req, config, &write_key),
+        Route::ProfileLookup => admin::lookup(req, env, config).await,
+        Route::ProfileSearch => admin::search(req, env).await,
+        Route::Profile { id, view } => admin::profile(req, env, &id, view).await,
+        Route::ProfileErase { id } => admin::erase(env, config, &id).await,
+        Route::ProfileUnmerge { id } => admin::unmerge(req, env, config, &id).await,
+        Route::Stats => admin::stats(env).await,
+        Route::ImportProgress { job } => admin::import_progress(req, env, config, &job).await,
+        Route::Audit => admin::audit_log(env).await,
+        Route::Replay => admin::replay(req, env).await,
+        Route::Faults => admin::faults(req, env, config).await,
+        Route::DeadLetters => admin::dead_letters(env).await,
+        Route::DeadLetterReplay => admin::replay_dead_letters(req, env).await,
     }
 }
 
-/// No route takes this method on this path: `405` with `Allow` when the path is known,
-/// else `404`.
-fn no_route(method: &Method, path: &str) -> Result<Response> {
-    let Some(allow) = allowed_methods(path) else {
-        let message = format!("no API route {} {path}", method.as_ref());
-        return http::error(404, "not_found", &message);
-    };
-    let message = format!("{path} takes {allow}, not {}", method.as_ref());
+/// `405` with `Allow`: the path exists, but not with this method.
+fn wrong_method(req: &Request, path: &str, allow: &str) -> Result<Response> {
+    let message = format!("{path} takes {allow}, not {}", req.method().as_ref());
     let response = http::error(405, "method_not_allowed", &message)?;
     let headers = response.headers().clone();
     headers.set("Allow", allow)?;
     Ok(response.with_headers(headers))
-}
-
-/// Whether pages call `path` (the collector's paths and what Segment's clients ask), as
-/// opposed to the admin API: their CORS follows the sources, not the dashboard's origins.
-fn is_client_path(path: &str) -> bool {
-    collect::is_collector_path(path)
-        || path == segment_clients::METRICS_PATH
-        || segment_clients::settings_key(path).is_some()
-}
-
-/// The methods an API path answers (for a `405` with `Allow`), or `None` when no route
-/// has that path.
-fn allowed_methods(path: &str) -> Option<&'static str> {
-    if segment_clients::settings_key(path).is_some() {
-        return Some("GET, OPTIONS");
-    }
-    if is_client_path(path) {
-        return Some("POST, OPTIONS");
-    }
-    let profile = path.strip_prefix("/v1/profiles/");
-    Some(match path {
-        "/v1/profiles/lookup" | "/v1/profiles" | "/v1/stats" | "/v1/audit" => "GET, OPTIONS",
-        "/v1/admin/replay" | "/v1/admin/faults" | "/v1/admin/dead-letters/replay" => {
-            "POST, OPTIONS"
-        }
-        "/v1/admin/dead-letters" => "GET, OPTIONS",
-        p if p.starts_with("/v1/import/") => "GET, OPTIONS",
-        _ => match profile?.split_once('/') {
-            None => "GET, DELETE, OPTIONS",
-            Some((_, "unmerge")) => "POST, OPTIONS",
-            Some((_, "explain" | "events" | "export")) => "GET, OPTIONS",
-            Some(_) => return None,
-        },
-    })
 }
 
 /// The single-page-app demo: its files as they are, any other path under `/spa/` is a

@@ -55,7 +55,7 @@ impl QueuedBatch {
 
     /// The message as the queue carries it.
     pub fn to_text(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| worker::Error::RustError(e.to_string()))
+        serde_json::to_string(self).map_err(worker::Error::from)
     }
 
     /// The events of the job's chunk this message completes.

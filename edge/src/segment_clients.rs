@@ -8,16 +8,6 @@ use worker::{Request, Response, Result};
 use crate::config::Config;
 use crate::http;
 
-/// Where analytics.js posts its metrics.
-pub const METRICS_PATH: &str = "/v1/m";
-
-/// The write key a settings path names (`/v1/projects/{writeKey}/settings`).
-pub fn settings_key(path: &str) -> Option<&str> {
-    path.strip_prefix("/v1/projects/")?
-        .strip_suffix("/settings")
-        .filter(|key| !key.contains('/'))
-}
-
 /// `POST /v1/m`: analytics.js's metrics about itself (counters with no person in them).
 /// They are read and dropped; answering 200 keeps the library from retrying them.
 pub fn metrics(req: &Request) -> Result<Response> {

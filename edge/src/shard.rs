@@ -34,7 +34,7 @@ pub async fn post<B: Serialize, R: DeserializeOwned>(
     path: &str,
     body: &B,
 ) -> Result<R> {
-    let text = serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let text = serde_json::to_string(body).map_err(worker::Error::from)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(text.into()));
     let req = Request::new_with_init(&["https://", prefix, path].concat(), &init)?;
@@ -47,10 +47,11 @@ pub async fn post<B: Serialize, R: DeserializeOwned>(
         .await?;
     if res.status_code() != 200 {
         let detail = res.text().await.unwrap_or_default();
-        return Err(worker::Error::RustError(format!(
-            "{name} answered {}: {detail}",
-            res.status_code()
-        )));
+        return Err(crate::http::internal_answer(
+            &name,
+            res.status_code(),
+            &detail,
+        ));
     }
     res.json().await
 }

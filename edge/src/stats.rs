@@ -102,8 +102,7 @@ pub async fn add(env: &Env, counts: Counts) {
 /// Posts `body` to a shard; counting never fails a request, so errors are logged.
 async fn post<T: serde::Serialize>(env: &Env, shard: u32, path: &str, body: &T) {
     let outcome = async {
-        let body =
-            serde_json::to_string(body).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let body = serde_json::to_string(body).map_err(worker::Error::from)?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(body.into()));
         let req = Request::new_with_init(&["https://stats/", path].concat(), &init)?;

@@ -6,6 +6,7 @@
 //! profile. Keeping it pure lets `cargo test` cover every rule
 //! natively and fast.
 
+pub mod api;
 pub mod auth;
 pub mod computed;
 pub mod decode;

@@ -118,8 +118,7 @@ impl ProfileStore {
     }
 
     async fn send(&self, notice: &str) -> Result<()> {
-        let notice: Value =
-            serde_json::from_str(notice).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let notice: Value = serde_json::from_str(notice).map_err(worker::Error::from)?;
         match (
             notice.get("put"),
             notice.get("remove").and_then(Value::as_str),

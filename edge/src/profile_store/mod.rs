@@ -203,17 +203,20 @@ async fn call<T: DeserializeOwned>(
         .fetch_with_request(req)
         .await?;
     let status = res.status_code();
-    if status >= 500 {
+    // A 404 (no such profile) and a 409 (nothing to split) are answers the callers read.
+    if status >= 500 || !matches!(status, 200..=299 | 404 | 409) {
         let detail = res.text().await.unwrap_or_default();
-        return Err(worker::Error::RustError(format!(
-            "profile store answered {status}: {detail}"
-        )));
+        return Err(crate::http::internal_answer(
+            "profile store",
+            status,
+            &detail,
+        ));
     }
     Ok((status, res.json().await?))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
+    serde_json::to_string(value).map_err(worker::Error::from)
 }
 
 /// Stores `events` in profile `profile` and links `links` to it; resolves once durable.
@@ -289,7 +292,7 @@ pub async fn split(
     }
     serde_json::from_value(split)
         .map(Some)
-        .map_err(|e| worker::Error::RustError(e.to_string()))
+        .map_err(worker::Error::from)
 }
 
 /// Carries out `split` of profile `from`: its moving part goes into the new profile `into`,
