@@ -7,7 +7,7 @@ use cdp_protocol::timeline::TimelineQuery;
 use worker::{Env, Request, Response, Result};
 
 use crate::config::Config;
-use crate::profile_store::View;
+use crate::profile_store::{Showing, View};
 use crate::{archive, directory, http, identity_index, profile_store, resolver, stats};
 
 /// Identifier kinds a profile can be looked up by.
@@ -45,14 +45,14 @@ pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response
         .profiles
         .get(&key)
     {
-        Some(profile) => show(env, profile, "/profile").await,
+        Some(profile) => show(env, profile, &Showing::Profile).await,
         None => http::error(404, "profile_not_found", &format!("no profile has {key}")),
     }
 }
 
 /// `GET /v1/profiles/{id}/export`: everything held about the person, audited.
 async fn export(env: &Env, id: &str) -> Result<Response> {
-    let response = show(env, id, "/export").await?;
+    let response = show(env, id, &Showing::Export).await?;
     if response.status_code() == 200 {
         archive::audit(env, "export", id, serde_json::json!({})).await?;
     }
@@ -83,7 +83,7 @@ pub async fn erase(env: &Env, config: &Config, id: &str) -> Result<Response> {
 async fn current(env: &Env, id: &str) -> Result<Option<String>> {
     let mut id = id.to_owned();
     for _ in 0..8 {
-        match profile_store::view(env, &id, "/profile").await? {
+        match profile_store::view(env, &id, &Showing::Profile).await? {
             View::MergedInto(next) => id = next,
             View::Found(_) => return Ok(Some(id)),
             View::Missing => return Ok(None),
@@ -227,31 +227,29 @@ pub async fn audit_log(env: &Env) -> Result<Response> {
 /// `GET /v1/profiles/{id}`, `…/explain`, `…/export` and
 /// `…/events?type=&name=&from=&to=&limit=&cursor=`.
 pub async fn profile(req: Request, env: &Env, id: &str, view: ProfileView) -> Result<Response> {
-    let url = req.url()?;
-    let path = match view {
-        ProfileView::Profile => "/profile".to_owned(),
-        ProfileView::Explain => "/explain".to_owned(),
+    let showing = match view {
+        ProfileView::Profile => Showing::Profile,
+        ProfileView::Explain => Showing::Explain,
         ProfileView::Export => return export(env, id).await,
         ProfileView::Events => {
             // Checked here as well as in the profile, so a bad parameter is a 400 even for
             // a profile that does not exist.
-            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            let pairs: Vec<(String, String)> = req.url()?.query_pairs().into_owned().collect();
             let query = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
             if let Err(e) = TimelineQuery::parse(query) {
                 return http::bad_parameter("invalid_parameter", &e.parameter, &e.message);
             }
-            let query = url.query().map(|q| ["?", q].concat()).unwrap_or_default();
-            ["/timeline", &query].concat()
+            Showing::Timeline(pairs)
         }
     };
-    show(env, id, &path).await
+    show(env, id, &showing).await
 }
 
 /// Answers with a profile, following merges to the profile that holds the person now.
-async fn show(env: &Env, id: &str, what: &str) -> Result<Response> {
+async fn show(env: &Env, id: &str, showing: &Showing) -> Result<Response> {
     let mut id = id.to_owned();
     for _ in 0..8 {
-        match profile_store::view(env, &id, what).await? {
+        match profile_store::view(env, &id, showing).await? {
             View::Found(body) => return http::json(200, &body),
             View::MergedInto(next) => id = next,
             View::Missing => break,

@@ -24,6 +24,16 @@ pub const STATS: &str = "STATS";
 pub const EVENTS: &str = "EVENTS";
 /// Name of the dead-letter queue, as its consumer sees it.
 pub const DEAD_LETTER_QUEUE: &str = "cdp-events-dlq";
+/// The audience registry's Durable Object namespace.
+pub const AUDIENCES: &str = "AUDIENCES";
+/// The queue of audience backfill chunks.
+pub const BACKFILL: &str = "BACKFILL";
+/// Name of the backfill queue, as its consumer sees it.
+pub const BACKFILL_QUEUE: &str = "cdp-audience-backfill";
+/// The queue of membership changes (entries and exits), for activation.
+pub const ACTIVATION: &str = "ACTIVATION";
+/// Name of the activation queue, as its consumer sees it.
+pub const ACTIVATION_QUEUE: &str = "cdp-activation";
 /// The R2 bucket of raw accepted batches.
 pub const ARCHIVE: &str = "ARCHIVE";
 

@@ -21,6 +21,7 @@ use cdp_protocol::identity::{identifiers_of, linked_groups};
 use wasm_bindgen::JsValue;
 use worker::{Date, Env, MessageBatch, MessageExt, RawMessage, Result};
 
+use crate::audiences::registry::{self, Definitions};
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counter, Counts};
@@ -78,6 +79,12 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     // Counted whether the message is delivered now, retried or dead-lettered: the counts
     // describe what the collector accepted, once.
     stats::add_once(env, carried).await;
+    if readable.is_empty() {
+        stats::add(env, counts).await;
+        return Ok(());
+    }
+    // Read once per delivery and passed to every profile written, with their version.
+    let audiences = registry::definitions(env).await?;
     // Replays apart from new events: a replayed event counts as delivered only if the
     // store did not hold it yet, a new one whenever dedup lets it through.
     for replay in [false, true] {
@@ -90,14 +97,14 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
         }
         let batches: Vec<(String, &QueuedBatch)> = these.iter().map(|(m, q)| (m.id(), q)).collect();
         let mut attempt = Counts::new();
-        match deliver(env, &batches, &mut attempt).await {
+        match deliver(env, &batches, &audiences, &mut attempt).await {
             Ok(()) => {
                 add(&mut counts, attempt);
                 these.iter().for_each(|(m, _)| m.ack());
             }
             Err(e) => {
                 worker::console_error!("delivery of a batch failed, isolating: {e}");
-                isolate(env, &these, &mut counts).await?;
+                isolate(env, &these, &audiences, &mut counts).await?;
             }
         }
     }
@@ -119,6 +126,7 @@ fn add(counts: &mut Counts, more: Counts) {
 async fn isolate(
     env: &Env,
     readable: &[&(RawMessage, QueuedBatch)],
+    audiences: &Definitions,
     counts: &mut Counts,
 ) -> Result<()> {
     let config = Config::load(env).map_err(worker::Error::RustError)?;
@@ -154,7 +162,7 @@ async fn isolate(
             })
             .collect();
         let mut attempt = Counts::new();
-        match deliver(env, &batches, &mut attempt).await {
+        match deliver(env, &batches, audiences, &mut attempt).await {
             Ok(()) => {
                 add(counts, attempt);
                 parts.keys().for_each(|m| delivered_some[*m] = true);
@@ -203,7 +211,12 @@ async fn report_chunk(env: &Env, job: &str, chunk: u32, events: usize) {
     }
 }
 
-async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Counts) -> Result<()> {
+async fn deliver(
+    env: &Env,
+    batches: &[(String, &QueuedBatch)],
+    audiences: &Definitions,
+    counts: &mut Counts,
+) -> Result<()> {
     let mut checked_keys = Vec::new();
     for (_, queued) in batches.iter().filter(|(_, q)| !q.replay) {
         checked_keys.extend(
@@ -258,7 +271,7 @@ async fn deliver(env: &Env, batches: &[(String, &QueuedBatch)], counts: &mut Cou
             .get(profile)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        profile_store::ingest(env, profile, events, links, &sources)
+        profile_store::ingest(env, profile, events, links, &sources, audiences)
     });
     let mut summaries = Vec::new();
     let mut newly_stored = 0;

@@ -39,12 +39,24 @@ struct Call {
     /// Page size (search).
     #[serde(default)]
     limit: usize,
+    /// Only members of this audience (search).
+    #[serde(default)]
+    audience: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
 struct Found {
     #[serde(default)]
     profiles: Vec<Summary>,
+    /// Members per audience (counts).
+    #[serde(default)]
+    counts: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Deserialize)]
+struct AudienceCount {
+    key: String,
+    n: i64,
 }
 
 /// One profile as the directory lists it.
@@ -98,11 +110,64 @@ pub async fn search(
     after: &str,
     limit: usize,
 ) -> Result<(Vec<Value>, Option<String>)> {
+    page(env, conditions, "", after, limit).await
+}
+
+/// One page of the members of audience `audience`, as [`search`] pages.
+pub async fn members(
+    env: &Env,
+    audience: &str,
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<String>)> {
+    page(env, &[], audience, after, limit).await
+}
+
+/// How many members each audience has, summed over the partitions.
+pub async fn counts(env: &Env) -> Result<std::collections::BTreeMap<String, i64>> {
+    let asks = (0..SHARDS).map(|s| async move { call(env, s, "/counts", &Call::default()).await });
+    let mut total = std::collections::BTreeMap::new();
+    for answer in futures_util::future::join_all(asks).await {
+        for (key, n) in answer?.counts {
+            *total.entry(key).or_insert(0) += n;
+        }
+    }
+    Ok(total)
+}
+
+/// How many profiles the directory lists.
+pub async fn size(env: &Env) -> Result<i64> {
+    Ok(counts(env).await?.remove("").unwrap_or(0))
+}
+
+/// Up to `limit` profile ids of partition `shard` after `after`, for a backfill.
+pub async fn ids(env: &Env, shard: u64, after: &str, limit: usize) -> Result<Vec<String>> {
+    let body = Call {
+        after: after.to_owned(),
+        limit,
+        ..Call::default()
+    };
+    Ok(call(env, shard, "/search", &body)
+        .await?
+        .profiles
+        .into_iter()
+        .map(|s| s.id)
+        .collect())
+}
+
+async fn page(
+    env: &Env,
+    conditions: &[String],
+    audience: &str,
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<String>)> {
     let asks = (0..SHARDS).map(|s| {
         let body = Call {
             conditions: conditions.to_vec(),
             after: after.to_owned(),
             limit: limit + 1,
+            audience: audience.to_owned(),
             ..Call::default()
         };
         async move { call(env, s, "/search", &body).await }
@@ -179,16 +244,44 @@ impl DurableObject for ProfileDirectory {
                         Param::Number(n) => n.into(),
                     })
                     .collect();
+                bound.push(body.audience.clone().into());
+                bound.push(body.audience.into());
                 bound.push(body.after.into());
                 bound.push((body.limit.clamp(1, MAX_PAGE + 1) as i64).into());
                 let query = [
                     "SELECT id, doc FROM profiles WHERE ",
                     &clause,
+                    " AND (? = '' OR EXISTS (SELECT 1 FROM json_each(profiles.doc, '$.audiences') AS a WHERE a.value = ?))",
                     " AND id > ? ORDER BY id LIMIT ?",
                 ]
                 .concat();
                 let profiles = sql.exec(&query, bound)?.to_array::<Summary>()?;
-                http::json(200, &Found { profiles })
+                http::json(
+                    200,
+                    &Found {
+                        profiles,
+                        ..Found::default()
+                    },
+                )
+            }
+            "/counts" => {
+                // The whole partition under "" and each audience under its key.
+                let rows = sql
+                    .exec(
+                        "SELECT '' AS key, COUNT(*) AS n FROM profiles
+                         UNION ALL
+                         SELECT a.value AS key, COUNT(*) AS n FROM profiles, json_each(profiles.doc, '$.audiences') AS a GROUP BY a.value",
+                        None,
+                    )?
+                    .to_array::<AudienceCount>()?;
+                let counts = rows.into_iter().map(|r| (r.key, r.n)).collect();
+                http::json(
+                    200,
+                    &Found {
+                        counts,
+                        ..Found::default()
+                    },
+                )
             }
             _ => http::error(404, "not_found", "no such directory route"),
         }

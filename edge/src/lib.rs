@@ -8,6 +8,7 @@
 
 mod admin;
 mod archive;
+mod audiences;
 mod collect;
 mod compression;
 mod config;
@@ -26,6 +27,7 @@ mod segment_clients;
 mod shard;
 mod stats;
 
+pub use audiences::registry::AudienceRegistry;
 pub use dedup::DedupShard;
 pub use directory::ProfileDirectory;
 pub use identity_index::IdentityShard;
@@ -38,7 +40,11 @@ use worker::{event, Context, Env, MessageBatch, Method, Request, Response, Resul
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
-    consumer::consume(batch, &env).await
+    match batch.queue().as_str() {
+        config::BACKFILL_QUEUE => audiences::backfill(batch, &env).await,
+        config::ACTIVATION_QUEUE => audiences::activation(batch, &env).await,
+        _ => consumer::consume(batch, &env).await,
+    }
 }
 
 #[event(fetch)]
@@ -92,6 +98,17 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::Faults => admin::faults(req, env, config).await,
         Route::DeadLetters => admin::dead_letters(env).await,
         Route::DeadLetterReplay => admin::replay_dead_letters(req, env).await,
+        Route::Audiences => audiences::list(env).await,
+        Route::AudienceCreate => audiences::save(req, env, None).await,
+        Route::AudiencePreview => audiences::preview(req, env).await,
+        Route::Audience { key } => audiences::get(env, &key).await,
+        Route::AudienceUpdate { key } => audiences::save(req, env, Some(&key)).await,
+        Route::AudienceDelete { key } => audiences::delete(env, &key).await,
+        Route::AudienceMembers { key } => audiences::members(req, env, &key).await,
+        Route::SegmentGroups => audiences::groups(env, None).await,
+        Route::SegmentGroupCreate => audiences::create_group(req, env).await,
+        Route::SegmentGroup { key } => audiences::groups(env, Some(&key)).await,
+        Route::Personalize => audiences::personalize(req, env, config).await,
     }
 }
 

@@ -54,6 +54,8 @@ pub enum Counter {
     ClockClamped,
     /// Events trackers' full queues dropped, as they report it.
     ClientDropped,
+    /// Audience entries and exits that reached the activation queue.
+    MembershipChanges,
 }
 
 impl Counter {
@@ -76,6 +78,7 @@ impl Counter {
             Self::ConsentDropped => "consent_dropped",
             Self::ClockClamped => "clock_clamped",
             Self::ClientDropped => "client_dropped",
+            Self::MembershipChanges => "membership_changes",
         }
     }
 }

@@ -67,6 +67,28 @@ pub enum Route {
     DeadLetters,
     /// `POST /v1/admin/dead-letters/replay`.
     DeadLetterReplay,
+    /// `GET /v1/audiences`.
+    Audiences,
+    /// `POST /v1/audiences`.
+    AudienceCreate,
+    /// `POST /v1/audiences/preview`: size and sample of an unsaved definition.
+    AudiencePreview,
+    /// `GET /v1/audiences/{key}`.
+    Audience { key: String },
+    /// `PUT /v1/audiences/{key}`.
+    AudienceUpdate { key: String },
+    /// `DELETE /v1/audiences/{key}`.
+    AudienceDelete { key: String },
+    /// `GET /v1/audiences/{key}/members`.
+    AudienceMembers { key: String },
+    /// `GET /v1/segment-groups`.
+    SegmentGroups,
+    /// `POST /v1/segment-groups`.
+    SegmentGroupCreate,
+    /// `GET /v1/segment-groups/{key}`.
+    SegmentGroup { key: String },
+    /// `GET /v1/personalize`: a visitor's own audiences, for pages.
+    Personalize,
 }
 
 /// What a request's method and path find in the table.
@@ -159,6 +181,37 @@ const ROUTES: &[Row] = &[
     }),
     row("POST", "/v1/admin/dead-letters/replay", Auth::Admin, |_| {
         Route::DeadLetterReplay
+    }),
+    row("GET", "/v1/audiences", Auth::Admin, |_| Route::Audiences),
+    row("POST", "/v1/audiences", Auth::Admin, |_| {
+        Route::AudienceCreate
+    }),
+    row("POST", "/v1/audiences/preview", Auth::Admin, |_| {
+        Route::AudiencePreview
+    }),
+    row("GET", "/v1/audiences/{}", Auth::Admin, |p| {
+        Route::Audience { key: owned(p, 0) }
+    }),
+    row("PUT", "/v1/audiences/{}", Auth::Admin, |p| {
+        Route::AudienceUpdate { key: owned(p, 0) }
+    }),
+    row("DELETE", "/v1/audiences/{}", Auth::Admin, |p| {
+        Route::AudienceDelete { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/audiences/{}/members", Auth::Admin, |p| {
+        Route::AudienceMembers { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/segment-groups", Auth::Admin, |_| {
+        Route::SegmentGroups
+    }),
+    row("POST", "/v1/segment-groups", Auth::Admin, |_| {
+        Route::SegmentGroupCreate
+    }),
+    row("GET", "/v1/segment-groups/{}", Auth::Admin, |p| {
+        Route::SegmentGroup { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/personalize", Auth::WriteKey, |_| {
+        Route::Personalize
     }),
 ];
 
@@ -330,5 +383,28 @@ mod tests {
             Resolution::Preflight { for_pages: false }
         );
         assert_eq!(resolve("OPTIONS", "/v1/nothing"), Resolution::NotFound);
+        assert_eq!(
+            resolve("OPTIONS", "/v1/personalize"),
+            Resolution::Preflight { for_pages: true }
+        );
+    }
+
+    #[test]
+    fn audience_routes() {
+        assert_eq!(
+            found("POST", "/v1/audiences/preview"),
+            (Route::AudiencePreview, Auth::Admin)
+        );
+        assert_eq!(
+            found("PUT", "/v1/audiences/cart").0,
+            Route::AudienceUpdate { key: "cart".into() }
+        );
+        assert_eq!(
+            resolve("PATCH", "/v1/audiences/cart"),
+            Resolution::WrongMethod {
+                allow: "GET, PUT, DELETE, OPTIONS".into()
+            }
+        );
+        assert_eq!(found("GET", "/v1/personalize").1, Auth::WriteKey);
     }
 }

@@ -7,6 +7,7 @@
 //! natively and fast.
 
 pub mod api;
+pub mod audience;
 pub mod auth;
 pub mod computed;
 pub mod decode;

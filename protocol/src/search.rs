@@ -64,6 +64,11 @@ pub enum Param {
 pub struct Condition {
     /// The JSON path in the directory document, e.g. `$.computed."totalRevenue"`.
     pub path: String,
+    /// The field group (`traits`, `computed`, `identifiers`; `properties`, `context` in
+    /// an event filter).
+    pub group: String,
+    /// The key within the group.
+    pub key: String,
     /// The comparison.
     pub op: Op,
     /// The value (none for [`Op::Exists`]).
@@ -82,8 +87,19 @@ impl fmt::Display for SearchError {
 
 const HELP: &str = "write conditions as where=<field><op><value>, with field traits.<key>, computed.<name> or identifiers.<kind>, and op one of = != > >= < <= ~ (contains); where=<field> alone means the field is set";
 
-/// Parses one `where` condition.
+/// Parses one `where` condition on a profile.
 pub fn parse(text: &str) -> Result<Condition, SearchError> {
+    parse_in(text, &["traits", "computed", "identifiers"], HELP)
+}
+
+const EVENT_HELP: &str = "write event filters as <field><op><value>, with field properties.<key>, context.<key> or traits.<key>, and op one of = != > >= < <= ~ (contains); <field> alone means the field is set";
+
+/// Parses one filter on an event's fields (`properties.total>100`), as audiences take them.
+pub fn parse_event_filter(text: &str) -> Result<Condition, SearchError> {
+    parse_in(text, &["properties", "context", "traits"], EVENT_HELP)
+}
+
+fn parse_in(text: &str, groups: &[&str], help: &str) -> Result<Condition, SearchError> {
     let at = text.find(['=', '!', '<', '>', '~']);
     let (field, op, value) = match at {
         None => (text, Op::Exists, None),
@@ -101,14 +117,14 @@ pub fn parse(text: &str) -> Result<Condition, SearchError> {
             .into_iter()
             .find(|(sym, _)| rest.starts_with(sym))
             .map(|(sym, op)| (op, sym.len()))
-            .ok_or_else(|| SearchError(format!("{text:?}: unknown operator; {HELP}")))?;
+            .ok_or_else(|| SearchError(format!("{text:?}: unknown operator; {help}")))?;
             (&text[..i], op, Some(&rest[len..]))
         }
     };
     let (group, key) = field
         .trim()
         .split_once('.')
-        .ok_or_else(|| SearchError(format!("{text:?}: no field group; {HELP}")))?;
+        .ok_or_else(|| SearchError(format!("{text:?}: no field group; {help}")))?;
     if key.is_empty()
         || key.len() > 200
         || key.contains(['"', '\\'])
@@ -119,7 +135,11 @@ pub fn parse(text: &str) -> Result<Condition, SearchError> {
         )));
     }
     match group {
-        "traits" | "identifiers" => {}
+        g if !groups.contains(&g) => {
+            return Err(SearchError(format!(
+                "{text:?}: unknown field group {group:?}; {help}"
+            )))
+        }
         "computed" if COMPUTED.contains(&key) => {}
         "computed" => {
             return Err(SearchError(format!(
@@ -127,14 +147,10 @@ pub fn parse(text: &str) -> Result<Condition, SearchError> {
                 COMPUTED.join(", ")
             )))
         }
-        _ => {
-            return Err(SearchError(format!(
-                "{text:?}: unknown field group {group:?}; {HELP}"
-            )))
-        }
+        _ => {}
     }
     if let Some(v) = value {
-        check_value(text, op, v.trim())?;
+        check_value(text, op, v.trim(), help)?;
     }
     let value = value.map(|v| match (op, v.trim()) {
         (Op::Contains, v) => Param::Text(v.to_lowercase()),
@@ -148,17 +164,76 @@ pub fn parse(text: &str) -> Result<Condition, SearchError> {
     });
     Ok(Condition {
         path: format!("$.{group}.\"{key}\""),
+        group: group.to_owned(),
+        key: key.to_owned(),
         op,
         value,
     })
 }
 
+impl Condition {
+    /// Whether the condition holds for a document (`{"traits": {..}, "computed": {..}}`, or
+    /// an event), as the SQL of [`to_sql`] would judge it: numbers (and booleans, as 1 and
+    /// 0) compare as numbers, texts as texts (ISO times order correctly), a list holds a
+    /// value when one of its items does, and values of different kinds never compare.
+    pub fn holds(&self, doc: &serde_json::Value) -> bool {
+        let field = doc.get(&self.group).and_then(|g| g.get(&self.key));
+        let Some(field) = field.filter(|f| !f.is_null()) else {
+            return self.op == Op::Ne;
+        };
+        match (&self.op, &self.value) {
+            (Op::Exists, _) => true,
+            (Op::Contains, Some(Param::Text(needle))) => {
+                let text = match field {
+                    serde_json::Value::String(s) => s.to_lowercase(),
+                    other => other.to_string().to_lowercase(),
+                };
+                text.contains(needle.as_str())
+            }
+            (_, Some(param)) => match field {
+                serde_json::Value::Array(items) if self.op != Op::Ne => {
+                    items.iter().any(|item| compare(item, self.op, param))
+                }
+                serde_json::Value::Array(items) => {
+                    !items.iter().any(|item| compare(item, Op::Eq, param))
+                }
+                one => compare(one, self.op, param),
+            },
+            _ => false,
+        }
+    }
+}
+
+/// One JSON value against a parameter.
+fn compare(field: &serde_json::Value, op: Op, param: &Param) -> bool {
+    use std::cmp::Ordering;
+    let ordering = match (field, param) {
+        (serde_json::Value::Number(n), Param::Number(p)) => {
+            n.as_f64().and_then(|n| n.partial_cmp(p))
+        }
+        (serde_json::Value::Bool(b), Param::Number(p)) => f64::from(u8::from(*b)).partial_cmp(p),
+        (serde_json::Value::String(s), Param::Text(p)) => Some(s.as_str().cmp(p.as_str())),
+        _ => None,
+    };
+    match (op, ordering) {
+        (Op::Ne, None) => true,
+        (_, None) => false,
+        (Op::Eq, Some(o)) => o == Ordering::Equal,
+        (Op::Ne, Some(o)) => o != Ordering::Equal,
+        (Op::Gt, Some(o)) => o == Ordering::Greater,
+        (Op::Ge, Some(o)) => o != Ordering::Less,
+        (Op::Lt, Some(o)) => o == Ordering::Less,
+        (Op::Le, Some(o)) => o != Ordering::Greater,
+        (Op::Contains | Op::Exists, Some(_)) => false,
+    }
+}
+
 /// Refuses a value its operator cannot use, so a typo is a 400 and not a silent empty
 /// answer: `==` or `=>`, an empty value, or an ordering against a text that is neither a
 /// number nor an ISO 8601 time.
-fn check_value(text: &str, op: Op, value: &str) -> Result<(), SearchError> {
+fn check_value(text: &str, op: Op, value: &str, help: &str) -> Result<(), SearchError> {
     if value.starts_with(['=', '!', '<', '>', '~']) {
-        return Err(SearchError(format!("{text:?}: unknown operator; {HELP}")));
+        return Err(SearchError(format!("{text:?}: unknown operator; {help}")));
     }
     if value.is_empty() {
         return Err(SearchError(format!(
@@ -276,6 +351,43 @@ mod tests {
         shown.sort_unstable();
         listed.sort_unstable();
         assert_eq!(listed, shown);
+    }
+
+    #[test]
+    fn holds_judges_documents_like_the_sql() {
+        let doc = serde_json::json!({
+            "traits": {"plan": "pro", "vip": true, "seats": 12},
+            "computed": {"totalRevenue": 640.5, "lastSeen": "2026-11-20T10:00:00.000Z"},
+            "identifiers": {"email": ["ada@example.com", "ada@work.example"]},
+        });
+        for (text, expect) in [
+            ("computed.totalRevenue>500", true),
+            ("computed.totalRevenue<500", false),
+            ("computed.totalRevenue>=640.5", true),
+            ("traits.plan=pro", true),
+            ("traits.plan!=pro", false),
+            ("traits.plan!=basic", true),
+            ("traits.vip=true", true),
+            ("traits.missing", false),
+            ("traits.missing!=x", true),
+            ("traits.plan>10", false),
+            ("computed.lastSeen>2026-11-19", true),
+            ("identifiers.email=ada@work.example", true),
+            ("identifiers.email!=ada@work.example", false),
+            ("identifiers.email~@EXAMPLE.com", true),
+        ] {
+            let c = parse(text).unwrap_or_else(|_| parse_event_filter(text).unwrap());
+            assert_eq!(c.holds(&doc), expect, "{text}");
+        }
+        let event = serde_json::json!({"properties": {"total": 120, "category": "shoes"}});
+        assert!(parse_event_filter("properties.total>100")
+            .unwrap()
+            .holds(&event));
+        assert!(parse_event_filter("properties.category=shoes")
+            .unwrap()
+            .holds(&event));
+        assert!(parse_event_filter("computed.x=1").is_err());
+        assert!(parse("properties.total>1").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 // Shared by the end-to-end tests: start `wrangler dev` (real workerd) on a free port with a
 // fresh state directory, open Chromium through playwright-core, and always stop both.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -33,11 +33,22 @@ function freePort() {
   });
 }
 
+/** wrangler.toml without its `[build]` table, beside it (paths in it stay right): `make
+ * test-e2e` has built everything, and wrangler dev would otherwise watch the sources and
+ * rebuild and restart the Worker under a running test when one is edited (losing what its
+ * local queues held). */
+function frozenConfig() {
+  const path = join(ROOT, '.wrangler-e2e.toml');
+  const source = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  writeFileSync(path, source.replace(/^\[build\]\n(?:(?!\[).*\n)*/m, ''));
+  return path;
+}
+
 /** Starts the Worker under `wrangler dev`; resolves to { url, stop } once it answers.
  * `config` runs another wrangler.toml instead (the benchmark's empty baseline); `vars` sets
  * more Worker variables (`SOURCES` among them replaces the tests' sources);
  * `misconfigured` waits for the 500 a refused configuration gives. */
-export async function startWorker({ config, vars = {}, misconfigured = false } = {}) {
+export async function startWorker({ config = frozenConfig(), vars = {}, misconfigured = false } = {}) {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
   const child = spawn(

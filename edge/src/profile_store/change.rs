@@ -13,8 +13,9 @@
 //! profile), and its delivery is retried until that succeeds, which is the same guarantee.
 //!
 //! Deadlines are one table of `(kind, at)` behind the object's single alarm, set to the
-//! earliest: today the abandoned cart (search learns of it on time, with no new event) and
-//! the outbox's retry; audience windows will be more kinds.
+//! earliest: the abandoned cart (search learns of it on time, with no new event), the
+//! audiences' next verdict change (see [`membership`](super::membership)) and the
+//! outbox's retry.
 
 use cdp_protocol::computed::Aggregate;
 use serde_json::{json, Value};
@@ -31,6 +32,8 @@ pub(super) enum Deadline {
     Cart,
     /// The outbox holds notices a send failed to deliver.
     Outbox,
+    /// An audience verdict can change by itself (a window runs out).
+    Audience,
 }
 
 impl Deadline {
@@ -38,6 +41,7 @@ impl Deadline {
         match self {
             Self::Cart => "cart",
             Self::Outbox => "outbox",
+            Self::Audience => "audience",
         }
     }
 
@@ -45,6 +49,7 @@ impl Deadline {
         match name {
             "cart" => Some(Self::Cart),
             "outbox" => Some(Self::Outbox),
+            "audience" => Some(Self::Audience),
             _ => None,
         }
     }
@@ -72,7 +77,11 @@ impl ProfileStore {
         now: i64,
         notify: Notify,
     ) -> Result<Option<Value>> {
-        let summary = self.summary(aggregate, now)?;
+        let mut summary = self.summary(aggregate, now)?;
+        let audiences = self.evaluate_audiences(summary.as_ref(), now)?;
+        if let Some(doc) = summary.as_mut() {
+            doc["audiences"] = json!(audiences);
+        }
         if notify == Notify::Outbox {
             if let Some(id) = self.meta("id")? {
                 let notice = match &summary {
@@ -98,23 +107,41 @@ impl ProfileStore {
     /// Sends what the outbox holds, removing each notice once sent (unless a newer change
     /// replaced it meanwhile); on a failure, the alarm tries again shortly.
     pub(super) async fn drain(&self, now: i64) -> Result<()> {
+        #[derive(serde::Deserialize)]
+        struct Notice {
+            target: String,
+            body: String,
+        }
         let notices = self
             .sql()
-            .exec("SELECT body AS value FROM outbox", None)?
-            .to_array::<Text>()?;
+            .exec("SELECT target, body FROM outbox ORDER BY rowid", None)?
+            .to_array::<Notice>()?;
         for notice in notices {
-            let sent = self.send(&notice.value).await;
+            let sent = if notice.target.starts_with("membership:") {
+                self.send_membership(&notice.body).await
+            } else {
+                self.send(&notice.body).await
+            };
             if let Err(e) = sent {
                 worker::console_error!("profile notice not sent, retrying: {e}");
                 self.schedule(Deadline::Outbox, now + RETRY_AFTER_MS)?;
                 return self.arm(now).await;
             }
             self.sql().exec(
-                "DELETE FROM outbox WHERE target = 'directory' AND body = ?",
-                vec![notice.value.into()],
+                "DELETE FROM outbox WHERE target = ? AND body = ?",
+                vec![notice.target.into(), notice.body.into()],
             )?;
         }
         self.arm(now).await
+    }
+
+    /// A membership change, to the activation queue (in order: the outbox is read by
+    /// rowid, and a failed send stops the drain).
+    async fn send_membership(&self, change: &str) -> Result<()> {
+        self.env
+            .queue(config::ACTIVATION)?
+            .send(worker::MessageBuilder::new(change.to_owned()).build())
+            .await
     }
 
     async fn send(&self, notice: &str) -> Result<()> {
@@ -143,7 +170,7 @@ impl ProfileStore {
             .to_array::<Text>()?;
         for kind in due.iter().filter_map(|d| Deadline::parse(&d.value)) {
             self.unschedule(kind)?;
-            if kind == Deadline::Cart {
+            if matches!(kind, Deadline::Cart | Deadline::Audience) {
                 self.after_change(&self.aggregate()?, now, Notify::Outbox)?;
             }
         }
@@ -162,7 +189,7 @@ impl ProfileStore {
         Ok(())
     }
 
-    fn unschedule(&self, kind: Deadline) -> Result<()> {
+    pub(super) fn unschedule(&self, kind: Deadline) -> Result<()> {
         self.sql().exec(
             "DELETE FROM deadlines WHERE kind = ?",
             vec![kind.name().into()],

@@ -17,6 +17,7 @@
 //! [`unmerge`] how a profile splits.
 
 mod change;
+mod membership;
 mod object;
 mod unmerge;
 mod views;
@@ -27,9 +28,10 @@ use cdp_protocol::event::Event;
 use cdp_protocol::identity::{Identifier, Rules};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use worker::{Env, Method, Request, RequestInit, Result};
 
+use crate::audiences::registry::Definitions;
 use crate::config::PROFILES;
 
 pub use object::ProfileStore;
@@ -77,6 +79,9 @@ struct IngestBody {
     /// Name of the source of each event, by `messageId`.
     #[serde(default)]
     sources: BTreeMap<String, String>,
+    /// The audience definitions as the delivery read them.
+    #[serde(default)]
+    audiences: Option<Definitions>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -149,6 +154,68 @@ struct SplitAsk {
     rules: Rules,
 }
 
+/// A request to one profile's object: callers build it and the object reads it, one type
+/// for both, so a misspelt route or a missing field is a compile error or a 400, never a
+/// default that deletes data.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "ask", rename_all = "camelCase")]
+enum Ask {
+    /// Store events and link identifiers.
+    Ingest(IngestBody),
+    /// What the profile holds of identity.
+    Holding,
+    /// Everything, for a merge.
+    Dump,
+    /// Take in a merged or split-off profile.
+    Absorb(Absorb),
+    /// How the profile would split (changes nothing).
+    Split(SplitAsk),
+    /// Let an unmerged part go.
+    Detach(Detach),
+    /// The profile was merged into `to`: empty it and leave a forward.
+    Forward { to: String },
+    /// Erase everything.
+    Erase,
+    /// The profile as the admin API shows it.
+    Profile,
+    /// Why its identifiers belong together.
+    Explain,
+    /// Everything held, for a subject access request.
+    Export,
+    /// Its events, filtered and paged by the timeline query's parameters.
+    Timeline { query: Vec<(String, String)> },
+    /// Evaluate its audiences under these definitions (a backfill).
+    Evaluate { audiences: Definitions },
+    /// The audiences it is in.
+    Memberships,
+    /// Whether it would be in audience `key` under these definitions (changes nothing).
+    Preview { audiences: Definitions, key: String },
+}
+
+/// Which view of a profile to read.
+#[derive(Clone)]
+pub enum Showing {
+    /// The profile.
+    Profile,
+    /// Why its identifiers belong together.
+    Explain,
+    /// Everything held.
+    Export,
+    /// Its events, by the timeline query's parameters.
+    Timeline(Vec<(String, String)>),
+}
+
+impl From<Showing> for Ask {
+    fn from(showing: Showing) -> Self {
+        match showing {
+            Showing::Profile => Ask::Profile,
+            Showing::Explain => Ask::Explain,
+            Showing::Export => Ask::Export,
+            Showing::Timeline(query) => Ask::Timeline { query },
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Detach {
     identifier: String,
@@ -170,7 +237,7 @@ pub struct Erased {
 
 /// Erases profile `profile`; returns what it held.
 pub async fn erase(env: &Env, profile: &str) -> Result<Erased> {
-    Ok(call(env, profile, Method::Post, "/erase", None).await?.1)
+    Ok(call(env, profile, &Ask::Erase).await?.1)
 }
 
 /// What an ingest call reports back.
@@ -186,16 +253,11 @@ pub struct IngestReport {
     pub summary: Option<Value>,
 }
 
-async fn call<T: DeserializeOwned>(
-    env: &Env,
-    profile: &str,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> Result<(u16, T)> {
+async fn call<T: DeserializeOwned>(env: &Env, profile: &str, ask: &Ask) -> Result<(u16, T)> {
     let mut init = RequestInit::new();
-    init.with_method(method).with_body(body.map(Into::into));
-    let req = Request::new_with_init(&["https://profile", path].concat(), &init)?;
+    init.with_method(Method::Post)
+        .with_body(Some(to_json(ask)?.into()));
+    let req = Request::new_with_init("https://profile/", &init)?;
     let mut res = env
         .durable_object(PROFILES)?
         .id_from_name(profile)?
@@ -226,8 +288,9 @@ pub async fn ingest(
     events: &[Event],
     links: &[IdentityRow],
     sources: &BTreeMap<String, String>,
+    audiences: &Definitions,
 ) -> Result<IngestReport> {
-    let body = to_json(&IngestBody {
+    let ask = Ask::Ingest(IngestBody {
         profile: profile.to_owned(),
         events: events.to_vec(),
         links: links.to_vec(),
@@ -239,37 +302,69 @@ pub async fn ingest(
                     .map(|s| (e.message_id.clone(), s.clone()))
             })
             .collect(),
-    })?;
-    Ok(call(env, profile, Method::Post, "/events", Some(body))
-        .await?
-        .1)
+        audiences: Some(audiences.clone()),
+    });
+    Ok(call(env, profile, &ask).await?.1)
+}
+
+/// Evaluates profile `profile`'s audiences under `audiences` (a backfill); whether its
+/// membership changed.
+pub async fn evaluate(env: &Env, profile: &str, audiences: &Definitions) -> Result<bool> {
+    let ask = Ask::Evaluate {
+        audiences: audiences.clone(),
+    };
+    let (_, answer): (u16, Value) = call(env, profile, &ask).await?;
+    Ok(answer.get("changed").and_then(Value::as_bool) == Some(true))
+}
+
+/// Whether profile `profile` would be in audience `key` under `audiences` (a preview:
+/// nothing is recorded).
+pub async fn preview(env: &Env, profile: &str, audiences: &Definitions, key: &str) -> Result<bool> {
+    let ask = Ask::Preview {
+        audiences: audiences.clone(),
+        key: key.to_owned(),
+    };
+    let (_, answer): (u16, Value) = call(env, profile, &ask).await?;
+    Ok(answer.get("member").and_then(Value::as_bool) == Some(true))
+}
+
+/// The audiences profile `profile` is in (`[{key, since}]`), following merges.
+pub async fn memberships(env: &Env, profile: &str) -> Result<Vec<Value>> {
+    let mut id = profile.to_owned();
+    for _ in 0..8 {
+        let (_, answer): (u16, Value) = call(env, &id, &Ask::Memberships).await?;
+        match answer.get("mergedInto").and_then(Value::as_str) {
+            Some(next) => id = next.to_owned(),
+            None => {
+                let held = answer.get("audiences").and_then(Value::as_array);
+                return Ok(held.cloned().unwrap_or_default());
+            }
+        }
+    }
+    Ok(Vec::new())
 }
 
 /// What profile `profile` holds of identity.
 pub async fn holding(env: &Env, profile: &str) -> Result<Holding> {
-    Ok(call(env, profile, Method::Get, "/identity", None).await?.1)
+    Ok(call(env, profile, &Ask::Holding).await?.1)
 }
 
 /// Merges profile `from` into `into`, because of event `message_id` at `at`: copies
 /// everything, then leaves a forward in `from`. Idempotent.
 pub async fn merge(env: &Env, from: &str, into: &str, message_id: &str, at: i64) -> Result<()> {
-    let (_, dump): (u16, Dump) = call(env, from, Method::Get, "/dump", None).await?;
-    let absorb = to_json(&Absorb {
+    let (_, dump): (u16, Dump) = call(env, from, &Ask::Dump).await?;
+    let absorb = Ask::Absorb(Absorb {
         from: from.to_owned(),
         message_id: message_id.to_owned(),
         at,
         dump,
         split_into: None,
-    })?;
-    call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
-    call::<Value>(
-        env,
-        from,
-        Method::Post,
-        "/forward",
-        Some(to_json(&json!({"to": into}))?),
-    )
-    .await?;
+    });
+    call::<Value>(env, into, &absorb).await?;
+    let forward = Ask::Forward {
+        to: into.to_owned(),
+    };
+    call::<Value>(env, from, &forward).await?;
     Ok(())
 }
 
@@ -281,12 +376,11 @@ pub async fn split(
     detach: &Identifier,
     rules: &Rules,
 ) -> Result<Option<Split>> {
-    let ask = to_json(&SplitAsk {
+    let ask = Ask::Split(SplitAsk {
         detach: detach.clone(),
         rules: rules.clone(),
-    })?;
-    let (status, split): (u16, Value) =
-        call(env, profile, Method::Post, "/split", Some(ask)).await?;
+    });
+    let (status, split): (u16, Value) = call(env, profile, &ask).await?;
     if status != 200 {
         return Ok(None);
     }
@@ -310,7 +404,7 @@ pub async fn apply_split(
     let now = worker::Date::now().as_millis() as i64;
     let message_ids = split.events.iter().map(|e| e.message_id.clone()).collect();
     let moved = split.moved_keys();
-    let absorb = to_json(&Absorb {
+    let absorb = Ask::Absorb(Absorb {
         from: from.to_owned(),
         message_id: "unmerge".to_owned(),
         at: now,
@@ -320,18 +414,18 @@ pub async fn apply_split(
             apart: vec![(detach.key(), split.anchor.clone())],
         },
         split_into: Some(into.to_owned()),
-    })?;
-    call::<Value>(env, into, Method::Post, "/absorb", Some(absorb)).await?;
+    });
+    call::<Value>(env, into, &absorb).await?;
     repoint.await?;
-    let detach = to_json(&Detach {
+    let detach = Ask::Detach(Detach {
         identifier: detach.key(),
         anchor: split.anchor,
         into: into.to_owned(),
         message_ids,
         moved,
         kept: split.kept,
-    })?;
-    call::<Value>(env, from, Method::Post, "/detach", Some(detach)).await?;
+    });
+    call::<Value>(env, from, &detach).await?;
     Ok(())
 }
 
@@ -345,9 +439,10 @@ pub enum View {
     Missing,
 }
 
-/// The view (`/profile`) or the explanation (`/explain`) of `profile`.
-pub async fn view(env: &Env, profile: &str, what: &str) -> Result<View> {
-    let (status, body): (u16, Value) = call(env, profile, Method::Get, what, None).await?;
+/// A view of `profile`.
+pub async fn view(env: &Env, profile: &str, showing: &Showing) -> Result<View> {
+    let ask = Ask::from(showing.clone());
+    let (status, body): (u16, Value) = call(env, profile, &ask).await?;
     Ok(
         match (status, body.get("mergedInto").and_then(Value::as_str)) {
             (200, Some(to)) => View::MergedInto(to.to_owned()),

@@ -1,7 +1,10 @@
 //! The Durable Object itself: its schema, and everything that writes (ingest, merge,
 //! erasure), each ending in the one change hook ([`change`](super::change)).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use cdp_protocol::audience::Definition;
 use std::collections::BTreeMap;
 
 use cdp_protocol::computed::{self, Aggregate};
@@ -9,14 +12,11 @@ use cdp_protocol::event::Event;
 use cdp_protocol::identity::Identifier;
 use cdp_protocol::timeline::TimelineQuery;
 use serde_json::{json, Map, Value};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorage, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 use super::change::Notify;
 use super::{
-    to_json, Absorb, Count, Detach, Dump, Erased, FactRow, Holding, IdentityRow, IngestBody,
-    IngestReport, SplitAsk, Text,
+    to_json, Absorb, Ask, Count, Dump, Erased, FactRow, Holding, IdentityRow, IngestReport, Text,
 };
 use crate::{config, http};
 
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY
 CREATE TABLE IF NOT EXISTS unmerge_log (at INTEGER NOT NULL, identifier TEXT NOT NULL, kept_apart_from TEXT NOT NULL, profile TEXT NOT NULL, identifiers TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deadlines (kind TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL);
 ";
 
 /// Columns added since the first schema: `(table, column)`, added to objects created before.
@@ -62,11 +63,9 @@ fn now() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
-/// `/forward`'s body: the profile that absorbed this one.
-#[derive(serde::Deserialize)]
-struct Forward {
-    to: String,
-}
+/// Audience definitions as parsed: their stored text (the cache key), version, and checked
+/// definitions.
+pub(super) type ParsedDefinitions = (String, i64, Rc<Vec<Definition>>);
 
 /// The Durable Object class holding one profile.
 #[durable_object]
@@ -75,6 +74,8 @@ pub struct ProfileStore {
     pub(super) env: Env,
     /// The schema is current (checked once per object instance).
     ready: Cell<bool>,
+    /// The audience definitions held, parsed once per version.
+    pub(super) parsed: RefCell<Option<ParsedDefinitions>>,
 }
 
 impl DurableObject for ProfileStore {
@@ -83,6 +84,7 @@ impl DurableObject for ProfileStore {
             state,
             env,
             ready: Cell::new(false),
+            parsed: RefCell::new(None),
         }
     }
 
@@ -93,15 +95,15 @@ impl DurableObject for ProfileStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.sql();
         self.ensure_schema()?;
-        match (req.method(), req.path().as_str()) {
-            (Method::Post, "/events") => {
-                let body: IngestBody = match req.json().await {
-                    Ok(body) => body,
-                    Err(e) => return http::error(400, "invalid_events", &e.to_string()),
-                };
+        let ask: Ask = match req.json().await {
+            Ok(ask) => ask,
+            Err(e) => return http::error(400, "invalid_request", &e.to_string()),
+        };
+        match ask {
+            Ask::Ingest(body) => {
                 self.set_meta("id", &body.profile)?;
+                self.take_definitions(body.audiences.as_ref())?;
                 for link in &body.links {
                     self.link(link)?;
                 }
@@ -113,65 +115,87 @@ impl DurableObject for ProfileStore {
                 }
                 http::json(200, &report)
             }
-            (Method::Get, "/identity") => http::json(200, &self.holding()?),
-            (Method::Get, "/dump") => http::json(200, &self.dump()?),
-            (Method::Post, "/absorb") => {
-                let absorb: Absorb = req.json().await?;
+            Ask::Holding => http::json(200, &self.holding()?),
+            Ask::Dump => http::json(200, &self.dump()?),
+            Ask::Absorb(absorb) => {
                 self.absorb(absorb)?;
                 self.changed().await?;
                 http::json(200, &json!({"ok": true}))
             }
-            (Method::Post, "/split") => {
-                let ask: SplitAsk = req.json().await?;
-                match self.split(&ask)? {
-                    Some(split) => http::json(200, &split),
-                    None => http::error(
-                        409,
-                        "cannot_unmerge",
-                        "the profile does not hold that identifier, or holds nothing else",
-                    ),
-                }
-            }
-            (Method::Post, "/detach") => {
-                let detach: Detach = req.json().await?;
+            Ask::Split(ask) => match self.split(&ask)? {
+                Some(split) => http::json(200, &split),
+                None => http::error(
+                    409,
+                    "cannot_unmerge",
+                    "the profile does not hold that identifier, or holds nothing else",
+                ),
+            },
+            Ask::Detach(detach) => {
                 self.detach(&detach)?;
                 self.changed().await?;
                 http::json(200, &json!({"ok": true}))
             }
-            (Method::Post, "/forward") => {
-                // Typed: a body without the profile to forward to deletes nothing.
-                let forward: Forward = match req.json().await {
-                    Ok(forward) => forward,
-                    Err(e) => return http::error(400, "invalid_forward", &e.to_string()),
-                };
-                if forward.to.is_empty() {
+            Ask::Forward { to } => {
+                if to.is_empty() {
                     return http::error(400, "invalid_forward", "to names no profile");
                 }
-                sql.exec(
+                self.sql().exec(
                     "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM meta WHERE key = 'aggregate';",
                     None,
                 )?;
-                self.set_meta("merged_into", &forward.to)?;
+                self.set_meta("merged_into", &to)?;
                 self.changed().await?;
                 http::json(200, &json!({"ok": true}))
             }
-            (Method::Get, "/profile") => self.answer(|me| me.profile()),
-            (Method::Get, "/timeline") => {
-                let url = req.url()?;
-                let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-                match TimelineQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            Ask::Profile => self.answer(|me| me.profile()),
+            Ask::Timeline { query } => {
+                match TimelineQuery::parse(query.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
                     Ok(query) => self.answer(|me| me.timeline(&query)),
                     Err(e) => http::bad_parameter("invalid_parameter", &e.parameter, &e.message),
                 }
             }
-            (Method::Get, "/export") => self.answer(|me| me.export()),
-            (Method::Post, "/erase") => {
+            Ask::Export => self.answer(|me| me.export()),
+            Ask::Erase => {
                 let erased = self.erase()?;
                 self.changed().await?;
                 http::json(200, &erased)
             }
-            (Method::Get, "/explain") => self.answer(|me| me.explain()),
-            _ => http::error(404, "not_found", "no such profile store route"),
+            Ask::Explain => self.answer(|me| me.explain()),
+            Ask::Evaluate { audiences } => {
+                // A backfill: only a change of membership is a change to publish.
+                self.take_definitions(Some(&audiences))?;
+                let before = self.memberships()?;
+                let now = now();
+                let summary = self.summary(&self.aggregate()?, now)?;
+                self.evaluate_audiences(summary.as_ref(), now)?;
+                let changed = self.memberships()? != before;
+                if changed {
+                    self.changed().await?;
+                } else {
+                    self.arm(now).await?;
+                }
+                http::json(200, &json!({"changed": changed}))
+            }
+            Ask::Preview { audiences, key } => {
+                let now = now();
+                let member = match self.summary(&self.aggregate()?, now)? {
+                    Some(doc) => self
+                        .verdicts(&audiences.parsed(), &doc, now)?
+                        .get(&key)
+                        .is_some_and(|v| v.member),
+                    None => false,
+                };
+                http::json(200, &json!({"member": member}))
+            }
+            Ask::Memberships => {
+                let gone = self.meta("merged_into")?;
+                let held: Vec<Value> = self
+                    .memberships()?
+                    .iter()
+                    .map(|(k, since)| super::membership::shown(k, *since))
+                    .collect();
+                http::json(200, &json!({"mergedInto": gone, "audiences": held}))
+            }
         }
     }
 }
@@ -226,7 +250,7 @@ impl ProfileStore {
         sql.exec("DELETE FROM traits", None)?;
         let rows: Vec<FactRow> = sql
             .exec(
-                "SELECT message_id, type, name, timestamp, body, source FROM events ORDER BY timestamp, rowid",
+                "SELECT message_id, type, name, timestamp, body, source FROM events WHERE source IS NOT 'audiences' ORDER BY timestamp, rowid",
                 None,
             )?
             .to_array()?;
@@ -380,7 +404,7 @@ impl ProfileStore {
         Ok(Dump {
             events: sql
                 .exec(
-                    "SELECT message_id, type, name, timestamp, received_at, body, source FROM events",
+                    "SELECT message_id, type, name, timestamp, received_at, body, source FROM events WHERE source IS NOT 'audiences'",
                     None,
                 )?
                 .to_array()?,

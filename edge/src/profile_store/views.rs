@@ -75,6 +75,11 @@ impl ProfileStore {
             "computedTraits": self.computed()?,
             "eventCount": total,
             "events": events,
+            "audiences": self
+                .memberships()?
+                .iter()
+                .map(|(key, since)| super::membership::shown(key, *since))
+                .collect::<Vec<_>>(),
         })))
     }
 

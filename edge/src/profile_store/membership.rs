@@ -1,0 +1,272 @@
+//! The profile's audiences: which it is in, kept by evaluating every definition after each
+//! change and again, by alarm, at the instant a verdict says it can change by itself.
+//!
+//! Every entry and exit is recorded three ways, in the change's transaction: the
+//! `memberships` table (what the profile shows), an `Audience Entered` / `Audience Exited`
+//! event in its timeline, and a numbered membership change in the outbox, which the drain
+//! sends to the activation queue.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use cdp_protocol::audience::{self, Definition, Fact};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Result, SqlStorageValue};
+
+use super::change::Deadline;
+use super::object::ProfileStore;
+use crate::audiences::registry::Definitions;
+
+/// Where membership changes go (the source of the timeline events they write).
+pub(super) const SOURCE: &str = "audiences";
+
+#[derive(Deserialize)]
+struct Member {
+    key: String,
+    name: String,
+    grp: Option<String>,
+    since: i64,
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    r#type: String,
+    name: Option<String>,
+    timestamp: i64,
+    body: String,
+}
+
+/// One audience the profile is in, as the profile shows it.
+pub(super) fn shown(key: &str, since: i64) -> Value {
+    json!({"key": key, "since": cdp_protocol::time::format_rfc3339(since)})
+}
+
+impl ProfileStore {
+    /// Keeps `incoming` when it is newer than the definitions held.
+    pub(super) fn take_definitions(&self, incoming: Option<&Definitions>) -> Result<()> {
+        let Some(incoming) = incoming else {
+            return Ok(());
+        };
+        let held = self.held_version()?;
+        if incoming.version > held {
+            self.set_meta("audiences", &serde_json::to_string(incoming)?)?;
+        }
+        Ok(())
+    }
+
+    fn held_version(&self) -> Result<i64> {
+        Ok(self.definitions()?.0)
+    }
+
+    /// The definitions held, parsed once per version for the object's life.
+    fn definitions(&self) -> Result<(i64, Rc<Vec<Definition>>)> {
+        let Some(text) = self.meta("audiences")? else {
+            return Ok((-1, Rc::new(Vec::new())));
+        };
+        let cached = self.parsed.borrow().clone();
+        // The text is the cache key: the version alone could repeat after a reset.
+        if let Some((held, version, parsed)) = cached {
+            if held == text {
+                return Ok((version, parsed));
+            }
+        }
+        let definitions: Definitions = serde_json::from_str(&text)?;
+        let parsed = Rc::new(definitions.parsed());
+        *self.parsed.borrow_mut() = Some((text, definitions.version, parsed.clone()));
+        Ok((definitions.version, parsed))
+    }
+
+    /// The audiences the profile is in: key and since.
+    pub(super) fn memberships(&self) -> Result<Vec<(String, i64)>> {
+        Ok(self
+            .sql()
+            .exec(
+                "SELECT key, name, grp, since FROM memberships ORDER BY key",
+                None,
+            )?
+            .to_array::<Member>()?
+            .into_iter()
+            .map(|m| (m.key, m.since))
+            .collect())
+    }
+
+    /// Evaluates every audience for the profile as `doc` shows it (`None`: the profile is
+    /// gone, merged away or erased, and leaves them all) at `now`; records entries and
+    /// exits, sets the next audience deadline, and returns the keys it is in.
+    pub(super) fn evaluate_audiences(&self, doc: Option<&Value>, now: i64) -> Result<Vec<String>> {
+        let (version, definitions) = self.definitions()?;
+        let verdicts = match doc {
+            Some(doc) => self.verdicts(&definitions, doc, now)?,
+            None => BTreeMap::new(),
+        };
+        let held: Vec<Member> = self
+            .sql()
+            .exec("SELECT key, name, grp, since FROM memberships", None)?
+            .to_array()?;
+        let held_keys: BTreeSet<&str> = held.iter().map(|m| m.key.as_str()).collect();
+        for d in definitions.iter() {
+            let member = verdicts.get(&d.key).is_some_and(|v| v.member);
+            if member && !held_keys.contains(d.key.as_str()) {
+                self.sql().exec(
+                    "INSERT INTO memberships (key, name, grp, since) VALUES (?, ?, ?, ?)",
+                    vec![
+                        d.key.clone().into(),
+                        d.name.clone().into(),
+                        d.group.clone().into(),
+                        now.into(),
+                    ],
+                )?;
+                self.record(
+                    true,
+                    &d.key,
+                    &d.name,
+                    d.group.as_deref(),
+                    (version, now),
+                    doc.is_some(),
+                )?;
+            }
+        }
+        for m in &held {
+            let member = verdicts.get(&m.key).is_some_and(|v| v.member);
+            if !member {
+                self.sql().exec(
+                    "DELETE FROM memberships WHERE key = ?",
+                    vec![m.key.clone().into()],
+                )?;
+                let name = definitions
+                    .iter()
+                    .find(|d| d.key == m.key)
+                    .map_or(m.name.as_str(), |d| d.name.as_str());
+                self.record(
+                    false,
+                    &m.key,
+                    name,
+                    m.grp.as_deref(),
+                    (version, now),
+                    doc.is_some(),
+                )?;
+            }
+        }
+        match verdicts.values().filter_map(|v| v.next_change).min() {
+            Some(at) => self.schedule(Deadline::Audience, at)?,
+            None => self.unschedule(Deadline::Audience)?,
+        }
+        let mut keys: Vec<String> = verdicts
+            .into_iter()
+            .filter(|(_, v)| v.member)
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Every audience's verdict for the profile as `doc` shows it, at `now`.
+    pub(super) fn verdicts(
+        &self,
+        definitions: &[Definition],
+        doc: &Value,
+        now: i64,
+    ) -> Result<BTreeMap<String, audience::Verdict>> {
+        if definitions.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let rows = self.facts_for(definitions)?;
+        let bodies: Vec<Value> = rows
+            .iter()
+            .map(|r| serde_json::from_str(&r.body).unwrap_or(Value::Null))
+            .collect();
+        let facts: Vec<Fact<'_>> = rows
+            .iter()
+            .zip(&bodies)
+            .map(|(r, body)| Fact {
+                r#type: &r.r#type,
+                name: r.name.as_deref(),
+                timestamp: r.timestamp,
+                body,
+            })
+            .collect();
+        Ok(audience::evaluate_all(definitions, &facts, doc, now))
+    }
+
+    /// The events any definition looks at (by name or type), so evaluation reads only those.
+    fn facts_for(&self, definitions: &[Definition]) -> Result<Vec<EventRow>> {
+        let (names, types) = audience::events_read(definitions);
+        if names.is_empty() && types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = |n: usize| vec!["?"; n].join(", ");
+        let query = format!(
+            "SELECT type, name, timestamp, body FROM events WHERE (type = 'track' AND name IN ({})) OR type IN ({})",
+            marks(names.len().max(1)),
+            marks(types.len().max(1)),
+        );
+        let mut bound: Vec<SqlStorageValue> = names.into_iter().map(Into::into).collect();
+        if bound.is_empty() {
+            bound.push(SqlStorageValue::Null);
+        }
+        let type_count = types.len();
+        bound.extend(types.into_iter().map(Into::into));
+        if type_count == 0 {
+            bound.push(SqlStorageValue::Null);
+        }
+        self.sql().exec(&query, bound)?.to_array()
+    }
+
+    /// One entry or exit: the timeline event (`timeline`: not for a profile that is gone,
+    /// which keeps no events, an erased one least of all) and the numbered change for
+    /// activation. `when` is the definitions' version and the instant.
+    fn record(
+        &self,
+        entered: bool,
+        key: &str,
+        name: &str,
+        group: Option<&str>,
+        when: (i64, i64),
+        timeline: bool,
+    ) -> Result<()> {
+        let (version, now) = when;
+        let seq = self
+            .meta("membership_seq")?
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+            + 1;
+        self.set_meta("membership_seq", &seq.to_string())?;
+        let profile = self.meta("id")?.unwrap_or_default();
+        let event_name = if entered {
+            "Audience Entered"
+        } else {
+            "Audience Exited"
+        };
+        let message_id = format!("audience-{profile}-{seq}");
+        let at = cdp_protocol::time::format_rfc3339(now);
+        let properties = json!({"audience_key": key, "audience_name": name, "group": group});
+        let body = json!({"type": "track", "event": event_name, "messageId": message_id,
+            "timestamp": at, "receivedAt": at, "properties": properties});
+        if timeline {
+            self.sql().exec(
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source)
+                 VALUES (?, 'track', ?, ?, ?, ?, ?)",
+                vec![
+                    message_id.clone().into(),
+                    event_name.into(),
+                    now.into(),
+                    now.into(),
+                    body.to_string().into(),
+                    SOURCE.into(),
+                ],
+            )?;
+        }
+        let change = json!({"profile": profile, "seq": seq, "audience": key, "name": name,
+            "group": group, "change": if entered { "entered" } else { "exited" }, "at": at,
+            "definitionsVersion": version});
+        self.sql().exec(
+            "INSERT OR REPLACE INTO outbox (target, body) VALUES (?, ?)",
+            vec![
+                format!("membership:{seq}").into(),
+                change.to_string().into(),
+            ],
+        )?;
+        Ok(())
+    }
+}
