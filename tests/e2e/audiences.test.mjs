@@ -105,6 +105,9 @@ test('a shopper in Chromium enters the abandoned-cart audience when adding to ca
     await page.click('#add');
     await page.evaluate(() => window.cdp.flush());
     assert.ok(await becomes(anonymousId, 'cart_no_buy', true), 'enters on adding to cart');
+    // The page asks for its own audiences (the personalization API, through the tracker).
+    assert.deepEqual(await page.evaluate(() => window.cdp.audiences()),
+      { audiences: ['cart_no_buy'], groups: { shop: ['cart_no_buy'] } });
     const profile = await lookup(anonymousId);
     const entered = profile.events.find((e) => e.event === 'Audience Entered');
     assert.deepEqual(entered.properties, { audience_key: 'cart_no_buy', audience_name: 'Added to cart, no order', group: 'shop' });

@@ -27,8 +27,8 @@ const need = (v, error) => {
   return String(v);
 };
 
-/** Wraps a Wasm `Tracker` in the public API. */
-export function createApi(tracker) {
+/** Wraps a Wasm `Tracker` (started with `config`: endpoint and write key) in the public API. */
+export function createApi(tracker, config) {
   const guard = (fn) => function () {
     try { return fn.apply(null, arguments); } catch (e) { warn(e); }
   };
@@ -50,6 +50,10 @@ export function createApi(tracker) {
     flush: () => { try { return tracker.flush(); } catch (e) { warn(e); return Promise.resolve(); } },
     anonymousId: () => tracker.anonymousId,
     userId: () => tracker.userId,
+    // The visitor's own audiences marked for personalization: { audiences, groups }; a
+    // refusal rejects with its status.
+    audiences: () => fetch(`${config.endpoint}/v1/personalize?${new URLSearchParams({ anonymousId: tracker.anonymousId, writeKey: config.writeKey })}`)
+      .then((r) => (r.ok ? r.json() : Promise.reject(r.status))),
     ready: guard((callback) => callback(api)),
     /**
      * @internal replays a call queued before load, stamped with the time it was made (and,

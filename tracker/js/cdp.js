@@ -88,7 +88,7 @@ import { createApi, METHODS } from './api.js';
   var dir = new URL(config.path || 'cdp/', script.src).href;
   import(dir + 'tracker.js').then(function (mod) {
     return mod.default({ module_or_path: dir + 'tracker_bg.wasm' }).then(function () {
-      var api = createApi(new mod.Tracker(config));
+      var api = createApi(new mod.Tracker(config), config);
       w.cdp = api;
       var calls = kept().concat(queue);
       try { localStorage.removeItem(KEPT); } catch (x) {}

@@ -1,3 +1,9 @@
+/** What `audiences()` answers: audience keys, and the same by segment group. */
+export interface Audiences {
+  audiences: string[];
+  groups: Record<string, string[]>;
+}
+
 /** Settings of the tracker. Only `writeKey` is required. */
 export interface TrackerConfig {
   /** The source's write key. */
@@ -66,6 +72,12 @@ export interface Cdp {
   flush(): Promise<void>;
   anonymousId(): string;
   userId(): string | undefined;
+  /**
+   * The visitor's own audiences that are marked for personalization, by
+   * `GET /v1/personalize`; rejects with the HTTP status when the collector refuses (an
+   * unknown write key, an origin the source does not allow).
+   */
+  audiences(): Promise<Audiences>;
   ready(callback: (cdp: Cdp) => void): void;
   productViewed(product: Product): void;
   productAdded(product: Product): void;

@@ -22,7 +22,7 @@ export async function load(config) {
     throw new Error(`[cdp] could not load tracker_bg.wasm from ${wasm}: ${error.message}. ` +
       'Bundlers: see the README of @edge-cdp/tracker (esbuild needs the wasmUrl option).', { cause: error });
   }
-  const api = createApi(new Tracker(settings));
+  const api = createApi(new Tracker(settings), settings);
   if (settings.autoPage !== false) api.page();
   return api;
 }

@@ -25,6 +25,9 @@ export async function uses(): Promise<string | undefined> {
   cdp.orderCompleted({ order_id: 'o1', total: 59, currency: 'EUR', products: [{ product_id: 'stove', quantity: 1 }] });
   cdp.ready((ready) => ready.reset());
   await cdp.flush();
+  const { audiences, groups } = await cdp.audiences();
+  const shop: string[] | undefined = groups.shop;
+  if (audiences.length && shop) cdp.track('Personalized');
   const named: string | undefined = ECOMMERCE.productAdded;
   return cdp.userId() ?? cdp.anonymousId() ?? named;
 }
