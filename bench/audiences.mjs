@@ -129,6 +129,7 @@ try {
 
   console.log(`audiences, locally (wrangler dev), ${PROFILES} profiles`);
   console.log(`  accepted → membership visible (${LATENCY_SAMPLES} events): p50 ${quantile(latencies, 0.5).toFixed(0)} ms, p99 ${quantile(latencies, 0.99).toFixed(0)} ms`);
+  console.log('    (the queue waits up to 1 s for a batch; membership is decided in the write that stores the event)');
   console.log(`  time-based exit visible after its instant (${exits.length} profiles, polled every 20 ms): p50 ${quantile(exits, 0.5).toFixed(0)} ms, max ${Math.max(...exits).toFixed(0)} ms`);
   console.log('  delivery with audiences defined (events into existing profiles):');
   for (const c of cost) {
