@@ -53,14 +53,19 @@ pub fn check_batch(envelope: Envelope, received_at: Millis, limits: &Limits) -> 
 }
 
 type Refusal = (&'static str, String, Option<String>);
+/// A stage's refusal: the reason and what is wrong (the event's id is added once, by
+/// [`validate_event`]).
+type Fault = (&'static str, String);
 
+/// One event through the stages in order: its shape (depth, bytes, size), then its type,
+/// identifiers, name, field types, time and message id; the first refusal wins.
 fn validate_event(
     raw: Value,
     received_at: Millis,
     limits: &Limits,
     lossy: bool,
 ) -> Result<Event, Refusal> {
-    let Value::Object(mut body) = raw else {
+    let Value::Object(body) = raw else {
         return Err((
             "not_an_object",
             "an event must be a JSON object".into(),
@@ -71,123 +76,23 @@ fn validate_event(
         .get("messageId")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let refuse = |reason: &'static str, detail: String| (reason, detail, claimed_id.clone());
+    stages(body, received_at, limits, lossy)
+        .map_err(|(reason, detail)| (reason, detail, claimed_id))
+}
 
-    if 1 + body.values().map(depth).max().unwrap_or(0) > MAX_DEPTH {
-        return Err(refuse(
-            "too_deep",
-            format!("objects and arrays are nested deeper than {MAX_DEPTH} levels"),
-        ));
-    }
-    if lossy
-        && serde_json::to_string(&body)
-            .unwrap_or_default()
-            .contains('\u{fffd}')
-    {
-        return Err(refuse(
-            "invalid_utf8",
-            "the event holds bytes that are not UTF-8".into(),
-        ));
-    }
-    let size = serialised_len(&body);
-    if size > limits.max_event_bytes {
-        return Err(refuse(
-            "event_too_large",
-            format!(
-                "event is {size} bytes; the limit is {}",
-                limits.max_event_bytes
-            ),
-        ));
-    }
-
-    let kind = match body.get("type") {
-        Some(Value::String(t)) => EventType::parse(t).ok_or_else(|| {
-            refuse(
-                "invalid_type",
-                format!("type \"{t}\" is not one of track, page, screen, identify, group, alias"),
-            )
-        })?,
-        _ => return Err(refuse("missing_type", "\"type\" must be a string".into())),
-    };
-
-    let anonymous_id =
-        identifier(&body, "anonymousId").map_err(|d| refuse("invalid_identifier", d))?;
-    let user_id = identifier(&body, "userId").map_err(|d| refuse("invalid_identifier", d))?;
-    if anonymous_id.is_none() && user_id.is_none() {
-        return Err(refuse(
-            "missing_identifier",
-            "an event needs an anonymousId or a userId".into(),
-        ));
-    }
-
-    let name_field = if kind == EventType::Track {
-        "event"
-    } else {
-        "name"
-    };
-    let name = match body.get(name_field) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        None | Some(Value::Null) if kind != EventType::Track => None,
-        _ if kind == EventType::Track => {
-            return Err(refuse(
-                "missing_event_name",
-                "a track call needs a non-empty \"event\" string".into(),
-            ))
-        }
-        _ => {
-            return Err(refuse(
-                "invalid_field",
-                format!("\"{name_field}\" must be a string"),
-            ))
-        }
-    };
-
-    for field in ["properties", "traits", "context", "integrations"] {
-        match body.get(field) {
-            None | Some(Value::Null | Value::Object(_)) => {}
-            Some(_) => {
-                return Err(refuse(
-                    "invalid_field",
-                    format!("\"{field}\" must be an object"),
-                ))
-            }
-        }
-    }
-
-    if let Some(Value::Object(properties)) = body.get("properties") {
-        check_amounts(properties).map_err(|detail| refuse("invalid_field", detail))?;
-    }
-
-    let timestamp = match body.get("timestamp") {
-        None | Some(Value::Null) => received_at,
-        Some(Value::String(s)) => parse_rfc3339(s).ok_or_else(|| {
-            refuse(
-                "invalid_timestamp",
-                format!("timestamp \"{s}\" is not an ISO 8601 date-time"),
-            )
-        })?,
-        Some(_) => {
-            return Err(refuse(
-                "invalid_timestamp",
-                "timestamp must be a string".into(),
-            ))
-        }
-    };
-
-    let message_id = match body.get("messageId") {
-        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_CHARS => {
-            id.clone()
-        }
-        None | Some(Value::Null) => derived_message_id(&body),
-        Some(_) => {
-            return Err(refuse(
-                "invalid_message_id",
-                format!(
-                    "messageId must be a non-empty string of at most {MAX_ID_CHARS} characters"
-                ),
-            ))
-        }
-    };
+fn stages(
+    mut body: Map<String, Value>,
+    received_at: Millis,
+    limits: &Limits,
+    lossy: bool,
+) -> Result<Event, Fault> {
+    check_shape(&body, limits, lossy)?;
+    let kind = event_type(&body)?;
+    let (anonymous_id, user_id) = identifiers(&body)?;
+    let name = event_name(&body, kind)?;
+    check_fields(&body)?;
+    let timestamp = event_time(&body, received_at)?;
+    let message_id = message_id(&body)?;
 
     body.insert("messageId".into(), Value::String(message_id.clone()));
     body.insert("timestamp".into(), Value::String(format_rfc3339(timestamp)));
@@ -210,6 +115,125 @@ fn validate_event(
         received_at,
         body,
     })
+}
+
+/// Nesting depth, bytes that were not UTF-8, and size.
+fn check_shape(body: &Map<String, Value>, limits: &Limits, lossy: bool) -> Result<(), Fault> {
+    if 1 + body.values().map(depth).max().unwrap_or(0) > MAX_DEPTH {
+        return Err((
+            "too_deep",
+            format!("objects and arrays are nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    if lossy
+        && serde_json::to_string(body)
+            .unwrap_or_default()
+            .contains('\u{fffd}')
+    {
+        return Err((
+            "invalid_utf8",
+            "the event holds bytes that are not UTF-8".into(),
+        ));
+    }
+    let size = serialised_len(body);
+    if size > limits.max_event_bytes {
+        return Err((
+            "event_too_large",
+            format!(
+                "event is {size} bytes; the limit is {}",
+                limits.max_event_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn event_type(body: &Map<String, Value>) -> Result<EventType, Fault> {
+    match body.get("type") {
+        Some(Value::String(t)) => EventType::parse(t).ok_or_else(|| {
+            (
+                "invalid_type",
+                format!("type \"{t}\" is not one of track, page, screen, identify, group, alias"),
+            )
+        }),
+        _ => Err(("missing_type", "\"type\" must be a string".into())),
+    }
+}
+
+/// `anonymousId` and `userId`, at least one of them.
+fn identifiers(body: &Map<String, Value>) -> Result<(Option<String>, Option<String>), Fault> {
+    let anonymous_id = identifier(body, "anonymousId").map_err(|d| ("invalid_identifier", d))?;
+    let user_id = identifier(body, "userId").map_err(|d| ("invalid_identifier", d))?;
+    if anonymous_id.is_none() && user_id.is_none() {
+        return Err((
+            "missing_identifier",
+            "an event needs an anonymousId or a userId".into(),
+        ));
+    }
+    Ok((anonymous_id, user_id))
+}
+
+/// A track call's `event` (required), or another call's optional `name`.
+fn event_name(body: &Map<String, Value>, kind: EventType) -> Result<Option<String>, Fault> {
+    let name_field = if kind == EventType::Track {
+        "event"
+    } else {
+        "name"
+    };
+    match body.get(name_field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        None | Some(Value::Null) if kind != EventType::Track => Ok(None),
+        _ if kind == EventType::Track => Err((
+            "missing_event_name",
+            "a track call needs a non-empty \"event\" string".into(),
+        )),
+        _ => Err((
+            "invalid_field",
+            format!("\"{name_field}\" must be a string"),
+        )),
+    }
+}
+
+/// The object fields are objects, and the amounts are finite numbers.
+fn check_fields(body: &Map<String, Value>) -> Result<(), Fault> {
+    for field in ["properties", "traits", "context", "integrations"] {
+        match body.get(field) {
+            None | Some(Value::Null | Value::Object(_)) => {}
+            Some(_) => return Err(("invalid_field", format!("\"{field}\" must be an object"))),
+        }
+    }
+    if let Some(Value::Object(properties)) = body.get("properties") {
+        check_amounts(properties).map_err(|detail| ("invalid_field", detail))?;
+    }
+    Ok(())
+}
+
+/// The event's time; none means when it was received.
+fn event_time(body: &Map<String, Value>, received_at: Millis) -> Result<Millis, Fault> {
+    match body.get("timestamp") {
+        None | Some(Value::Null) => Ok(received_at),
+        Some(Value::String(s)) => parse_rfc3339(s).ok_or_else(|| {
+            (
+                "invalid_timestamp",
+                format!("timestamp \"{s}\" is not an ISO 8601 date-time"),
+            )
+        }),
+        Some(_) => Err(("invalid_timestamp", "timestamp must be a string".into())),
+    }
+}
+
+/// The client's `messageId`, or one derived from the content when it sent none.
+fn message_id(body: &Map<String, Value>) -> Result<String, Fault> {
+    match body.get("messageId") {
+        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_CHARS => {
+            Ok(id.clone())
+        }
+        None | Some(Value::Null) => Ok(derived_message_id(body)),
+        Some(_) => Err((
+            "invalid_message_id",
+            format!("messageId must be a non-empty string of at most {MAX_ID_CHARS} characters"),
+        )),
+    }
 }
 
 /// The e-commerce amounts the computed traits add up: a number, or text that reads as a
