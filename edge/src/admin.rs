@@ -332,8 +332,13 @@ pub async fn replay_dead_letters(req: Request, env: &Env) -> Result<Response> {
     http::json(200, &report)
 }
 
+/// How to ask for a fault.
+const HOW: &str = "give ?anonymousId=…&failures=N (its deliveries fail) or ?directoryProfile=…&failures=N (its directory entry cannot be written)";
+
 /// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): resolving that
-/// id fails its next N times, to show that delivery retries lose nothing.
+/// id fails its next N times, to show that delivery retries lose nothing; with
+/// `directoryProfile=<profile id>` instead, writing that profile's directory entry fails N
+/// times, to show that a profile's outbox sends its notice again until it lands.
 pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if !config.development {
         return http::error(
@@ -348,11 +353,16 @@ pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    let (Some(id), Some(failures)) = (
-        param("anonymousId"),
-        param("failures").and_then(|f| f.parse::<u32>().ok()),
-    ) else {
-        return http::error(400, "invalid_fault", "give ?anonymousId=…&failures=N");
+    let Some(failures) = param("failures").and_then(|f| f.parse::<u32>().ok()) else {
+        return http::error(400, "invalid_fault", HOW);
+    };
+    // A directory fault: the profile's entry cannot be written N times.
+    if let Some(profile) = param("directoryProfile") {
+        directory::inject_failures(env, &profile, i64::from(failures)).await?;
+        return http::json(200, &serde_json::json!({"ok": true}));
+    }
+    let Some(id) = param("anonymousId") else {
+        return http::error(400, "invalid_fault", HOW);
     };
     let key = Identifier {
         kind: "anonymousId".into(),

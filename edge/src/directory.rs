@@ -42,6 +42,9 @@ struct Call {
     /// Only members of this audience (search).
     #[serde(default)]
     audience: String,
+    /// Fail this many writes of profile `id` (local development's fault injection).
+    #[serde(default)]
+    failures: i64,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -187,11 +190,26 @@ async fn page(
     Ok((docs, next))
 }
 
+/// Makes the next `failures` writes of profile `id`'s entry fail (local development only:
+/// shows that a profile's outbox sends its notice again until it lands).
+pub async fn inject_failures(env: &Env, id: &str, failures: i64) -> Result<()> {
+    let body = Call {
+        id: id.to_owned(),
+        failures,
+        ..Call::default()
+    };
+    call(env, shard::of(id, SHARDS), "/faults", &body).await?;
+    Ok(())
+}
+
 /// One partition of the directory.
 #[durable_object]
 pub struct ProfileDirectory {
     state: State,
     schema: Schema,
+    /// Whether a fault was ever injected here: known once per instance, so production
+    /// writes never query the faults table.
+    faults: std::cell::Cell<Option<bool>>,
 }
 
 impl DurableObject for ProfileDirectory {
@@ -199,6 +217,7 @@ impl DurableObject for ProfileDirectory {
         Self {
             state,
             schema: Schema::default(),
+            faults: std::cell::Cell::new(None),
         }
     }
 
@@ -206,10 +225,23 @@ impl DurableObject for ProfileDirectory {
         let sql = self.state.storage().sql();
         self.schema.ensure(
             &sql,
-            "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS faults (id TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
         )?;
         let body: Call = req.json().await?;
-        match req.path().as_str() {
+        let path = req.path();
+        if matches!(path.as_str(), "/put" | "/remove") && self.faulty(&sql, &body)? {
+            return http::error(503, "injected_fault", "a fault injected for this profile");
+        }
+        match path.as_str() {
+            "/faults" => {
+                self.faults.set(Some(true));
+                sql.exec(
+                    "INSERT OR REPLACE INTO faults (id, remaining) VALUES (?, ?)",
+                    vec![body.id.into(), body.failures.into()],
+                )?;
+                http::json(200, &Found::default())
+            }
             "/put" => {
                 for (id, doc) in body.docs {
                     // An older summary never replaces a newer one: a notice retried from a
@@ -285,5 +317,51 @@ impl DurableObject for ProfileDirectory {
             }
             _ => http::error(404, "not_found", "no such directory route"),
         }
+    }
+}
+
+impl ProfileDirectory {
+    /// Whether this write meets an injected fault (and uses one up). Reads the faults table
+    /// only in an instance where a fault was ever injected.
+    fn faulty(&self, sql: &worker::SqlStorage, body: &Call) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Remaining {
+            remaining: i64,
+        }
+        let possible = match self.faults.get() {
+            Some(known) => known,
+            None => {
+                let any = !sql
+                    .exec("SELECT remaining FROM faults LIMIT 1", None)?
+                    .to_array::<Remaining>()?
+                    .is_empty();
+                self.faults.set(Some(any));
+                any
+            }
+        };
+        if !possible {
+            return Ok(false);
+        }
+        let ids: Vec<String> = if body.id.is_empty() {
+            body.docs.iter().map(|(id, _)| id.clone()).collect()
+        } else {
+            vec![body.id.clone()]
+        };
+        for id in ids {
+            let left = sql
+                .exec(
+                    "SELECT remaining FROM faults WHERE id = ?",
+                    vec![id.clone().into()],
+                )?
+                .to_array::<Remaining>()?;
+            if left.first().is_some_and(|r| r.remaining > 0) {
+                sql.exec(
+                    "UPDATE faults SET remaining = remaining - 1 WHERE id = ?",
+                    vec![id.into()],
+                )?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

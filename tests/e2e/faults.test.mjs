@@ -130,6 +130,21 @@ test('erasure reaches the dead-letter store: a person\'s undelivered events are 
   assert.equal((await post('/v1/admin/faults?anonymousId=doomed&failures=0')).status, 200);
 });
 
+test('a change whose directory notice fails is sent again from the profile\'s outbox until it lands', async () => {
+  assert.equal((await sendBatch(worker.url, [page('outbox-visitor', 'outbox-1')])).status, 200);
+  const listed = () => admin(worker.url, '/v1/profiles?where=identifiers.anonymousId~outbox-visitor');
+  const entry = await eventually(async () => (await listed()).body.profiles?.[0], { timeout: 15_000 });
+  assert.ok(entry, 'listed in the directory');
+  // Its next two directory writes fail; erasure then removes the profile, and its notice
+  // to the directory goes through the outbox.
+  assert.equal((await post(`/v1/admin/faults?directoryProfile=${entry.id}&failures=2`)).status, 200);
+  const erased = await fetch(`${worker.url}/v1/profiles/${entry.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(erased.status, 200, 'the erasure itself is done');
+  assert.equal((await listed()).body.profiles.length, 1, 'the first notice failed: still listed');
+  const gone = await eventually(async () => (await listed()).body.profiles.length === 0, { timeout: 30_000, interval: 250 });
+  assert.ok(gone, 'the outbox sent the removal again, after the faults, by itself');
+});
+
 test('half an emoji costs nothing: it reads as U+FFFD and its neighbours land', async () => {
   // JSON.stringify writes a lone surrogate as the escape \ud83d, as browsers do.
   const body = JSON.stringify({ batch: [
