@@ -34,6 +34,10 @@ pub const BACKFILL_QUEUE: &str = "cdp-audience-backfill";
 pub const ACTIVATION: &str = "ACTIVATION";
 /// Name of the activation queue, as its consumer sees it.
 pub const ACTIVATION_QUEUE: &str = "cdp-activation";
+/// The queue of deliveries: one membership change for one destination.
+pub const DELIVERIES: &str = "DELIVERIES";
+/// Name of the deliveries queue, as its consumer sees it.
+pub const DELIVERIES_QUEUE: &str = "cdp-deliveries";
 /// The R2 bucket of raw accepted batches.
 pub const ARCHIVE: &str = "ARCHIVE";
 

@@ -19,13 +19,17 @@ const CHUNK: &str = "chunk.";
 /// A new job's id: a random UUID from the platform's CSPRNG, so knowing it is what lets a
 /// caller read the job's progress.
 pub fn new_id() -> Result<String> {
+    Ok(["imp-", &random_uuid()?].concat())
+}
+
+/// A random UUID from the platform's CSPRNG (`crypto.randomUUID`).
+pub fn random_uuid() -> Result<String> {
     let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?;
-    let uuid = js_sys::Reflect::get(&crypto, &"randomUUID".into())?
+    js_sys::Reflect::get(&crypto, &"randomUUID".into())?
         .dyn_into::<js_sys::Function>()?
         .call0(&crypto)?
         .as_string()
-        .ok_or_else(|| worker::Error::RustError("crypto.randomUUID gave no text".into()))?;
-    Ok(["imp-", &uuid].concat())
+        .ok_or_else(|| worker::Error::RustError("crypto.randomUUID gave no text".into()))
 }
 
 async fn set(env: &Env, job: &str, entries: &Counts) -> Result<()> {

@@ -6,6 +6,7 @@
 //! apply come from the pure `cdp-protocol` crate; this crate adapts Workers I/O to them.
 //! Static pages (`www/`) are served by Workers static assets before this code runs.
 
+mod activation;
 mod admin;
 mod archive;
 mod audiences;
@@ -42,7 +43,8 @@ use worker::{event, Context, Env, MessageBatch, Method, Request, Response, Resul
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
     match batch.queue().as_str() {
         config::BACKFILL_QUEUE => audiences::backfill(batch, &env).await,
-        config::ACTIVATION_QUEUE => audiences::activation(batch, &env).await,
+        config::ACTIVATION_QUEUE => activation::fan_out(batch, &env).await,
+        config::DELIVERIES_QUEUE => activation::deliver(batch, &env).await,
         _ => consumer::consume(batch, &env).await,
     }
 }
@@ -109,6 +111,14 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::SegmentGroupCreate => audiences::create_group(req, env).await,
         Route::SegmentGroup { key } => audiences::groups(env, Some(&key)).await,
         Route::Personalize => audiences::personalize(req, env, config).await,
+        Route::Destinations => activation::get(env, None).await,
+        Route::DestinationCreate => activation::save(req, env, config, None).await,
+        Route::Destination { key } => activation::get(env, Some(&key)).await,
+        Route::DestinationUpdate { key } => activation::save(req, env, config, Some(&key)).await,
+        Route::DestinationDelete { key } => activation::delete(env, &key).await,
+        Route::DestinationDeliveries { key } => activation::deliveries(req, env, &key).await,
+        Route::DestinationTest { key } => activation::test(env, config, &key).await,
+        Route::DestinationReplay { key } => activation::replay(env, &key).await,
     }
 }
 

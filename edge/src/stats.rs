@@ -56,6 +56,16 @@ pub enum Counter {
     ClientDropped,
     /// Audience entries and exits that reached the activation queue.
     MembershipChanges,
+    /// Deliveries a destination accepted (2xx).
+    DeliveriesSent,
+    /// Deliveries tried again later.
+    DeliveriesRetried,
+    /// Deliveries not sent by rule (no consent, the person erased, a 4xx not retried).
+    DeliveriesDropped,
+    /// Deliveries refused for good (410).
+    DeliveriesFailed,
+    /// Deliveries given up after their time, kept in the dead-letter store.
+    DeliveriesDeadLettered,
 }
 
 impl Counter {
@@ -79,6 +89,11 @@ impl Counter {
             Self::ClockClamped => "clock_clamped",
             Self::ClientDropped => "client_dropped",
             Self::MembershipChanges => "membership_changes",
+            Self::DeliveriesSent => "deliveries_sent",
+            Self::DeliveriesRetried => "deliveries_retried",
+            Self::DeliveriesDropped => "deliveries_dropped",
+            Self::DeliveriesFailed => "deliveries_failed",
+            Self::DeliveriesDeadLettered => "deliveries_dead_lettered",
         }
     }
 }

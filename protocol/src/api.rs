@@ -89,6 +89,22 @@ pub enum Route {
     SegmentGroup { key: String },
     /// `GET /v1/personalize`: a visitor's own audiences, for pages.
     Personalize,
+    /// `GET /v1/destinations`.
+    Destinations,
+    /// `POST /v1/destinations`.
+    DestinationCreate,
+    /// `GET /v1/destinations/{key}`.
+    Destination { key: String },
+    /// `PUT /v1/destinations/{key}`.
+    DestinationUpdate { key: String },
+    /// `DELETE /v1/destinations/{key}`.
+    DestinationDelete { key: String },
+    /// `GET /v1/destinations/{key}/deliveries`: the delivery log.
+    DestinationDeliveries { key: String },
+    /// `POST /v1/destinations/{key}/test`: one signed sample.
+    DestinationTest { key: String },
+    /// `POST /v1/destinations/{key}/replay`: the dead deliveries again.
+    DestinationReplay { key: String },
 }
 
 /// What a request's method and path find in the table.
@@ -212,6 +228,30 @@ const ROUTES: &[Row] = &[
     }),
     row("GET", "/v1/personalize", Auth::WriteKey, |_| {
         Route::Personalize
+    }),
+    row("GET", "/v1/destinations", Auth::Admin, |_| {
+        Route::Destinations
+    }),
+    row("POST", "/v1/destinations", Auth::Admin, |_| {
+        Route::DestinationCreate
+    }),
+    row("GET", "/v1/destinations/{}", Auth::Admin, |p| {
+        Route::Destination { key: owned(p, 0) }
+    }),
+    row("PUT", "/v1/destinations/{}", Auth::Admin, |p| {
+        Route::DestinationUpdate { key: owned(p, 0) }
+    }),
+    row("DELETE", "/v1/destinations/{}", Auth::Admin, |p| {
+        Route::DestinationDelete { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/destinations/{}/deliveries", Auth::Admin, |p| {
+        Route::DestinationDeliveries { key: owned(p, 0) }
+    }),
+    row("POST", "/v1/destinations/{}/test", Auth::Admin, |p| {
+        Route::DestinationTest { key: owned(p, 0) }
+    }),
+    row("POST", "/v1/destinations/{}/replay", Auth::Admin, |p| {
+        Route::DestinationReplay { key: owned(p, 0) }
     }),
 ];
 

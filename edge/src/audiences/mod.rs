@@ -17,7 +17,7 @@ use wasm_bindgen::JsValue;
 use worker::{Env, MessageBatch, MessageExt, Request, Response, Result};
 
 use crate::config::{Config, BACKFILL};
-use crate::{directory, http, identity_index, profile_store, stats};
+use crate::{directory, http, identity_index, profile_store};
 use registry::Ask;
 
 /// Profiles one backfill message evaluates.
@@ -371,18 +371,6 @@ async fn backfill_chunk(
         shard_done: done,
     };
     registry::call(env, &progress).await?;
-    Ok(())
-}
-
-/// The activation queue's consumer. Membership changes are counted and acknowledged;
-/// destinations (webhooks, exports) will read them here.
-pub async fn activation(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
-    let mut counts = stats::Counts::new();
-    for message in batch.raw_iter() {
-        stats::bump(&mut counts, stats::Counter::MembershipChanges, 1);
-        message.ack();
-    }
-    stats::add(env, counts).await;
     Ok(())
 }
 

@@ -19,7 +19,13 @@ CREATE TABLE IF NOT EXISTS audiences (key TEXT PRIMARY KEY, body TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS groups (key TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS backfills (key TEXT PRIMARY KEY, version INTEGER NOT NULL, total INTEGER NOT NULL, evaluated INTEGER NOT NULL, shards_left INTEGER NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS destinations (key TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_deliveries (destination TEXT NOT NULL, webhook_id TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (destination, webhook_id));
 ";
+
+/// Most delivery log entries kept per destination.
+const LOG_KEPT: i64 = 500;
 
 /// The definitions as profiles receive them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -71,6 +77,30 @@ pub enum Ask {
     },
     /// Create a segment group.
     PutGroup { key: String, name: String },
+    /// Create (`create`) or replace a destination (already checked by the Worker).
+    PutDestination {
+        key: String,
+        body: Value,
+        create: bool,
+    },
+    /// Delete a destination.
+    DeleteDestination { key: String },
+    /// Every destination, secrets included (for delivery; the API masks them).
+    Destinations,
+    /// Turn a destination off (its receiver answered 410).
+    DisableDestination { key: String, reason: String },
+    /// Delivery attempts, to the log.
+    LogDeliveries { entries: Vec<(String, Value)> },
+    /// A destination's delivery log, newest first.
+    Deliveries { key: String, limit: i64 },
+    /// A delivery given up on, kept for replay.
+    DeadDelivery {
+        destination: String,
+        webhook_id: String,
+        body: Value,
+    },
+    /// Take (and remove) a destination's dead deliveries, for replay.
+    TakeDead { key: String },
 }
 
 /// Sends `ask` to the registry; the status and the JSON answer.
@@ -198,6 +228,123 @@ impl DurableObject for AudienceRegistry {
                 )?;
                 http::json(200, &json!({"ok": true}))
             }
+            Ask::PutDestination { key, body, create } => {
+                let held = destination_rows(&sql)?.into_iter().find(|d| d.key == key);
+                match (create, &held) {
+                    (true, Some(_)) => {
+                        let message = format!("a destination {key:?} exists; change it with PUT /v1/destinations/{key}");
+                        return http::error(409, "destination_exists", &message);
+                    }
+                    (false, None) => {
+                        return http::error(
+                            404,
+                            "destination_not_found",
+                            &format!("no destination {key:?}"),
+                        )
+                    }
+                    _ => {}
+                }
+                let now = now();
+                let created = held.as_ref().map_or(now, |d| d.created_at);
+                // Saving again turns a disabled destination back on.
+                sql.exec(
+                    "INSERT OR REPLACE INTO destinations (key, body, state, reason, created_at, updated_at) VALUES (?, ?, 'active', NULL, ?, ?)",
+                    vec![key.clone().into(), body.to_string().into(), created.into(), now.into()],
+                )?;
+                http::json(if create { 201 } else { 200 }, &json!({"key": key}))
+            }
+            Ask::DeleteDestination { key } => {
+                let gone = sql
+                    .exec(
+                        "DELETE FROM destinations WHERE key = ?",
+                        vec![key.clone().into()],
+                    )?
+                    .rows_written();
+                if gone == 0 {
+                    return http::error(
+                        404,
+                        "destination_not_found",
+                        &format!("no destination {key:?}"),
+                    );
+                }
+                http::json(200, &json!({"deleted": key}))
+            }
+            Ask::Destinations => {
+                let all: Vec<Value> = destination_rows(&sql)?
+                    .iter()
+                    .map(DestinationRow::shown)
+                    .collect();
+                http::json(200, &json!({"destinations": all}))
+            }
+            Ask::DisableDestination { key, reason } => {
+                sql.exec(
+                    "UPDATE destinations SET state = 'disabled', reason = ? WHERE key = ?",
+                    vec![reason.into(), key.into()],
+                )?;
+                http::json(200, &json!({"ok": true}))
+            }
+            Ask::LogDeliveries { entries } => {
+                for (destination, entry) in entries {
+                    sql.exec(
+                        "INSERT INTO deliveries (destination, body) VALUES (?, ?)",
+                        vec![destination.clone().into(), entry.to_string().into()],
+                    )?;
+                    sql.exec(
+                        "DELETE FROM deliveries WHERE destination = ? AND id <= (SELECT id FROM deliveries WHERE destination = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        vec![destination.clone().into(), destination.into(), LOG_KEPT.into()],
+                    )?;
+                }
+                http::json(200, &json!({"ok": true}))
+            }
+            Ask::Deliveries { key, limit } => {
+                #[derive(Deserialize)]
+                struct Logged {
+                    body: String,
+                }
+                let rows: Vec<Logged> = sql
+                    .exec(
+                        "SELECT body FROM deliveries WHERE destination = ? ORDER BY id DESC LIMIT ?",
+                        vec![key.into(), limit.clamp(1, LOG_KEPT).into()],
+                    )?
+                    .to_array()?;
+                let entries: Vec<Value> = rows
+                    .iter()
+                    .filter_map(|r| serde_json::from_str(&r.body).ok())
+                    .collect();
+                http::json(200, &json!({"deliveries": entries}))
+            }
+            Ask::DeadDelivery {
+                destination,
+                webhook_id,
+                body,
+            } => {
+                sql.exec(
+                    "INSERT OR REPLACE INTO dead_deliveries (destination, webhook_id, body, at) VALUES (?, ?, ?, ?)",
+                    vec![destination.into(), webhook_id.into(), body.to_string().into(), now().into()],
+                )?;
+                http::json(200, &json!({"ok": true}))
+            }
+            Ask::TakeDead { key } => {
+                #[derive(Deserialize)]
+                struct Dead {
+                    body: String,
+                }
+                let rows: Vec<Dead> = sql
+                    .exec(
+                        "SELECT body FROM dead_deliveries WHERE destination = ? ORDER BY at",
+                        vec![key.clone().into()],
+                    )?
+                    .to_array()?;
+                sql.exec(
+                    "DELETE FROM dead_deliveries WHERE destination = ?",
+                    vec![key.into()],
+                )?;
+                let bodies: Vec<Value> = rows
+                    .iter()
+                    .filter_map(|r| serde_json::from_str(&r.body).ok())
+                    .collect();
+                http::json(200, &json!({"dead": bodies}))
+            }
             Ask::PutGroup { key, name } => {
                 if !audience::definition::valid_key(&key) {
                     return http::error(
@@ -234,6 +381,39 @@ impl DurableObject for AudienceRegistry {
             }
         }
     }
+}
+
+#[derive(Deserialize)]
+struct DestinationRow {
+    key: String,
+    body: String,
+    state: String,
+    reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl DestinationRow {
+    /// The stored definition with its state and times.
+    fn shown(&self) -> Value {
+        let mut out: Value = serde_json::from_str(&self.body).unwrap_or_else(|_| json!({}));
+        let fmt = cdp_protocol::time::format_rfc3339;
+        out["state"] = json!(self.state);
+        if let Some(reason) = &self.reason {
+            out["disabledReason"] = json!(reason);
+        }
+        out["createdAt"] = json!(fmt(self.created_at));
+        out["updatedAt"] = json!(fmt(self.updated_at));
+        out
+    }
+}
+
+fn destination_rows(sql: &SqlStorage) -> Result<Vec<DestinationRow>> {
+    sql.exec(
+        "SELECT key, body, state, reason, created_at, updated_at FROM destinations ORDER BY key",
+        None,
+    )?
+    .to_array()
 }
 
 fn rows(sql: &SqlStorage) -> Result<Vec<Row>> {

@@ -104,6 +104,15 @@ impl ProfileStore {
         Ok(summary)
     }
 
+    /// Whether the outbox holds anything to send.
+    pub(super) fn outbox_waiting(&self) -> Result<bool> {
+        Ok(!self
+            .sql()
+            .exec("SELECT target AS value FROM outbox LIMIT 1", None)?
+            .to_array::<Text>()?
+            .is_empty())
+    }
+
     /// Sends what the outbox holds, removing each notice once sent (unless a newer change
     /// replaced it meanwhile); on a failure, the alarm tries again shortly.
     pub(super) async fn drain(&self, now: i64) -> Result<()> {

@@ -110,7 +110,10 @@ impl DurableObject for ProfileStore {
                 let (mut report, aggregate) = self.store(&body.events, &body.sources)?;
                 let now = now();
                 report.summary = self.after_change(&aggregate, now, Notify::Caller)?;
-                if report.stored > 0 {
+                if self.outbox_waiting()? {
+                    // Membership changes: sent now (a failed send is retried by alarm).
+                    self.drain(now).await?;
+                } else if report.stored > 0 {
                     self.arm(now).await?;
                 }
                 http::json(200, &report)
