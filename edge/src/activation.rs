@@ -393,24 +393,11 @@ pub async fn save(
     config: &Config,
     path_key: Option<&str>,
 ) -> Result<Response> {
-    let Ok(mut body) = req.json::<Value>().await else {
-        return http::error(400, "invalid_json", "send the destination as a JSON object");
+    let read_only = ["state", "createdAt", "updatedAt", "disabledReason"];
+    let mut body = match http::definition_body(&mut req, path_key, &read_only).await? {
+        Ok(body) => body,
+        Err(refusal) => return Ok(refusal),
     };
-    if let (Some(key), Some(o)) = (path_key, body.as_object_mut()) {
-        match o.get("key").and_then(Value::as_str) {
-            None => {
-                o.insert("key".into(), json!(key));
-            }
-            Some(k) if k == key => {}
-            Some(k) => {
-                let message = format!("the key is {key:?} and never changes; the body says {k:?}");
-                return http::error(400, "key_is_immutable", &message);
-            }
-        }
-    }
-    for field in ["state", "createdAt", "updatedAt", "disabledReason"] {
-        body.as_object_mut().map(|o| o.remove(field));
-    }
     let mut generated = None;
     if body.get("type").and_then(Value::as_str) == Some("webhook")
         && body

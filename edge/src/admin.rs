@@ -73,8 +73,10 @@ pub async fn erase(env: &Env, config: &Config, id: &str) -> Result<Response> {
     let archived = archive::erase(env, &message_ids).await?;
     let keys: std::collections::BTreeSet<String> = erased.identifiers.iter().cloned().collect();
     let dead = archive::erase_dead_letters(env, &keys, &config.rules.identifiers).await?;
+    // Export files that held the person are deleted, and listed here.
+    let export_files = crate::exports::erase(env, &id).await?;
     let detail = serde_json::json!({"events": erased.message_ids.len(), "identifiers": erased.identifiers,
-        "archivedEvents": archived, "deadLetterEvents": dead});
+        "archivedEvents": archived, "deadLetterEvents": dead, "exportFiles": export_files});
     archive::audit(env, "erase", &id, detail.clone()).await?;
     http::json(200, &serde_json::json!({"erased": id, "detail": detail}))
 }

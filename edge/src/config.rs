@@ -38,6 +38,10 @@ pub const ACTIVATION_QUEUE: &str = "cdp-activation";
 pub const DELIVERIES: &str = "DELIVERIES";
 /// Name of the deliveries queue, as its consumer sees it.
 pub const DELIVERIES_QUEUE: &str = "cdp-deliveries";
+/// The queue of export pages.
+pub const EXPORTS: &str = "EXPORTS";
+/// Name of the exports queue, as its consumer sees it.
+pub const EXPORTS_QUEUE: &str = "cdp-exports";
 /// The R2 bucket of raw accepted batches.
 pub const ARCHIVE: &str = "ARCHIVE";
 

@@ -42,6 +42,9 @@ struct Call {
     /// Only members of this audience (search).
     #[serde(default)]
     audience: String,
+    /// Only members of any of these audiences (search; a segment group's).
+    #[serde(default)]
+    any_of: Vec<String>,
     /// Fail this many writes of profile `id` (local development's fault injection).
     #[serde(default)]
     failures: i64,
@@ -126,6 +129,26 @@ pub async fn members(
     page(env, &[], audience, after, limit).await
 }
 
+/// One page of the members of any of `audiences` (a segment group's), each once, as
+/// [`search`] pages.
+pub async fn members_of_any(
+    env: &Env,
+    audiences: &[String],
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<String>)> {
+    let asks = (0..SHARDS).map(|s| {
+        let body = Call {
+            after: after.to_owned(),
+            limit: limit + 1,
+            any_of: audiences.to_vec(),
+            ..Call::default()
+        };
+        async move { call(env, s, "/search", &body).await }
+    });
+    merge_pages(futures_util::future::join_all(asks).await, limit)
+}
+
 /// How many members each audience has, summed over the partitions.
 pub async fn counts(env: &Env) -> Result<std::collections::BTreeMap<String, i64>> {
     let asks = (0..SHARDS).map(|s| async move { call(env, s, "/counts", &Call::default()).await });
@@ -175,8 +198,13 @@ async fn page(
         };
         async move { call(env, s, "/search", &body).await }
     });
+    merge_pages(futures_util::future::join_all(asks).await, limit)
+}
+
+/// The first `limit` profiles over every partition's page, in id order, and the cursor.
+fn merge_pages(answers: Vec<Result<Found>>, limit: usize) -> Result<(Vec<Value>, Option<String>)> {
     let mut all: Vec<Summary> = Vec::new();
-    for answer in futures_util::future::join_all(asks).await {
+    for answer in answers {
         all.extend(answer?.profiles);
     }
     all.sort_by(|a, b| a.id.cmp(&b.id));
@@ -278,12 +306,16 @@ impl DurableObject for ProfileDirectory {
                     .collect();
                 bound.push(body.audience.clone().into());
                 bound.push(body.audience.into());
+                let any_of = serde_json::to_string(&body.any_of)?;
+                bound.push(any_of.clone().into());
+                bound.push(any_of.into());
                 bound.push(body.after.into());
                 bound.push((body.limit.clamp(1, MAX_PAGE + 1) as i64).into());
                 let query = [
                     "SELECT id, doc FROM profiles WHERE ",
                     &clause,
                     " AND (? = '' OR EXISTS (SELECT 1 FROM json_each(profiles.doc, '$.audiences') AS a WHERE a.value = ?))",
+                    " AND (? = '[]' OR EXISTS (SELECT 1 FROM json_each(profiles.doc, '$.audiences') AS a WHERE a.value IN (SELECT value FROM json_each(?))))",
                     " AND id > ? ORDER BY id LIMIT ?",
                 ]
                 .concat();

@@ -78,6 +78,36 @@ pub fn preflight(
     )
 }
 
+/// The JSON body of a `POST` (create) or `PUT /…/{key}` (replace) of a definition: the
+/// path's key filled in when the body has none and refused when it names another (keys
+/// never change), and the read-only fields an answer carried (`read_only`) left out, so a
+/// client may send back what it read. `Err` is the `400` to answer.
+pub async fn definition_body(
+    req: &mut Request,
+    path_key: Option<&str>,
+    read_only: &[&str],
+) -> Result<std::result::Result<serde_json::Value, Response>> {
+    let Ok(serde_json::Value::Object(mut body)) = req.json::<serde_json::Value>().await else {
+        return error(400, "invalid_json", "send the definition as a JSON object").map(Err);
+    };
+    if let Some(key) = path_key {
+        match body.get("key").and_then(serde_json::Value::as_str) {
+            None => {
+                body.insert("key".into(), key.into());
+            }
+            Some(k) if k == key => {}
+            Some(k) => {
+                let message = format!("the key is {key:?} and never changes; the body says {k:?}");
+                return error(400, "key_is_immutable", &message).map(Err);
+            }
+        }
+    }
+    for field in read_only {
+        body.remove(*field);
+    }
+    Ok(Ok(serde_json::Value::Object(body)))
+}
+
 /// The bearer token of an `Authorization: Bearer …` header, if any.
 pub fn bearer_token(req: &Request) -> Option<String> {
     let header = req.headers().get("Authorization").ok()??;

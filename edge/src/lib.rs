@@ -16,6 +16,7 @@ mod config;
 mod consumer;
 mod dedup;
 mod directory;
+mod exports;
 mod http;
 mod identity_index;
 mod import_job;
@@ -37,7 +38,10 @@ pub use stats::StatsShard;
 
 use cdp_protocol::api::{self, Auth, Resolution, Route};
 use wasm_bindgen::JsValue;
-use worker::{event, Context, Env, MessageBatch, Method, Request, Response, Result};
+use worker::{
+    event, Context, Env, MessageBatch, Method, Request, Response, Result, ScheduleContext,
+    ScheduledEvent,
+};
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
@@ -45,7 +49,16 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
         config::BACKFILL_QUEUE => audiences::backfill(batch, &env).await,
         config::ACTIVATION_QUEUE => activation::fan_out(batch, &env).await,
         config::DELIVERIES_QUEUE => activation::deliver(batch, &env).await,
+        config::EXPORTS_QUEUE => exports::consume(batch, &env).await,
         _ => consumer::consume(batch, &env).await,
+    }
+}
+
+/// The Cron Trigger (every minute): the scheduled exports that are due.
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if let Err(e) = exports::scheduled(&env, event.schedule() as i64).await {
+        worker::console_error!("scheduled exports: {e}");
     }
 }
 
@@ -119,6 +132,14 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::DestinationDeliveries { key } => activation::deliveries(req, env, &key).await,
         Route::DestinationTest { key } => activation::test(env, config, &key).await,
         Route::DestinationReplay { key } => activation::replay(env, &key).await,
+        Route::Exports => exports::get(env, None).await,
+        Route::ExportCreate => exports::save(req, env, None).await,
+        Route::Export { key } => exports::get(env, Some(&key)).await,
+        Route::ExportUpdate { key } => exports::save(req, env, Some(&key)).await,
+        Route::ExportDelete { key } => exports::delete(env, &key).await,
+        Route::ExportRun { key } => exports::run_now(env, &key).await,
+        Route::ExportRuns { key } => exports::runs(env, &key).await,
+        Route::ExportFile { key, run } => exports::download(env, &key, &run).await,
     }
 }
 

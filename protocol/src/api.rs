@@ -105,6 +105,22 @@ pub enum Route {
     DestinationTest { key: String },
     /// `POST /v1/destinations/{key}/replay`: the dead deliveries again.
     DestinationReplay { key: String },
+    /// `GET /v1/exports`.
+    Exports,
+    /// `POST /v1/exports`.
+    ExportCreate,
+    /// `GET /v1/exports/{key}`.
+    Export { key: String },
+    /// `PUT /v1/exports/{key}`.
+    ExportUpdate { key: String },
+    /// `DELETE /v1/exports/{key}`.
+    ExportDelete { key: String },
+    /// `POST /v1/exports/{key}/run`: a run now.
+    ExportRun { key: String },
+    /// `GET /v1/exports/{key}/runs`.
+    ExportRuns { key: String },
+    /// `GET /v1/exports/{key}/runs/{run}/file`.
+    ExportFile { key: String, run: String },
 }
 
 /// What a request's method and path find in the table.
@@ -252,6 +268,29 @@ const ROUTES: &[Row] = &[
     }),
     row("POST", "/v1/destinations/{}/replay", Auth::Admin, |p| {
         Route::DestinationReplay { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/exports", Auth::Admin, |_| Route::Exports),
+    row("POST", "/v1/exports", Auth::Admin, |_| Route::ExportCreate),
+    row("GET", "/v1/exports/{}", Auth::Admin, |p| Route::Export {
+        key: owned(p, 0),
+    }),
+    row("PUT", "/v1/exports/{}", Auth::Admin, |p| {
+        Route::ExportUpdate { key: owned(p, 0) }
+    }),
+    row("DELETE", "/v1/exports/{}", Auth::Admin, |p| {
+        Route::ExportDelete { key: owned(p, 0) }
+    }),
+    row("POST", "/v1/exports/{}/run", Auth::Admin, |p| {
+        Route::ExportRun { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/exports/{}/runs", Auth::Admin, |p| {
+        Route::ExportRuns { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/exports/{}/runs/{}/file", Auth::Admin, |p| {
+        Route::ExportFile {
+            key: owned(p, 0),
+            run: owned(p, 1),
+        }
     }),
 ];
 

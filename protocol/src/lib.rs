@@ -14,6 +14,7 @@ pub mod decode;
 pub mod destination;
 pub mod enrich;
 pub mod event;
+pub mod export;
 pub mod hash;
 pub mod identity;
 pub mod import;

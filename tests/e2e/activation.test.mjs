@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { Webhook } from 'standardwebhooks';
 import { ADMIN_TOKEN, SOURCES, admin, eventually, sendBatch, startWorker } from './harness.mjs';
 
@@ -186,4 +187,74 @@ test('the Segment-compatible destination lands in a second source of this platfo
   assert.equal(track.properties.audience_key, 'in_cart');
   const test = await call('POST', '/v1/destinations/segment_twin/test');
   assert.equal(test.body.status, 200);
+});
+
+/** Waits for the newest run of `key` to be done; its manifest. */
+const finished = (key) => eventually(async () => {
+  const { body } = await admin(worker.url, `/v1/exports/${key}/runs`);
+  return body.runs?.[0]?.state === 'done' ? body.runs[0] : null;
+}, { timeout: 30_000, interval: 250 });
+const download = async (key, run) => {
+  const res = await fetch(`${worker.url}/v1/exports/${key}/runs/${run}/file`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  return { status: res.status, text: res.status === 200 ? gunzipSync(Buffer.from(await res.arrayBuffer())).toString('utf8') : null };
+};
+
+test('an export run writes the audience\'s members, row by row, and an erased person leaves its files', async () => {
+  const bad = await call('POST', '/v1/exports', { key: 'bad', audience: 'in_cart', fields: ['identifiers.email'], schedule: 'every monday' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.error.at, 'schedule');
+  const people = ['exp-1', 'exp-2', 'exp-3'];
+  await sendBatch(worker.url, people.flatMap((p, i) => [
+    { type: 'identify', anonymousId: p, messageId: `act-${++n}`, traits: { email: `${p}@example.com`, name: `Name, "${i}"` } },
+    event(p, 'Product Added')]));
+  const inCart = async () => (await admin(worker.url, '/v1/audiences/in_cart/members?limit=200')).body.profiles;
+  await eventually(async () => (await inCart()).filter((m) => m.identifiers?.email?.[0]?.startsWith('exp-')).length === 3, { timeout: 15_000 });
+  const created = await call('POST', '/v1/exports', { key: 'cart_csv', audience: 'in_cart', format: 'csv',
+    fields: ['identifiers.email', 'traits.name'], schedule: '0 6 * * 1' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const listed = await admin(worker.url, '/v1/exports/cart_csv');
+  assert.match(listed.body.nextRunAt, /T06:00:00/, 'the next Monday at 06:00 UTC');
+  const started = await call('POST', '/v1/exports/cart_csv/run');
+  assert.equal(started.status, 201);
+  const run = await finished('cart_csv');
+  const members = await inCart();
+  assert.equal(run.rows, members.length, 'one row per member');
+  const { status, text } = await download('cart_csv', run.run);
+  assert.equal(status, 200);
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines[0], 'profileId,identifiers.email,traits.name');
+  assert.equal(lines.length - 1, members.length);
+  for (const m of members) {
+    const email = (m.identifiers.email ?? []).join(';');
+    const name = m.traits?.name;
+    const quoted = name === undefined ? '' : /[",]/.test(name) ? `"${name.replaceAll('"', '""')}"` : name;
+    assert.ok(lines.includes(`${m.id},${email},${quoted}`), `a row for ${m.id}: ${m.id},${email},${quoted}`);
+  }
+
+  // Erasing exp-1 deletes the file that holds them, lists it in the audit, and later runs leave them out.
+  const profile = (await admin(worker.url, '/v1/profiles/lookup?anonymousId=exp-1')).body;
+  const erased = await call('DELETE', `/v1/profiles/${profile.id}`);
+  assert.deepEqual(erased.body.detail.exportFiles.map((f) => f.run), [run.run]);
+  assert.equal((await download('cart_csv', run.run)).status, 409, 'the file is gone');
+  await eventually(async () => !(await inCart()).some((m) => m.id === profile.id), { timeout: 10_000 });
+  assert.equal((await call('POST', '/v1/exports/cart_csv/run')).status, 201);
+  const later = await eventually(async () => {
+    const r = await finished('cart_csv');
+    return r && r.run !== run.run ? r : null;
+  }, { timeout: 30_000 });
+  const again = await download('cart_csv', later.run);
+  assert.ok(!again.text.includes('exp-1@example.com'), 'never in a later file');
+  assert.ok(again.text.includes('exp-2@example.com'));
+});
+
+test('an NDJSON export of a segment group keeps only people with the consent it asks for', async () => {
+  const created = await call('POST', '/v1/exports', { key: 'shop_ndjson', group: 'shop', format: 'ndjson',
+    fields: ['identifiers.email'], consent: 'marketing', schedule: '*/30 * * * *' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal((await call('POST', '/v1/exports/shop_ndjson/run')).status, 201);
+  const run = await finished('shop_ndjson');
+  const rows = (await download('shop_ndjson', run.run)).text.trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.ok(rows.some((r) => r['identifiers.email'] === 'act-consent@example.com'), 'the consenting shopper');
+  assert.ok(!rows.some((r) => r['identifiers.email'] === 'act-no-consent@example.com'), 'not the one who refused');
+  assert.equal(rows.length, run.rows);
 });

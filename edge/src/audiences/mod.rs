@@ -7,6 +7,7 @@
 //! `cdp_protocol::audience`; the directory keeps each profile's audiences for sizes and
 //! member pages.
 
+mod exports_registry;
 pub mod registry;
 
 use cdp_protocol::audience;
@@ -58,26 +59,13 @@ pub async fn get(env: &Env, key: &str) -> Result<Response> {
 /// `POST /v1/audiences` (`key` in the body) and `PUT /v1/audiences/{key}`: saves a checked
 /// definition and starts its backfill.
 pub async fn save(mut req: Request, env: &Env, path_key: Option<&str>) -> Result<Response> {
-    let Ok(mut body) = req.json::<Value>().await else {
-        return http::error(400, "invalid_json", "send the definition as a JSON object");
-    };
-    if let Some(key) = path_key {
-        match body.get("key").and_then(Value::as_str) {
-            None if body.is_object() => body["key"] = json!(key),
-            Some(k) if k == key => {}
-            Some(k) => {
-                let message = format!("the key is {key:?} and never changes; the body says {k:?}");
-                return http::error(400, "key_is_immutable", &message);
-            }
-            None => {}
-        }
-    }
-    // Read-only fields a client may send back are not stored.
-    if let Some(o) = body.as_object_mut() {
-        for field in audience::definition::READ_ONLY_FIELDS {
-            o.remove(field);
-        }
-    }
+    let body =
+        match http::definition_body(&mut req, path_key, &audience::definition::READ_ONLY_FIELDS)
+            .await?
+        {
+            Ok(body) => body,
+            Err(refusal) => return Ok(refusal),
+        };
     let total = directory::size(env).await?;
     let ask = Ask::Put {
         body,

@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS backfills (key TEXT PRIMARY KEY, version INTEGER NOT 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS destinations (key TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exports (key TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_minute INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS runs (export TEXT NOT NULL, run TEXT NOT NULL, state TEXT NOT NULL, trigger TEXT NOT NULL, pages INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0, started_at INTEGER NOT NULL, ended_at INTEGER, error TEXT, file TEXT, PRIMARY KEY (export, run));
+CREATE TABLE IF NOT EXISTS run_members (export TEXT NOT NULL, run TEXT NOT NULL, profile TEXT NOT NULL, PRIMARY KEY (export, run, profile));
 CREATE TABLE IF NOT EXISTS dead_deliveries (destination TEXT NOT NULL, webhook_id TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (destination, webhook_id));
 ";
 
@@ -101,6 +104,44 @@ pub enum Ask {
     },
     /// Take (and remove) a destination's dead deliveries, for replay.
     TakeDead { key: String },
+    /// Create (`create`) or replace an export (already checked by the Worker).
+    PutExport {
+        key: String,
+        body: Value,
+        create: bool,
+    },
+    /// Delete an export (its files stay until deleted from R2).
+    DeleteExport { key: String },
+    /// Every export with its latest run.
+    Exports,
+    /// Start run `run` of export `key` (refused while one runs).
+    StartRun {
+        key: String,
+        run: String,
+        trigger: String,
+    },
+    /// Page `page` of a run is written: its rows, bytes and profiles; `file` once done.
+    RunPage {
+        key: String,
+        run: String,
+        page: i64,
+        rows: i64,
+        bytes: i64,
+        profiles: Vec<String>,
+        file: Option<String>,
+    },
+    /// A run's page failed (it is retried from that page).
+    RunError {
+        key: String,
+        run: String,
+        error: String,
+    },
+    /// An export's runs, newest first.
+    Runs { key: String },
+    /// The exports whose schedule fires in minute `minute`, each claimed once.
+    Due { minute: i64 },
+    /// The export files holding `profile` (an erasure deletes them), forgotten as such.
+    FilesHolding { profile: String },
 }
 
 /// Sends `ask` to the registry; the status and the JSON answer.
@@ -345,6 +386,37 @@ impl DurableObject for AudienceRegistry {
                     .collect();
                 http::json(200, &json!({"dead": bodies}))
             }
+            Ask::PutExport { key, body, create } => {
+                super::exports_registry::put(&sql, key, body, create, now())
+            }
+            Ask::DeleteExport { key } => super::exports_registry::delete(&sql, &key),
+            Ask::Exports => super::exports_registry::list(&sql),
+            Ask::StartRun { key, run, trigger } => {
+                super::exports_registry::start(&sql, &key, &run, &trigger, now())
+            }
+            Ask::RunPage {
+                key,
+                run,
+                page,
+                rows,
+                bytes,
+                profiles,
+                file,
+            } => super::exports_registry::page(
+                &sql,
+                (&key, &run),
+                page,
+                (rows, bytes),
+                &profiles,
+                file,
+                now(),
+            ),
+            Ask::RunError { key, run, error } => {
+                super::exports_registry::error(&sql, &key, &run, &error)
+            }
+            Ask::Runs { key } => super::exports_registry::runs(&sql, &key),
+            Ask::Due { minute } => super::exports_registry::due(&sql, minute),
+            Ask::FilesHolding { profile } => super::exports_registry::holding(&sql, &profile),
             Ask::PutGroup { key, name } => {
                 if !audience::definition::valid_key(&key) {
                     return http::error(
