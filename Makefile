@@ -8,7 +8,7 @@ RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store bench-audiences clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store bench-audiences bench-activation clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -85,6 +85,9 @@ bench-store: build
 
 bench-audiences: build
 	@$(TOOLS); node bench/audiences.mjs
+
+bench-activation: build
+	@$(TOOLS); node bench/activation.mjs
 
 clean:
 	rm -rf edge/build tracker/pkg www/cdp www/cdp.js
