@@ -7,6 +7,7 @@ TOOLS := source scripts/tools.sh
 RUST_COMMON := Cargo.toml Cargo.lock $(wildcard protocol/Cargo.toml protocol/src/*.rs protocol/src/*/*.rs)
 TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
+DASHBOARD_OUT := www/dashboard/app.js
 
 .PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store bench-audiences bench-activation clean
 
@@ -18,13 +19,18 @@ setup:
 	@scripts/setup.sh
 
 # Real file targets, so `wrangler dev` (which runs `make build`) rebuilds only what changed.
-build: $(TRACKER_OUT) $(EDGE_OUT)
+build: $(TRACKER_OUT) $(EDGE_OUT) $(DASHBOARD_OUT)
 
 $(TRACKER_OUT): $(RUST_COMMON) $(wildcard tracker/Cargo.toml tracker/src/*.rs tracker/js/*.js tracker/tools/*.mjs) scripts/build-tracker.sh
 	@scripts/build-tracker.sh
 
 $(EDGE_OUT): $(RUST_COMMON) $(wildcard edge/Cargo.toml edge/src/*.rs edge/src/*/*.rs) scripts/build-edge.sh
 	@scripts/build-edge.sh
+
+# The dashboard: Preact and htm, bundled and minified by the project's esbuild.
+$(DASHBOARD_OUT): $(wildcard dashboard/*.js) package-lock.json
+	@$(TOOLS); esbuild --log-level=warning --bundle --minify --format=esm --target=es2022 \
+	  dashboard/main.js --outfile=$(DASHBOARD_OUT)
 
 dev: setup
 	@scripts/dev.sh
@@ -69,7 +75,7 @@ deploy-check:
 	@scripts/deploy.sh --dry-run
 
 # Benchmarks: they print figures and assert nothing.
-size: $(TRACKER_OUT)
+size: $(TRACKER_OUT) $(DASHBOARD_OUT)
 	@$(TOOLS); [ -d bench/peers/node_modules ] || npm ci --prefix bench/peers --no-audit --no-fund --loglevel=error
 	@$(TOOLS); node scripts/size.mjs
 

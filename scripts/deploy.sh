@@ -14,7 +14,7 @@ if [ "${PUBLISH_DEMO:-0}" = 1 ]; then
   mkdir -p build && cp -R www "$public"
 else
   mkdir -p "$public"
-  cp -R www/cdp.js www/cdp www/_headers "$public/"
+  cp -R www/cdp.js www/cdp www/dashboard www/_headers "$public/"
 fi
 if [ "${1:-}" = "--dry-run" ]; then
   # Offline and without an account: wrangler bundles and checks the configuration and the

@@ -8,6 +8,7 @@ cat <<TEXT
 
   Edge CDP, local demo (stop with Ctrl-C)
     demo shop      http://127.0.0.1:$PORT/
+    dashboard      http://127.0.0.1:$PORT/dashboard/          token: demo-admin-token
     collector      POST http://127.0.0.1:$PORT/v1/batch      write key: demo-write-key
     admin API      GET  http://127.0.0.1:$PORT/v1/profiles/lookup?anonymousId=…
                    header: Authorization: Bearer demo-admin-token

@@ -40,3 +40,10 @@ for (const [name, file] of PEERS) {
   const sizes = measure(path);
   row(`  ${name}`, sizes);
 }
+
+// The dashboard: everything its first page loads (goal: under 100 KB gzip).
+header('dashboard (www/dashboard/)');
+const dashboard = ['www/dashboard/index.html', 'www/dashboard/app.js', 'www/dashboard/app.css']
+  .filter((f) => existsSync(join(root, f))).map((f) => [f, measure(join(root, f))]);
+for (const [f, sizes] of dashboard) row(`  ${f}`, sizes);
+row('  total', [0, 1, 2].map((i) => dashboard.reduce((sum, [, s]) => sum + s[i], 0)));

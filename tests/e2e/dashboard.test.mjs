@@ -1,0 +1,123 @@
+// The dashboard in Chromium under `wrangler dev`, driven as a person would: sign in by
+// keyboard, read the overview, find a profile by email and read its timeline, build an
+// audience and see its size, and markup stored in traits and properties that never runs.
+// Screenshots of each page go to test-results/dashboard/ for review.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ADMIN_TOKEN, ROOT, admin, eventually, launchBrowser, sendBatch, settled, startWorker } from './harness.mjs';
+
+const SHOTS = join(ROOT, 'test-results', 'dashboard');
+let worker;
+let browser;
+let page;
+
+const MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  worker = await startWorker();
+  browser = await launchBrowser();
+  const now = Date.now();
+  const at = (s) => new Date(now - s * 1000).toISOString();
+  await sendBatch(worker.url, [
+    { type: 'identify', anonymousId: 'dash-ada', messageId: 'dash-1', timestamp: at(50), traits: { email: 'ada@dash.example', name: 'Ada', bio: MARKUP } },
+    { type: 'page', anonymousId: 'dash-ada', messageId: 'dash-2', timestamp: at(40), properties: { path: '/shoes' } },
+    { type: 'track', event: 'Product Viewed', anonymousId: 'dash-ada', messageId: 'dash-3', timestamp: at(30), properties: { product_id: 'stove', note: MARKUP } },
+    { type: 'track', event: 'Order Completed', anonymousId: 'dash-ada', messageId: 'dash-4', timestamp: at(20), properties: { order_id: 'o-1', total: 59 } },
+    { type: 'track', event: 'Product Viewed', anonymousId: 'dash-bob', messageId: 'dash-5', timestamp: at(10), properties: { product_id: 'lamp' } },
+  ]);
+  await settled(worker.url, 5);
+  page = await browser.context.newPage();
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+});
+
+const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+test('the dashboard is served with a policy that forbids inline script', async () => {
+  const res = await fetch(`${worker.url}/dashboard/`);
+  assert.equal(res.status, 200);
+  const csp = res.headers.get('content-security-policy');
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
+});
+
+test('signing in by keyboard; a wrong token is refused with a reason', async () => {
+  await page.goto(`${worker.url}/dashboard/`);
+  await page.getByLabel('Admin token').focus();
+  await page.keyboard.type('not-the-token');
+  await page.keyboard.press('Enter');
+  await page.getByRole('alert').waitFor();
+  assert.match(await page.getByRole('alert').textContent(), /refused/);
+  await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  assert.equal(await page.evaluate(() => location.search + location.hash.replace(/#\/?/, '')), '', 'no token in the URL');
+});
+
+test('the overview shows the pipeline\'s numbers', async () => {
+  const stats = (await admin(worker.url, '/v1/stats')).body;
+  const accepted = await page.locator('[data-counter="accepted"] .value').textContent();
+  assert.equal(accepted, stats.accepted.toLocaleString('en-US'));
+  await shot('overview');
+});
+
+test('a profile found by email, with its traits, computed traits and timeline', async () => {
+  await page.getByRole('link', { name: 'Profiles' }).click();
+  await page.getByLabel('Condition 1').fill('identifiers.email~ada@dash');
+  await page.getByRole('button', { name: 'Search' }).click();
+  const link = page.getByRole('link', { name: /^p-/ });
+  await link.first().waitFor();
+  assert.equal(await link.count(), 1, 'one profile has that email');
+  await shot('profiles');
+  await link.first().click();
+  await page.getByRole('heading', { name: 'Timeline' }).waitFor();
+  await page.getByText('Order Completed').first().waitFor();
+  const rows = await page.locator('h3:has-text("Timeline") + div table tbody tr').count();
+  assert.equal(rows, 4, 'the four events of the profile');
+  assert.ok(await page.getByText('ada@dash.example').count() > 0);
+  await shot('profile');
+});
+
+test('markup in traits and properties is shown as text and never runs', async () => {
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  assert.ok(await page.getByText(MARKUP, { exact: false }).count() > 0, 'the markup is visible as text');
+  assert.equal(await page.locator('main img').count(), 0, 'no element was made from it');
+});
+
+test('building an audience shows its size while editing, and saving lists it', async () => {
+  await page.getByRole('link', { name: 'Audiences' }).click();
+  await page.getByRole('heading', { name: 'New audience' }).waitFor();
+  await page.getByLabel('Key').fill('viewers');
+  await page.getByLabel('Name').fill('Viewed a product');
+  await page.getByLabel('Event').fill('Product Viewed');
+  await page.getByText(/About 2 people/).waitFor({ timeout: 10_000 });
+  await page.getByRole('button', { name: 'Add a condition' }).click();
+  await page.getByLabel('Kind').nth(1).selectOption('didNot');
+  await page.getByLabel('Event').nth(1).fill('Order Completed');
+  await page.getByText(/About 1 person\b/).waitFor({ timeout: 10_000 });
+  await shot('audience-builder');
+  await page.getByRole('button', { name: 'Save audience' }).click();
+  const listed = await eventually(async () => {
+    const { body } = await admin(worker.url, '/v1/audiences/viewers');
+    return body.state === 'ready' && body.size === 1 ? body : null;
+  }, { timeout: 20_000 });
+  assert.ok(listed, 'saved and backfilled');
+  await page.reload();
+  await page.getByRole('link', { name: 'Viewed a product' }).waitFor();
+  await shot('audiences');
+});
+
+test('at 390 px wide the pages still work', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.locator('[data-counter="accepted"]').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  assert.equal(overflow, false, 'nothing wider than the screen');
+  await shot('overview-390');
+});
