@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make deploy` (and `make deploy-check`, its dry run, which `make test` runs): builds the
 # Worker and the tracker and deploys them with wrangler. What is published as static files
-# is only what a site needs from the collector (the loader, the tracker, their CORS
-# headers): the demo shop and the SPA demo stay local unless PUBLISH_DEMO=1.
+# is what a site needs from the collector (the loader, the tracker, their CORS headers)
+# and the dashboard: the demo shop and the SPA demo stay local unless PUBLISH_DEMO=1.
 #   scripts/deploy.sh [--dry-run]
 set -euo pipefail
 source "$(dirname "$0")/tools.sh"

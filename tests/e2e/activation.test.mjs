@@ -258,3 +258,16 @@ test('an NDJSON export of a segment group keeps only people with the consent it 
   assert.ok(!rows.some((r) => r['identifiers.email'] === 'act-no-consent@example.com'), 'not the one who refused');
   assert.equal(rows.length, run.rows);
 });
+
+test('the Cron Trigger starts an export that is due, once per minute however often it fires', async () => {
+  const created = await call('POST', '/v1/exports', { key: 'every_minute', audience: 'in_cart', format: 'ndjson',
+    fields: ['identifiers.email'], schedule: '* * * * *' });
+  assert.equal(created.status, 201);
+  // Twice within a minute (wrangler dev runs the scheduled handler on GET /__scheduled).
+  const minute = Math.floor(Date.now() / 60_000);
+  for (let i = 0; i < 2; i += 1) assert.equal((await fetch(`${worker.url}/__scheduled?cron=*+*+*+*+*`)).status, 200);
+  const run = await finished('every_minute');
+  assert.equal(run.trigger, 'schedule');
+  const { body } = await admin(worker.url, '/v1/exports/every_minute/runs');
+  if (Math.floor(Date.now() / 60_000) === minute) assert.equal(body.runs.length, 1, 'claimed once in its minute');
+});

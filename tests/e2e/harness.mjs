@@ -57,7 +57,9 @@ export async function startWorker({ config = frozenConfig(), vars = {}, misconfi
       ...(vars.SOURCES ? [] : ['--var', `SOURCES:${JSON.stringify(SOURCES)}`]), '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
       '--var', 'ENVIRONMENT:development',
       ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
-      '--show-interactive-dev-session=false', '--log-level', 'warn'],
+      '--show-interactive-dev-session=false', '--log-level', 'warn',
+      // GET /__scheduled runs the Cron Trigger's handler now (the scheduled exports' test).
+      '--test-scheduled'],
     // Its own process group, so stopping it also stops workerd and the build it spawns.
     { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' } },
