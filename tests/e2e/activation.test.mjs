@@ -171,6 +171,25 @@ test('an erased person\'s pending deliveries are dropped and nothing about them 
   assert.ok(of('/later', person).every((r) => r.status === 500), 'never delivered');
 });
 
+test('a delivery whose time runs out goes to the dead-letter store, and a replay sends it', async () => {
+  let mended = false;
+  behaviour.set('/down', () => (mended ? 200 : 503));
+  await webhook('down', '/down', { retry: { first: '1s', max: '1s', for: '3s' } });
+  const person = 'act-dead';
+  await sendBatch(worker.url, [{ type: 'identify', anonymousId: person, messageId: `act-${++n}`, traits: { email: `${person}@example.com` } },
+    event(person, 'Product Added')]);
+  const given = await eventually(async () => (await log('down')).find((d) => /dead-letter/.test(d.outcome)), { timeout: 30_000, interval: 250 });
+  assert.ok(given, 'given up after its time');
+  const failures = of('/down', person).length;
+  assert.ok(failures >= 2 && of('/down', person).every((r) => r.status === 503));
+  mended = true;
+  const replay = await call('POST', '/v1/destinations/down/replay');
+  assert.deepEqual(replay.body, { replayed: 1 });
+  assert.ok(await eventually(() => of('/down', person).some((r) => r.status === 200 && r.verified), { timeout: 15_000 }), 'delivered by the replay');
+  assert.equal(new Set(of('/down', person).map((r) => r.id)).size, 1, 'the same webhook-id throughout');
+  assert.deepEqual((await call('POST', '/v1/destinations/down/replay')).body, { replayed: 0 }, 'the store is empty');
+});
+
 test('the Segment-compatible destination lands in a second source of this platform', async () => {
   const { status } = await call('POST', '/v1/destinations', { key: 'segment_twin', type: 'segment', audiences: ['in_cart'],
     settings: { endpoint: worker.url, writeKey: FORWARDED_KEY } });
