@@ -51,10 +51,10 @@ pub async fn lookup(req: Request, env: &Env, config: &Config) -> Result<Response
 }
 
 /// `GET /v1/profiles/{id}/export`: everything held about the person, audited.
-async fn export(env: &Env, id: &str) -> Result<Response> {
+async fn export(env: &Env, id: &str, actor: &str) -> Result<Response> {
     let response = show(env, id, &Showing::Export).await?;
     if response.status_code() == 200 {
-        archive::audit(env, "export", id, serde_json::json!({})).await?;
+        archive::audit(env, "export", id, actor, serde_json::json!({})).await?;
     }
     Ok(response)
 }
@@ -62,7 +62,7 @@ async fn export(env: &Env, id: &str) -> Result<Response> {
 /// `DELETE /v1/profiles/{id}`: erases the person everywhere (profile, events, identifiers,
 /// index, archived raw events) and suppresses their identifiers, so later events carrying
 /// them are dropped and the person is not re-created. Audited.
-pub async fn erase(env: &Env, config: &Config, id: &str) -> Result<Response> {
+pub async fn erase(env: &Env, config: &Config, id: &str, actor: &str) -> Result<Response> {
     let Some(id) = current(env, id).await? else {
         return http::error(404, "profile_not_found", &format!("no profile {id}"));
     };
@@ -77,7 +77,7 @@ pub async fn erase(env: &Env, config: &Config, id: &str) -> Result<Response> {
     let export_files = crate::exports::erase(env, &id).await?;
     let detail = serde_json::json!({"events": erased.message_ids.len(), "identifiers": erased.identifiers,
         "archivedEvents": archived, "deadLetterEvents": dead, "exportFiles": export_files});
-    archive::audit(env, "erase", &id, detail.clone()).await?;
+    archive::audit(env, "erase", &id, actor, detail.clone()).await?;
     http::json(200, &serde_json::json!({"erased": id, "detail": detail}))
 }
 
@@ -153,7 +153,13 @@ pub async fn search(req: Request, env: &Env) -> Result<Response> {
 /// was joined to this profile by mistake. The profile is split again from its events: the
 /// identifier leaves with what came only through it (identifiers and events) into a new
 /// profile, and it is kept apart from the profile's strongest identifier from now on.
-pub async fn unmerge(mut req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
+pub async fn unmerge(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+    actor: &str,
+) -> Result<Response> {
     #[derive(serde::Deserialize)]
     struct Ask {
         r#type: String,
@@ -195,7 +201,7 @@ pub async fn unmerge(mut req: Request, env: &Env, config: &Config, id: &str) -> 
     profile_store::apply_split(env, &id, &into, &detach, split, index).await?;
     let detail = serde_json::json!({"identifier": detach.key(), "newProfile": into, "movedIdentifiers": moved,
                                     "movedEvents": moved_events, "keptApartFrom": anchor});
-    archive::audit(env, "unmerge", &id, detail.clone()).await?;
+    archive::audit(env, "unmerge", &id, actor, detail.clone()).await?;
     http::json(200, &serde_json::json!({"profile": id, "detail": detail}))
 }
 
@@ -212,7 +218,7 @@ pub async fn import_progress(
         .get("Authorization")?
         .and_then(|h| cdp_protocol::auth::write_key_from_basic(&h))
         .filter(|k| config.sources.by_key(k).is_some());
-    if source_key.is_none() && !is_admin(&req, config) {
+    if source_key.is_none() && caller(&req, config).is_none() {
         return unauthorized();
     }
     match crate::import_job::progress(env, job, source_key.as_deref()).await? {
@@ -228,11 +234,17 @@ pub async fn audit_log(env: &Env) -> Result<Response> {
 
 /// `GET /v1/profiles/{id}`, `…/explain`, `…/export` and
 /// `…/events?type=&name=&from=&to=&limit=&cursor=`.
-pub async fn profile(req: Request, env: &Env, id: &str, view: ProfileView) -> Result<Response> {
+pub async fn profile(
+    req: Request,
+    env: &Env,
+    id: &str,
+    view: ProfileView,
+    actor: &str,
+) -> Result<Response> {
     let showing = match view {
         ProfileView::Profile => Showing::Profile,
         ProfileView::Explain => Showing::Explain,
-        ProfileView::Export => return export(env, id).await,
+        ProfileView::Export => return export(env, id, actor).await,
         ProfileView::Events => {
             // Checked here as well as in the profile, so a bad parameter is a 400 even for
             // a profile that does not exist.
@@ -375,13 +387,12 @@ pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response
     http::json(200, &serde_json::json!({"ok": true}))
 }
 
-/// Whether the request carries the admin token.
-pub fn is_admin(req: &Request, config: &Config) -> bool {
-    http::bearer_token(req)
-        .is_some_and(|token| constant_time_eq(token.as_bytes(), config.admin_token.as_bytes()))
+/// Who is calling the admin API: the token presented, if it is one.
+pub fn caller<'a>(req: &Request, config: &'a Config) -> Option<&'a cdp_protocol::auth::Token> {
+    config.tokens.find(&http::bearer_token(req)?)
 }
 
-/// The `401` of a request without the admin token.
+/// The `401` of a request without a token.
 pub fn unauthorized() -> Result<Response> {
     http::error(
         401,
@@ -390,7 +401,8 @@ pub fn unauthorized() -> Result<Response> {
     )
 }
 
-/// Compares secrets without leaking the position of the first difference through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The `403` of a viewer asking for what only an admin may do.
+pub fn forbidden(name: &str) -> Result<Response> {
+    let message = format!("{name} is a viewer token: it reads, but may not erase, export, unmerge or change definitions");
+    http::error(403, "forbidden", &message)
 }

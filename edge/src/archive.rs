@@ -319,10 +319,12 @@ pub async fn audit(
     env: &Env,
     action: &str,
     profile: &str,
+    actor: &str,
     detail: serde_json::Value,
 ) -> Result<()> {
     let now = worker::Date::now().as_millis() as i64;
-    let entry = serde_json::json!({"at": format_rfc3339(now), "action": action, "profile": profile, "detail": detail});
+    let entry = serde_json::json!({"at": format_rfc3339(now), "action": action, "profile": profile,
+        "by": actor, "detail": detail});
     let key = [
         "audit/",
         &format_rfc3339(now),

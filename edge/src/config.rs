@@ -49,8 +49,8 @@ pub const ARCHIVE: &str = "ARCHIVE";
 pub struct Config {
     /// The sources that may send events, by write key.
     pub sources: Sources,
-    /// Bearer token of the admin API.
-    pub admin_token: String,
+    /// The admin API's tokens (`ADMIN_TOKEN`, and `ADMIN_TOKENS` with names and roles).
+    pub tokens: cdp_protocol::auth::Tokens,
     /// Body and event size limits.
     pub limits: Limits,
     /// The workspace's identity rules (`IDENTITY_RULES`, JSON; defaults when unset).
@@ -94,8 +94,10 @@ impl Config {
         };
         let sources = Sources::parse(read("SOURCES").as_deref(), read("WRITE_KEYS").as_deref())
             .map_err(|e| e.to_string())?;
-        let admin_token =
-            read("ADMIN_TOKEN").ok_or("the Worker variable or secret ADMIN_TOKEN is not set")?;
+        let tokens = cdp_protocol::auth::Tokens::parse(
+            read("ADMIN_TOKEN").as_deref(),
+            read("ADMIN_TOKENS").as_deref(),
+        )?;
         let defaults = Limits::default();
         let size = |name: &str, default: usize| -> Result<usize, String> {
             read(name).map_or(Ok(default), |v| {
@@ -112,7 +114,7 @@ impl Config {
         money(&read)?;
         Ok(Self {
             sources,
-            admin_token,
+            tokens,
             limits: Limits {
                 max_event_bytes: size("MAX_EVENT_BYTES", defaults.max_event_bytes)?,
                 max_batch_bytes: size("MAX_BATCH_BYTES", defaults.max_batch_bytes)?,

@@ -93,9 +93,14 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
             return http::error(404, "not_found", &message);
         }
     };
-    if auth == Auth::Admin && !admin::is_admin(&req, &config) {
-        return admin::unauthorized();
-    }
+    // Declared by the route table, checked once here.
+    let actor = match (auth, admin::caller(&req, &config)) {
+        (Auth::Admin | Auth::Read, None) => return admin::unauthorized(),
+        (Auth::Admin, Some(token)) if token.role != cdp_protocol::auth::Role::Admin => {
+            return admin::forbidden(&token.name)
+        }
+        (_, token) => token.map_or_else(String::new, |t| t.name.clone()),
+    };
     let (env, config) = (&env, &config);
     match route {
         Route::Collect => collect::handle(req, env, config, &ctx).await,
@@ -103,9 +108,9 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::SegmentSettings { write_key } => segment_clients::settings(&req, config, &write_key),
         Route::ProfileLookup => admin::lookup(req, env, config).await,
         Route::ProfileSearch => admin::search(req, env).await,
-        Route::Profile { id, view } => admin::profile(req, env, &id, view).await,
-        Route::ProfileErase { id } => admin::erase(env, config, &id).await,
-        Route::ProfileUnmerge { id } => admin::unmerge(req, env, config, &id).await,
+        Route::Profile { id, view } => admin::profile(req, env, &id, view, &actor).await,
+        Route::ProfileErase { id } => admin::erase(env, config, &id, &actor).await,
+        Route::ProfileUnmerge { id } => admin::unmerge(req, env, config, &id, &actor).await,
         Route::Stats => admin::stats(env).await,
         Route::ImportProgress { job } => admin::import_progress(req, env, config, &job).await,
         Route::Audit => admin::audit_log(env).await,

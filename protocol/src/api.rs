@@ -8,8 +8,11 @@ use crate::decode::Endpoint;
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
-    /// The admin bearer token (`Authorization: Bearer …`), checked before the handler runs.
+    /// An admin token (`Authorization: Bearer …`, role admin), checked before the handler
+    /// runs: everything that changes or exports data.
     Admin,
+    /// An admin or viewer token: reading profiles, audiences, reports and settings.
+    Read,
     /// A source's write key, which the handler reads (from a header, the body or the
     /// path) and refuses when no source has it. Pages call these routes, so their CORS
     /// follows the sources.
@@ -169,24 +172,24 @@ const ROUTES: &[Row] = &[
             write_key: owned(p, 0),
         }
     }),
-    row("GET", "/v1/profiles/lookup", Auth::Admin, |_| {
+    row("GET", "/v1/profiles/lookup", Auth::Read, |_| {
         Route::ProfileLookup
     }),
-    row("GET", "/v1/profiles", Auth::Admin, |_| Route::ProfileSearch),
-    row("GET", "/v1/profiles/{}", Auth::Admin, |p| Route::Profile {
+    row("GET", "/v1/profiles", Auth::Read, |_| Route::ProfileSearch),
+    row("GET", "/v1/profiles/{}", Auth::Read, |p| Route::Profile {
         id: owned(p, 0),
         view: ProfileView::Profile,
     }),
     row("DELETE", "/v1/profiles/{}", Auth::Admin, |p| {
         Route::ProfileErase { id: owned(p, 0) }
     }),
-    row("GET", "/v1/profiles/{}/explain", Auth::Admin, |p| {
+    row("GET", "/v1/profiles/{}/explain", Auth::Read, |p| {
         Route::Profile {
             id: owned(p, 0),
             view: ProfileView::Explain,
         }
     }),
-    row("GET", "/v1/profiles/{}/events", Auth::Admin, |p| {
+    row("GET", "/v1/profiles/{}/events", Auth::Read, |p| {
         Route::Profile {
             id: owned(p, 0),
             view: ProfileView::Events,
@@ -201,28 +204,28 @@ const ROUTES: &[Row] = &[
     row("POST", "/v1/profiles/{}/unmerge", Auth::Admin, |p| {
         Route::ProfileUnmerge { id: owned(p, 0) }
     }),
-    row("GET", "/v1/stats", Auth::Admin, |_| Route::Stats),
+    row("GET", "/v1/stats", Auth::Read, |_| Route::Stats),
     row("GET", "/v1/import/{}", Auth::AdminOrWriteKey, |p| {
         Route::ImportProgress { job: owned(p, 0) }
     }),
     row("GET", "/v1/audit", Auth::Admin, |_| Route::Audit),
     row("POST", "/v1/admin/replay", Auth::Admin, |_| Route::Replay),
     row("POST", "/v1/admin/faults", Auth::Admin, |_| Route::Faults),
-    row("GET", "/v1/admin/dead-letters", Auth::Admin, |_| {
+    row("GET", "/v1/admin/dead-letters", Auth::Read, |_| {
         Route::DeadLetters
     }),
     row("POST", "/v1/admin/dead-letters/replay", Auth::Admin, |_| {
         Route::DeadLetterReplay
     }),
-    row("GET", "/v1/audiences", Auth::Admin, |_| Route::Audiences),
+    row("GET", "/v1/audiences", Auth::Read, |_| Route::Audiences),
     row("POST", "/v1/audiences", Auth::Admin, |_| {
         Route::AudienceCreate
     }),
-    row("POST", "/v1/audiences/preview", Auth::Admin, |_| {
+    row("POST", "/v1/audiences/preview", Auth::Read, |_| {
         Route::AudiencePreview
     }),
-    row("GET", "/v1/audiences/{}", Auth::Admin, |p| {
-        Route::Audience { key: owned(p, 0) }
+    row("GET", "/v1/audiences/{}", Auth::Read, |p| Route::Audience {
+        key: owned(p, 0),
     }),
     row("PUT", "/v1/audiences/{}", Auth::Admin, |p| {
         Route::AudienceUpdate { key: owned(p, 0) }
@@ -230,28 +233,28 @@ const ROUTES: &[Row] = &[
     row("DELETE", "/v1/audiences/{}", Auth::Admin, |p| {
         Route::AudienceDelete { key: owned(p, 0) }
     }),
-    row("GET", "/v1/audiences/{}/members", Auth::Admin, |p| {
+    row("GET", "/v1/audiences/{}/members", Auth::Read, |p| {
         Route::AudienceMembers { key: owned(p, 0) }
     }),
-    row("GET", "/v1/segment-groups", Auth::Admin, |_| {
+    row("GET", "/v1/segment-groups", Auth::Read, |_| {
         Route::SegmentGroups
     }),
     row("POST", "/v1/segment-groups", Auth::Admin, |_| {
         Route::SegmentGroupCreate
     }),
-    row("GET", "/v1/segment-groups/{}", Auth::Admin, |p| {
+    row("GET", "/v1/segment-groups/{}", Auth::Read, |p| {
         Route::SegmentGroup { key: owned(p, 0) }
     }),
     row("GET", "/v1/personalize", Auth::WriteKey, |_| {
         Route::Personalize
     }),
-    row("GET", "/v1/destinations", Auth::Admin, |_| {
+    row("GET", "/v1/destinations", Auth::Read, |_| {
         Route::Destinations
     }),
     row("POST", "/v1/destinations", Auth::Admin, |_| {
         Route::DestinationCreate
     }),
-    row("GET", "/v1/destinations/{}", Auth::Admin, |p| {
+    row("GET", "/v1/destinations/{}", Auth::Read, |p| {
         Route::Destination { key: owned(p, 0) }
     }),
     row("PUT", "/v1/destinations/{}", Auth::Admin, |p| {
@@ -260,7 +263,7 @@ const ROUTES: &[Row] = &[
     row("DELETE", "/v1/destinations/{}", Auth::Admin, |p| {
         Route::DestinationDelete { key: owned(p, 0) }
     }),
-    row("GET", "/v1/destinations/{}/deliveries", Auth::Admin, |p| {
+    row("GET", "/v1/destinations/{}/deliveries", Auth::Read, |p| {
         Route::DestinationDeliveries { key: owned(p, 0) }
     }),
     row("POST", "/v1/destinations/{}/test", Auth::Admin, |p| {
@@ -269,9 +272,9 @@ const ROUTES: &[Row] = &[
     row("POST", "/v1/destinations/{}/replay", Auth::Admin, |p| {
         Route::DestinationReplay { key: owned(p, 0) }
     }),
-    row("GET", "/v1/exports", Auth::Admin, |_| Route::Exports),
+    row("GET", "/v1/exports", Auth::Read, |_| Route::Exports),
     row("POST", "/v1/exports", Auth::Admin, |_| Route::ExportCreate),
-    row("GET", "/v1/exports/{}", Auth::Admin, |p| Route::Export {
+    row("GET", "/v1/exports/{}", Auth::Read, |p| Route::Export {
         key: owned(p, 0),
     }),
     row("PUT", "/v1/exports/{}", Auth::Admin, |p| {
@@ -283,7 +286,7 @@ const ROUTES: &[Row] = &[
     row("POST", "/v1/exports/{}/run", Auth::Admin, |p| {
         Route::ExportRun { key: owned(p, 0) }
     }),
-    row("GET", "/v1/exports/{}/runs", Auth::Admin, |p| {
+    row("GET", "/v1/exports/{}/runs", Auth::Read, |p| {
         Route::ExportRuns { key: owned(p, 0) }
     }),
     row("GET", "/v1/exports/{}/runs/{}/file", Auth::Admin, |p| {
@@ -327,7 +330,9 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
         return Resolution::NotFound;
     }
     if method.eq_ignore_ascii_case("OPTIONS") {
-        let for_pages = found.iter().any(|(_, auth, _)| *auth != Auth::Admin);
+        let for_pages = found
+            .iter()
+            .any(|(_, auth, _)| !matches!(auth, Auth::Admin | Auth::Read));
         return Resolution::Preflight { for_pages };
     }
     if let Some((_, auth, route)) = found
@@ -363,7 +368,7 @@ mod tests {
     fn fixed_paths_win_over_patterns() {
         assert_eq!(
             found("GET", "/v1/profiles/lookup"),
-            (Route::ProfileLookup, Auth::Admin)
+            (Route::ProfileLookup, Auth::Read)
         );
         assert_eq!(
             found("GET", "/v1/profiles/p_1").0,
@@ -399,6 +404,31 @@ mod tests {
     }
 
     #[test]
+    fn a_viewer_reads_but_never_changes_erases_or_exports() {
+        for (method, path) in [
+            ("GET", "/v1/profiles/p"),
+            ("GET", "/v1/profiles/p/events"),
+            ("GET", "/v1/stats"),
+            ("GET", "/v1/audiences"),
+            ("POST", "/v1/audiences/preview"),
+            ("GET", "/v1/destinations/d/deliveries"),
+        ] {
+            assert_eq!(found(method, path).1, Auth::Read, "{method} {path}");
+        }
+        for (method, path) in [
+            ("GET", "/v1/profiles/p/export"),
+            ("DELETE", "/v1/profiles/p"),
+            ("POST", "/v1/profiles/p/unmerge"),
+            ("POST", "/v1/audiences"),
+            ("PUT", "/v1/destinations/d"),
+            ("GET", "/v1/exports/e/runs/r/file"),
+            ("GET", "/v1/audit"),
+        ] {
+            assert_eq!(found(method, path).1, Auth::Admin, "{method} {path}");
+        }
+    }
+
+    #[test]
     fn every_admin_route_needs_the_token() {
         for (method, path) in [
             ("GET", "/v1/profiles"),
@@ -410,7 +440,8 @@ mod tests {
             ("POST", "/v1/admin/replay"),
             ("GET", "/v1/admin/dead-letters"),
         ] {
-            assert_eq!(found(method, path).1, Auth::Admin, "{method} {path}");
+            let auth = found(method, path).1;
+            assert!(matches!(auth, Auth::Admin | Auth::Read), "{method} {path}");
         }
     }
 
@@ -472,7 +503,7 @@ mod tests {
     fn audience_routes() {
         assert_eq!(
             found("POST", "/v1/audiences/preview"),
-            (Route::AudiencePreview, Auth::Admin)
+            (Route::AudiencePreview, Auth::Read)
         );
         assert_eq!(
             found("PUT", "/v1/audiences/cart").0,

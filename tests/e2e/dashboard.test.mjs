@@ -13,11 +13,12 @@ let worker;
 let browser;
 let page;
 
+const VIEWER = 'viewer-token-0123456789';
 const MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  worker = await startWorker();
+  worker = await startWorker({ vars: { ADMIN_TOKENS: JSON.stringify([{ name: 'vera', token: VIEWER, role: 'viewer' }]) } });
   browser = await launchBrowser();
   const now = Date.now();
   const at = (s) => new Date(now - s * 1000).toISOString();
@@ -111,6 +112,34 @@ test('building an audience shows its size while editing, and saving lists it', a
   await page.reload();
   await page.getByRole('link', { name: 'Viewed a product' }).waitFor();
   await shot('audiences');
+});
+
+test('a viewer reads but is refused an erase, by the API and so in the page; the audit names who acted', async () => {
+  const as = (token, method, path) => fetch(`${worker.url}${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
+  const profile = (await admin(worker.url, '/v1/profiles/lookup?anonymousId=dash-bob')).body;
+  assert.equal((await as(VIEWER, 'GET', `/v1/profiles/${profile.id}`)).status, 200, 'a viewer reads');
+  const refused = await as(VIEWER, 'DELETE', `/v1/profiles/${profile.id}`);
+  assert.equal(refused.status, 403);
+  assert.match((await refused.json()).error.message, /vera is a viewer token/);
+  assert.equal((await as(VIEWER, 'GET', `/v1/profiles/${profile.id}/export`)).status, 403, 'nor export');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Admin token').fill(VIEWER);
+  await page.keyboard.press('Enter');
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  await page.goto(`${worker.url}/dashboard/#/profiles/${profile.id}`);
+  await page.getByRole('button', { name: 'Erase…' }).waitFor();
+  page.once('dialog', (dialog) => dialog.accept('ERASE'));
+  await page.getByRole('button', { name: 'Erase…' }).click();
+  await page.getByRole('alert').waitFor();
+  assert.match(await page.getByRole('alert').textContent(), /viewer token/);
+  await shot('viewer-refused');
+  assert.equal((await admin(worker.url, `/v1/profiles/${profile.id}`)).status, 200, 'still there');
+
+  const erased = await fetch(`${worker.url}/v1/profiles/${profile.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(erased.status, 200);
+  const audit = (await admin(worker.url, '/v1/audit')).body;
+  assert.equal(audit.find((e) => e.action === 'erase' && e.profile === profile.id).by, 'admin');
 });
 
 test('at 390 px wide the pages still work', async () => {
