@@ -39,10 +39,7 @@ struct Call {
     /// Page size (search).
     #[serde(default)]
     limit: usize,
-    /// Only members of this audience (search).
-    #[serde(default)]
-    audience: String,
-    /// Only members of any of these audiences (search; a segment group's).
+    /// Only members of any of these audiences (search).
     #[serde(default)]
     any_of: Vec<String>,
     /// Fail this many writes of profile `id` (local development's fault injection).
@@ -116,37 +113,18 @@ pub async fn search(
     after: &str,
     limit: usize,
 ) -> Result<(Vec<Value>, Option<String>)> {
-    page(env, conditions, "", after, limit).await
+    page(env, conditions, &[], after, limit).await
 }
 
-/// One page of the members of audience `audience`, as [`search`] pages.
+/// One page of the members of any of `audiences` (one audience, or a segment group's),
+/// each once, as [`search`] pages.
 pub async fn members(
-    env: &Env,
-    audience: &str,
-    after: &str,
-    limit: usize,
-) -> Result<(Vec<Value>, Option<String>)> {
-    page(env, &[], audience, after, limit).await
-}
-
-/// One page of the members of any of `audiences` (a segment group's), each once, as
-/// [`search`] pages.
-pub async fn members_of_any(
     env: &Env,
     audiences: &[String],
     after: &str,
     limit: usize,
 ) -> Result<(Vec<Value>, Option<String>)> {
-    let asks = (0..SHARDS).map(|s| {
-        let body = Call {
-            after: after.to_owned(),
-            limit: limit + 1,
-            any_of: audiences.to_vec(),
-            ..Call::default()
-        };
-        async move { call(env, s, "/search", &body).await }
-    });
-    merge_pages(futures_util::future::join_all(asks).await, limit)
+    page(env, &[], audiences, after, limit).await
 }
 
 /// How many members each audience has, summed over the partitions.
@@ -184,7 +162,7 @@ pub async fn ids(env: &Env, shard: u64, after: &str, limit: usize) -> Result<Vec
 async fn page(
     env: &Env,
     conditions: &[String],
-    audience: &str,
+    any_of: &[String],
     after: &str,
     limit: usize,
 ) -> Result<(Vec<Value>, Option<String>)> {
@@ -193,7 +171,7 @@ async fn page(
             conditions: conditions.to_vec(),
             after: after.to_owned(),
             limit: limit + 1,
-            audience: audience.to_owned(),
+            any_of: any_of.to_vec(),
             ..Call::default()
         };
         async move { call(env, s, "/search", &body).await }
@@ -304,8 +282,6 @@ impl DurableObject for ProfileDirectory {
                         Param::Number(n) => n.into(),
                     })
                     .collect();
-                bound.push(body.audience.clone().into());
-                bound.push(body.audience.into());
                 let any_of = serde_json::to_string(&body.any_of)?;
                 bound.push(any_of.clone().into());
                 bound.push(any_of.into());
@@ -314,7 +290,6 @@ impl DurableObject for ProfileDirectory {
                 let query = [
                     "SELECT id, doc FROM profiles WHERE ",
                     &clause,
-                    " AND (? = '' OR EXISTS (SELECT 1 FROM json_each(profiles.doc, '$.audiences') AS a WHERE a.value = ?))",
                     " AND (? = '[]' OR EXISTS (SELECT 1 FROM json_each(profiles.doc, '$.audiences') AS a WHERE a.value IN (SELECT value FROM json_each(?))))",
                     " AND id > ? ORDER BY id LIMIT ?",
                 ]

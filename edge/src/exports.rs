@@ -226,20 +226,15 @@ async fn write_page(env: &Env, page: &Page) -> Result<()> {
     let (docs, next) = if page.audiences.is_empty() {
         (Vec::new(), None)
     } else {
-        directory::members_of_any(env, &page.audiences, &page.after, PAGE).await?
+        directory::members(env, &page.audiences, &page.after, PAGE).await?
     };
-    let text = export::rows(&export, &docs, page.page == 1);
-    let bytes = compression::gzip(&text).await?;
+    let rows = export::rows(&export, &docs, page.page == 1);
+    let bytes = compression::gzip(&rows.text).await?;
     let bucket = env.bucket(ARCHIVE)?;
     bucket
         .put(part_of(&page.key, &page.run, page.page), bytes.clone())
         .execute()
         .await?;
-    let profiles: Vec<String> = docs
-        .iter()
-        .filter(|d| export::consented(d, export.consent.as_deref()))
-        .filter_map(|d| d.get("id").and_then(Value::as_str).map(str::to_owned))
-        .collect();
     let done = next.is_none();
     let file = if done {
         Some(finish(env, page, &export).await?)
@@ -250,9 +245,9 @@ async fn write_page(env: &Env, page: &Page) -> Result<()> {
         key: page.key.clone(),
         run: page.run.clone(),
         page: page.page,
-        rows: export::row_count(&export, &docs) as i64,
+        rows: rows.profiles.len() as i64,
         bytes: bytes.len() as i64,
-        profiles,
+        profiles: rows.profiles,
         file: file.clone(),
     };
     let (_, answer) = registry::call(env, &ask).await?;

@@ -277,7 +277,7 @@ pub fn field_value(doc: &Value, field: &str) -> Value {
 }
 
 /// Whether the person granted `consent` (none asked: yes).
-pub fn consented(doc: &Value, consent: Option<&str>) -> bool {
+fn consented(doc: &Value, consent: Option<&str>) -> bool {
     consent.is_none_or(|c| {
         doc.pointer(&format!("/computed/consent/{c}"))
             .and_then(Value::as_bool)
@@ -285,13 +285,32 @@ pub fn consented(doc: &Value, consent: Option<&str>) -> bool {
     })
 }
 
-/// The rows of one page of members, in `format`, with the CSV header first when `header`.
-pub fn rows(export: &Export, docs: &[Value], header: bool) -> String {
+/// One page of a file: its text, and the profiles it holds (one row each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rows {
+    /// The rows, in the export's format.
+    pub text: String,
+    /// The profile of each row, in order.
+    pub profiles: Vec<String>,
+}
+
+/// The rows of one page of members who consented, in `format`, with the CSV header first
+/// when `header`.
+pub fn rows(export: &Export, docs: &[Value], header: bool) -> Rows {
     let kept: Vec<&Value> = docs
         .iter()
         .filter(|d| consented(d, export.consent.as_deref()))
         .collect();
-    match export.format {
+    let profiles = kept
+        .iter()
+        .map(|d| {
+            d.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let text = match export.format {
         Format::Ndjson => kept
             .iter()
             .map(|doc| {
@@ -325,14 +344,8 @@ pub fn rows(export: &Export, docs: &[Value], header: bool) -> String {
             }
             String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
         }
-    }
-}
-
-/// How many rows a page wrote (its consenting members).
-pub fn row_count(export: &Export, docs: &[Value]) -> usize {
-    docs.iter()
-        .filter(|d| consented(d, export.consent.as_deref()))
-        .count()
+    };
+    Rows { text, profiles }
 }
 
 #[cfg(test)]
@@ -418,15 +431,15 @@ mod tests {
                    "computed": {"totalRevenue": 12.5, "consent": {"marketing": true}}}),
             json!({"id": "p2", "identifiers": {"email": ["c@example.com"]}, "computed": {"consent": {"marketing": false}}}),
         ];
-        assert_eq!(rows(&export, &docs, true),
+        assert_eq!(rows(&export, &docs, true).text,
             "profileId,identifiers.email,computed.totalRevenue,traits.name\np1,a@example.com;b@example.com,12.5,\"Ada, \"\"A\"\"\"\n");
-        assert_eq!(row_count(&export, &docs), 1);
+        assert_eq!(rows(&export, &docs, true).profiles, ["p1"]);
         let nd = Export {
             format: Format::Ndjson,
             consent: None,
             ..export
         };
-        let lines = rows(&nd, &docs, false);
+        let lines = rows(&nd, &docs, false).text;
         assert_eq!(lines.lines().count(), 2);
         let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
         assert_eq!(

@@ -62,8 +62,6 @@ pub enum Param {
 /// One parsed condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
-    /// The JSON path in the directory document, e.g. `$.computed."totalRevenue"`.
-    pub path: String,
     /// The field group (`traits`, `computed`, `identifiers`; `properties`, `context` in
     /// an event filter).
     pub group: String,
@@ -163,7 +161,6 @@ fn parse_in(text: &str, groups: &[&str], help: &str) -> Result<Condition, Search
             .map_or_else(|| Param::Text(v.to_owned()), Param::Number),
     });
     Ok(Condition {
-        path: format!("$.{group}.\"{key}\""),
         group: group.to_owned(),
         key: key.to_owned(),
         op,
@@ -172,6 +169,11 @@ fn parse_in(text: &str, groups: &[&str], help: &str) -> Result<Condition, Search
 }
 
 impl Condition {
+    /// The JSON path in the directory document, e.g. `$.computed."totalRevenue"`.
+    pub fn path(&self) -> String {
+        format!("$.{}.\"{}\"", self.group, self.key)
+    }
+
     /// Whether the condition holds for a document (`{"traits": {..}, "computed": {..}}`, or
     /// an event), as the SQL of [`to_sql`] would judge it: numbers (and booleans, as 1 and
     /// 0) compare as numbers, texts as texts (ISO times order correctly), a list holds a
@@ -267,7 +269,7 @@ pub fn to_sql(conditions: &[Condition]) -> (String, Vec<Param>) {
     let mut params = Vec::new();
     for c in conditions {
         let field = "json_extract(doc, ?)";
-        params.push(Param::Text(c.path.clone()));
+        params.push(Param::Text(c.path()));
         let clause = match c.op {
             Op::Exists => format!("{field} IS NOT NULL"),
             Op::Contains => format!("instr(lower({field}), ?) > 0"),
@@ -299,7 +301,7 @@ mod tests {
     #[test]
     fn parses_conditions() {
         let c = parse("computed.totalRevenue>=500").unwrap();
-        assert_eq!(c.path, "$.computed.\"totalRevenue\"");
+        assert_eq!(c.path(), "$.computed.\"totalRevenue\"");
         assert_eq!((c.op, c.value), (Op::Ge, Some(Param::Number(500.0))));
         let c = parse("traits.plan=pro").unwrap();
         assert_eq!((c.op, c.value), (Op::Eq, Some(Param::Text("pro".into()))));

@@ -196,7 +196,7 @@ pub async fn members(req: Request, env: &Env, key: &str) -> Result<Response> {
             }
         }
     }
-    let (profiles, next) = directory::members(env, key, &cursor, limit).await?;
+    let (profiles, next) = directory::members(env, &[key.to_owned()], &cursor, limit).await?;
     http::json(
         200,
         &json!({"audience": key, "profiles": profiles, "nextCursor": next}),

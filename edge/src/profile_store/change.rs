@@ -83,17 +83,7 @@ impl ProfileStore {
             doc["audiences"] = json!(audiences);
         }
         if notify == Notify::Outbox {
-            if let Some(id) = self.meta("id")? {
-                let notice = match &summary {
-                    Some(doc) => json!({"put": doc}),
-                    None => json!({"remove": id}),
-                };
-                // One notice per target: a newer change replaces one not yet sent.
-                self.sql().exec(
-                    "INSERT OR REPLACE INTO outbox (target, body) VALUES ('directory', ?)",
-                    vec![notice.to_string().into()],
-                )?;
-            }
+            self.notify_directory(summary.as_ref())?;
         }
         let abandon_after = config::computed_settings(&self.env).abandon_after;
         match aggregate.abandons_at(abandon_after).filter(|at| *at > now) {
@@ -102,6 +92,24 @@ impl ProfileStore {
             _ => self.unschedule(Deadline::Cart)?,
         }
         Ok(summary)
+    }
+
+    /// Puts the directory's notice of the profile as `summary` shows it (`None`: gone) in
+    /// the outbox.
+    pub(super) fn notify_directory(&self, summary: Option<&Value>) -> Result<()> {
+        let Some(id) = self.meta("id")? else {
+            return Ok(());
+        };
+        let notice = match summary {
+            Some(doc) => json!({"put": doc}),
+            None => json!({"remove": id}),
+        };
+        // One notice per target: a newer change replaces one not yet sent.
+        self.sql().exec(
+            "INSERT OR REPLACE INTO outbox (target, body) VALUES ('directory', ?)",
+            vec![notice.to_string().into()],
+        )?;
+        Ok(())
     }
 
     /// Whether the outbox holds anything to send.

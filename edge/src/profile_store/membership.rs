@@ -12,7 +12,7 @@ use std::rc::Rc;
 use cdp_protocol::audience::{self, Definition, Fact};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Result, SqlStorageValue};
+use worker::Result;
 
 use super::change::Deadline;
 use super::object::ProfileStore;
@@ -48,15 +48,10 @@ impl ProfileStore {
         let Some(incoming) = incoming else {
             return Ok(());
         };
-        let held = self.held_version()?;
-        if incoming.version > held {
+        if incoming.version > self.definitions()?.0 {
             self.set_meta("audiences", &serde_json::to_string(incoming)?)?;
         }
         Ok(())
-    }
-
-    fn held_version(&self) -> Result<i64> {
-        Ok(self.definitions()?.0)
     }
 
     /// The definitions held, parsed once per version for the object's life.
@@ -195,22 +190,18 @@ impl ProfileStore {
         if names.is_empty() && types.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = |n: usize| vec!["?"; n].join(", ");
-        let query = format!(
-            "SELECT type, name, timestamp, body FROM events WHERE (type = 'track' AND name IN ({})) OR type IN ({})",
-            marks(names.len().max(1)),
-            marks(types.len().max(1)),
+        let (names, types) = (
+            serde_json::to_string(&names)?,
+            serde_json::to_string(&types)?,
         );
-        let mut bound: Vec<SqlStorageValue> = names.into_iter().map(Into::into).collect();
-        if bound.is_empty() {
-            bound.push(SqlStorageValue::Null);
-        }
-        let type_count = types.len();
-        bound.extend(types.into_iter().map(Into::into));
-        if type_count == 0 {
-            bound.push(SqlStorageValue::Null);
-        }
-        self.sql().exec(&query, bound)?.to_array()
+        self.sql()
+            .exec(
+                "SELECT type, name, timestamp, body FROM events
+                 WHERE (type = 'track' AND name IN (SELECT value FROM json_each(?)))
+                    OR type IN (SELECT value FROM json_each(?))",
+                vec![names.into(), types.into()],
+            )?
+            .to_array()
     }
 
     /// One entry or exit: the timeline event (`timeline`: not for a profile that is gone,

@@ -169,11 +169,11 @@ impl DurableObject for ProfileStore {
                 self.take_definitions(Some(&audiences))?;
                 let before = self.memberships()?;
                 let now = now();
-                let summary = self.summary(&self.aggregate()?, now)?;
-                self.evaluate_audiences(summary.as_ref(), now)?;
+                let summary = self.after_change(&self.aggregate()?, now, Notify::Caller)?;
                 let changed = self.memberships()? != before;
                 if changed {
-                    self.changed().await?;
+                    self.notify_directory(summary.as_ref())?;
+                    self.drain(now).await?;
                 } else {
                     self.arm(now).await?;
                 }
