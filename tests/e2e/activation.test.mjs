@@ -15,7 +15,8 @@ let worker;
 let receiver;
 /** Every request the receiver got: { path, id, body, verified, status }. */
 const received = [];
-/** How the receiver answers, by path: a status, or a function of the attempt number. */
+/** How the receiver answers, by path: a status (or `{ status, headers }`), or a function of
+ * the attempt number giving one. */
 const behaviour = new Map();
 const secrets = new Map();
 
@@ -32,9 +33,10 @@ before(async () => {
         verified = true;
       } catch { /* recorded as not verified */ }
       const answer = behaviour.get(path) ?? 204;
-      const status = typeof answer === 'function' ? answer(attempts) : answer;
-      received.push({ path, id: req.headers['webhook-id'], body: JSON.parse(body), verified, status });
-      res.writeHead(status).end();
+      const given = typeof answer === 'function' ? answer(attempts) : answer;
+      const { status, headers = {} } = typeof given === 'object' ? given : { status: given };
+      received.push({ path, id: req.headers['webhook-id'], body: JSON.parse(body), verified, status, at: Date.now() });
+      res.writeHead(status, headers).end();
     });
   });
   await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
@@ -120,6 +122,23 @@ test('a receiver that fails twice gets the same message a third time, and nothin
   assert.ok(entries[0].nextAt, 'the log says when the next try is');
   const stats = (await admin(worker.url, '/v1/stats')).body;
   assert.ok(stats.deliveries_retried >= 2 && stats.deliveries_sent >= 1, JSON.stringify(stats));
+});
+
+test('a 429 is tried again after its Retry-After, not the backoff; another 4xx is not retried', async () => {
+  // The backoff says an hour; Retry-After says a second.
+  behaviour.set('/busy', (attempt) => (attempt === 1 ? { status: 429, headers: { 'Retry-After': '1' } } : 200));
+  await webhook('busy', '/busy', { retry: { first: '1h', max: '10h', for: '1d' } });
+  behaviour.set('/refuses', 400);
+  await webhook('refuses', '/refuses');
+  const person = 'act-busy';
+  await sendBatch(worker.url, [{ type: 'identify', anonymousId: person, messageId: `act-${++n}`, traits: { email: `${person}@example.com` } },
+    event(person, 'Product Added')]);
+  assert.ok(await eventually(() => of('/busy', person).some((r) => r.status === 200), { timeout: 20_000 }), 'tried again within seconds');
+  const [first, second] = of('/busy', person);
+  assert.ok(second.at - first.at < 10_000, `after Retry-After (${second.at - first.at} ms), not an hour`);
+  const refused = await eventually(async () => (await log('refuses')).find((d) => d.profile && d.outcome === 'dropped'), { timeout: 10_000 });
+  assert.match(refused.error, /400; not retried/);
+  assert.equal(of('/refuses', person).length, 1, 'one try only');
 });
 
 test('a receiver that answers 410 is not retried, and its destination is turned off, saying why', async () => {
