@@ -9,7 +9,7 @@ TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 DASHBOARD_OUT := www/dashboard/app.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store bench-audiences bench-activation clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store bench-audiences bench-activation bench-reports clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -28,7 +28,7 @@ $(EDGE_OUT): $(RUST_COMMON) $(wildcard edge/Cargo.toml edge/src/*.rs edge/src/*/
 	@scripts/build-edge.sh
 
 # The dashboard: Preact and htm, bundled and minified by the project's esbuild.
-$(DASHBOARD_OUT): $(wildcard dashboard/*.js) package-lock.json
+$(DASHBOARD_OUT): $(wildcard dashboard/*.js dashboard/*.css) package-lock.json
 	@$(TOOLS); esbuild --log-level=warning --bundle --minify --format=esm --target=es2022 \
 	  dashboard/main.js --outfile=$(DASHBOARD_OUT)
 
@@ -91,6 +91,9 @@ bench-store: build
 
 bench-audiences: build
 	@$(TOOLS); node bench/audiences.mjs
+
+bench-reports: build
+	@$(TOOLS); node bench/reports.mjs
 
 bench-activation: build
 	@$(TOOLS); node bench/activation.mjs

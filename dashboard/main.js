@@ -3,8 +3,11 @@
 // URL). Everything that comes from events or traits is rendered as text: Preact escapes
 // it, and nothing here sets HTML.
 import { h, render } from 'preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import './app.css';
 
 const html = htm.bind(h);
 const TOKEN = 'cdp_dashboard_token';
@@ -98,16 +101,169 @@ const COUNTERS = [
   ['membership_changes', 'Audience changes'], ['deliveries_sent', 'Webhooks delivered'], ['deliveries_retried', 'Webhook retries'],
 ];
 
+const COLORS = ['#2456c8', '#c8553d', '#2a9d8f', '#8e5ccf', '#d4a017', '#5b6475', '#b3261e'];
+const RANGES = [['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['30d', 'Last 30 days'], ['custom', 'Custom']];
+const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+/** The range picker: a preset, or custom dates; calls `onChange` with the query string. */
+function RangePicker({ value, onChange }) {
+  const [preset, setPreset] = useState('7d');
+  const [from, setFrom] = useState(day(Date.now() - 7 * 86_400_000));
+  const [to, setTo] = useState(day(Date.now() + 86_400_000));
+  useEffect(() => {
+    onChange(preset === 'custom' ? `from=${from}&to=${to}` : `range=${preset}`);
+  }, [preset, from, to]);
+  return html`<div class="range" role="group" aria-label="Time range">
+    <label>Range <select value=${preset} onChange=${(e) => setPreset(e.target.value)}>
+      ${RANGES.map(([v, label]) => html`<option value=${v}>${label}</option>`)}</select></label>
+    ${preset === 'custom' && html`<label>From <input type="date" value=${from} onChange=${(e) => setFrom(e.target.value)} /></label>
+      <label>To (excluded) <input type="date" value=${to} onChange=${(e) => setTo(e.target.value)} /></label>`}
+    ${value && html`<span class="muted">${value}</span>`}
+  </div>`;
+}
+
+/** A time-series chart drawn by uPlot; `series` is [{ label, values }], labels from our own
+ * names (never from events). A table of the same numbers follows for screen readers. */
+function Chart({ title, buckets, series, grain, format = (v) => text(v) }) {
+  const box = useRef(null);
+  const data = useMemo(() => [buckets.map((b) => Date.parse(b) / 1000), ...series.map((s) => s.values)], [buckets, series]);
+  useEffect(() => {
+    if (!box.current) return undefined;
+    const size = () => ({ width: Math.max(240, box.current.clientWidth), height: 220 });
+    const plot = new uPlot({
+      ...size(),
+      series: [{ value: (_, t) => (t == null ? '' : grain === 'hour' ? new Date(t * 1000).toLocaleString() : day(t * 1000)) },
+        ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, scale: s.scale || 'y', value: (_, v) => (v == null ? '' : format(v)) }))],
+      // A series on a scale of its own (an average beside a count) gets a right-hand axis.
+      axes: [{}, { size: 60 }, ...series.filter((s) => s.scale).map((s) => ({ scale: s.scale, side: 1, size: 60, grid: { show: false } }))],
+      scales: { x: { time: true } },
+    }, data, box.current);
+    const resize = new ResizeObserver(() => plot.setSize(size()));
+    resize.observe(box.current);
+    return () => { resize.disconnect(); plot.destroy(); };
+  }, [data]);
+  const described = series.map((s) => `${s.label}: ${format(s.values.reduce((a, v) => a + (v ?? 0), 0))}`).join(', ');
+  return html`<figure class="chart"><figcaption>${title}</figcaption>
+    <div ref=${box} role="img" aria-label=${`${title}. Totals: ${described}`}></div></figure>`;
+}
+
+/** `{ name: {total, series} }` as chart series. */
+const seriesOf = (byName, labels = {}) => Object.entries(byName || {}).map(([k, v]) => ({ label: labels[k] || k, values: v.series }));
+
+const PIPELINE = [['accepted', 'Accepted'], ['delivered', 'Delivered'], ['rejected', 'Rejected'], ['duplicates', 'Duplicates'],
+  ['consentDropped', 'Consent drops'], ['bots', 'Bots'], ['deadLettered', 'Dead-lettered'], ['merges', 'Merges']];
+
 function Overview() {
+  const [range, setRange] = useState('range=7d');
+  const report = useApi(`/v1/reports/overview?${range}`);
   const stats = useApi('/v1/stats');
-  return html`<section><h2>Overview</h2><${Loading} state=${stats}>${(s) => {
-    const rejected = Object.entries(s).filter(([k]) => k.startsWith('rejected.'));
-    return html`<div class="cards">${COUNTERS.map(([key, label]) => html`<div class="card" data-counter=${key}>
-        <span class="label">${label}</span><span class="value">${(s[key] ?? 0).toLocaleString()}</span></div>`)}</div>
+  return html`<section><h2>Overview</h2>
+    <${RangePicker} onChange=${setRange} />
+    <${Loading} state=${report}>${(r) => html`
+      <div class="cards">
+        <div class="card" data-report="events"><span class="label">Events stored</span><span class="value">${r.events.total.toLocaleString()}</span></div>
+        <div class="card" data-report="profiles"><span class="label">Profiles created</span><span class="value">${r.profilesCreated.total.toLocaleString()}</span></div>
+        <div class="card" data-report="visits"><span class="label">Visits</span><span class="value">${r.visits.total.toLocaleString()}</span></div>
+        ${PIPELINE.map(([key, label]) => html`<div class="card" data-report=${key}><span class="label">${label}</span><span class="value">${r.pipeline[key].total.toLocaleString()}</span></div>`)}
+        <div class="card" data-report="deadLetters"><span class="label">In the dead-letter store</span><span class="value">${r.deadLetters.toLocaleString()}</span></div>
+      </div>
+      ${r.events.total === 0 && html`<p class="muted">No event in this range yet. Send one from the demo shop, or pick a longer range.</p>`}
+      <div class="charts">
+        <${Chart} title="Events by type" buckets=${r.range.buckets} grain=${r.range.grain} series=${seriesOf(r.events.byType)} />
+        <${Chart} title="Events by source" buckets=${r.range.buckets} grain=${r.range.grain} series=${seriesOf(r.events.bySource)} />
+        <${Chart} title="Pipeline health" buckets=${r.range.buckets} grain=${r.range.grain}
+          series=${PIPELINE.slice(0, 5).map(([k, label]) => ({ label, values: r.pipeline[k].series }))} />
+        <${Chart} title="Profiles created and visits" buckets=${r.range.buckets} grain=${r.range.grain}
+          series=${[{ label: 'Profiles created', values: r.profilesCreated.series }, { label: 'Visits', values: r.visits.series }]} />
+      </div>
       <h3>Rejected, by reason</h3>
-      <${Table} columns=${[{ label: 'Reason', key: 0 }, { label: 'Events', key: 1 }]} rows=${rejected.map(([k, v]) => [k.slice(9), v])}
-        empty="Nothing rejected." />`;
-  }}<//></section>`;
+      <${Table} columns=${[{ label: 'Reason', key: 0 }, { label: 'Events', key: 1 }]} rows=${Object.entries(r.pipeline.rejected.byReason)}
+        empty="Nothing rejected in this range." />`}<//>
+    <h3>Since the start</h3>
+    <${Loading} state=${stats}>${(s) => html`<div class="cards">${COUNTERS.map(([key, label]) => html`<div class="card" data-counter=${key}>
+        <span class="label">${label}</span><span class="value">${(s[key] ?? 0).toLocaleString()}</span></div>`)}</div>`}<//>
+  </section>`;
+}
+
+const percent = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(1)} %`);
+const DEFAULT_STEPS = ['Product Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
+
+/** The event names seen in the last 30 days, for pickers (`<datalist id="event-names">`). */
+function EventNames() {
+  const names = useApi('/v1/reports/events?range=30d');
+  return html`<datalist id="event-names">${(names.data?.events || []).map((e) => html`<option value=${e.name} />`)}</datalist>`;
+}
+
+function Funnel({ range }) {
+  const [steps, setSteps] = useState(DEFAULT_STEPS);
+  const [windowText, setWindow] = useState('7d');
+  const [asked, setAsked] = useState({ steps: DEFAULT_STEPS, window: '7d' });
+  const query = `${range}&window=${encodeURIComponent(asked.window)}${asked.steps.map((s) => `&step=${encodeURIComponent(s)}`).join('')}`;
+  const funnel = useApi(`/v1/reports/funnel?${query}`);
+  const submit = (e) => { e.preventDefault(); setAsked({ steps: steps.filter((s) => s.trim()), window: windowText }); };
+  return html`<section aria-labelledby="funnel"><h3 id="funnel">Funnel</h3>
+    <form class="funnel-form" onSubmit=${submit}>
+      ${steps.map((step, i) => html`<label>Step ${i + 1} <input list="event-names" value=${step}
+          onInput=${(e) => setSteps(steps.map((s, j) => (j === i ? e.target.value : s)))} /></label>
+        ${steps.length > 2 && html`<button type="button" aria-label=${`Remove step ${i + 1}`} onClick=${() => setSteps(steps.filter((_, j) => j !== i))}>×</button>`}`)}
+      <button type="button" onClick=${() => setSteps([...steps, ''])}>Add a step</button>
+      <label>Within <input value=${windowText} size="5" onInput=${(e) => setWindow(e.target.value)} /></label>
+      <button type="submit">Show funnel</button>
+    </form>
+    <${Loading} state=${funnel}>${(f) => html`<${Table} empty="No step." rows=${f.steps} columns=${[
+      { label: 'Step', key: 'name' }, { label: 'People', cell: (s) => s.count.toLocaleString() },
+      { label: 'From the step before', cell: (s) => percent(s.fromPrevious) },
+      { label: 'From the first', cell: (s) => html`<meter min="0" max="1" value=${s.fromFirst ?? 0} aria-label=${`${s.name}: ${percent(s.fromFirst)} of the first step`}></meter> ${percent(s.fromFirst)}` }]} />`}<//>
+  </section>`;
+}
+
+function Reports() {
+  const [range, setRange] = useState('range=7d');
+  const revenue = useApi(`/v1/reports/revenue?${range}`);
+  const carts = useApi(`/v1/reports/carts?${range}`);
+  const campaigns = useApi(`/v1/reports/campaigns?${range}`);
+  const products = useApi(`/v1/reports/products?${range}&limit=10`);
+  const money = (currency) => (v) => (v == null ? '' : Number(v).toLocaleString(undefined, { style: 'currency', currency }));
+  return html`<section><h2>Reports</h2>
+    <${RangePicker} onChange=${setRange} />
+    <${EventNames} />
+    <${Funnel} range=${range} />
+    <h3>Revenue</h3>
+    <${Loading} state=${revenue}>${(r) => html`<div class="cards">
+        <div class="card" data-report="revenue"><span class="label">Revenue</span><span class="value">${money(r.currency)(r.revenue.total)}</span></div>
+        <div class="card" data-report="orders"><span class="label">Orders</span><span class="value">${r.orders.total.toLocaleString()}</span></div>
+        <div class="card" data-report="aov"><span class="label">Average order value</span><span class="value">${r.averageOrderValue.total == null ? '–' : money(r.currency)(r.averageOrderValue.total)}</span></div>
+      </div>
+      ${Object.keys(r.unconverted).length > 0 && html`<p class="muted">Not counted, no exchange rate set (CURRENCY_RATES): ${Object.entries(r.unconverted).map(([c, v]) => `${v} ${c}`).join(', ')}</p>`}
+      <div class="charts">
+        <${Chart} title=${`Revenue (${r.currency})`} buckets=${r.range.buckets} grain=${r.range.grain} format=${money(r.currency)}
+          series=${[{ label: 'Revenue', values: r.revenue.series }]} />
+        <${Chart} title="Orders and average order value" buckets=${r.range.buckets} grain=${r.range.grain}
+          series=${[{ label: 'Orders', values: r.orders.series }, { label: 'Average order value (right)', values: r.averageOrderValue.series, scale: 'money' }]} />
+      </div>`}<//>
+    <h3>Carts</h3>
+    <${Loading} state=${carts}>${(c) => html`<div class="cards">
+        <div class="card" data-report="cartsStarted"><span class="label">Carts started</span><span class="value">${c.started.total.toLocaleString()}</span></div>
+        <div class="card" data-report="cartsOrdered"><span class="label">Ordered within ${c.abandonAfterMinutes} min</span><span class="value">${c.ordered.total.toLocaleString()}</span></div>
+        <div class="card" data-report="cartsAbandoned"><span class="label">Abandoned</span><span class="value">${c.abandoned.total.toLocaleString()}</span></div>
+        <div class="card" data-report="abandonmentRate"><span class="label">Abandonment rate</span><span class="value">${percent(c.abandonmentRate.total)}</span></div>
+      </div>
+      <div class="charts"><${Chart} title="Carts by the day they began" buckets=${c.range.buckets} grain=${c.range.grain}
+        series=${[{ label: 'Started', values: c.started.series }, { label: 'Ordered', values: c.ordered.series }, { label: 'Abandoned', values: c.abandoned.series }]} /></div>`}<//>
+    <h3>Campaigns</h3>
+    <${Loading} state=${campaigns}>${(c) => html`<${Table} empty="No visit in this range." rows=${c.campaigns} columns=${[
+      { label: 'Campaign', key: 'campaign' }, { label: 'Source', key: 'source' }, { label: 'Medium', key: 'medium' },
+      { label: 'Visits', key: 'visits' }, { label: 'Orders', key: 'orders' }, { label: 'Revenue', key: 'revenue' }]} />
+      <h3>Referrers</h3>
+      <${Table} empty="No visit in this range." rows=${c.referrers} columns=${[
+      { label: 'Referrer', key: 'referrer' }, { label: 'Visits', key: 'visits' }, { label: 'Orders', key: 'orders' }, { label: 'Revenue', key: 'revenue' }]} />`}<//>
+    <h3>Top products</h3>
+    <${Loading} state=${products}>${(p) => html`<${Table} empty="No product event in this range." rows=${p.products} columns=${[
+      { label: 'Product', key: 'product' }, { label: 'Views', key: 'views' }, { label: 'Added', key: 'added' }, { label: 'Ordered', key: 'ordered' }]} />
+      <h3>Top categories</h3>
+      <${Table} empty="No category in this range." rows=${p.categories} columns=${[
+      { label: 'Category', key: 'category' }, { label: 'Views', key: 'views' }, { label: 'Order lines', key: 'orders' }]} />`}<//>
+  </section>`;
 }
 
 const SEARCH_HELP = 'Fields: traits.<key>, computed.<name>, identifiers.<kind>; operators = != > >= < <= ~ (contains).';
@@ -247,6 +403,7 @@ function Builder({ onSaved }) {
   };
   return html`<form class="builder" onSubmit=${save}>
     <h3>New audience</h3>
+    <${EventNames} />
     <div class="grid">
       <label>Key <input value=${meta.key} required pattern="[a-z0-9_]{1,64}" onInput=${(e) => setMeta({ ...meta, key: e.target.value })} /></label>
       <label>Name <input value=${meta.name} onInput=${(e) => setMeta({ ...meta, name: e.target.value })} /></label>
@@ -260,7 +417,7 @@ function Builder({ onSaved }) {
         ${Object.entries(KINDS).map(([k, label]) => html`<option value=${k}>${label}</option>`)}</select></label>
       ${r.kind === 'have'
         ? html`<label>Condition <input value=${r.have} onInput=${(e) => set(i, { have: e.target.value })} /></label>`
-        : html`<label>Event <input value=${r.event} placeholder="Order Completed" onInput=${(e) => set(i, { event: e.target.value })} /></label>
+        : html`<label>Event <input list="event-names" value=${r.event} placeholder="Order Completed" onInput=${(e) => set(i, { event: e.target.value })} /></label>
           <label>Within <input value=${r.within} size="5" placeholder="30d" onInput=${(e) => set(i, { within: e.target.value })} /></label>
           ${r.kind === 'did' && html`<label>At least <input type="number" min="1" value=${r.atLeast} onInput=${(e) => set(i, { atLeast: e.target.value })} /></label>`}`}
       ${rows.length > 1 && html`<button type="button" onClick=${() => setRows(rows.filter((_, j) => j !== i))}>Remove</button>`}
@@ -330,7 +487,7 @@ function Exports() {
       ${x.lastRun?.state === 'done' && html`<button onClick=${() => download(x.key, x.lastRun.run)}>Download</button>`}` }]} />`}<//></section>`;
 }
 
-const PAGES = [['/', 'Overview'], ['/profiles', 'Profiles'], ['/audiences', 'Audiences'], ['/destinations', 'Destinations'], ['/exports', 'Exports']];
+const PAGES = [['/', 'Overview'], ['/reports', 'Reports'], ['/profiles', 'Profiles'], ['/audiences', 'Audiences'], ['/destinations', 'Destinations'], ['/exports', 'Exports']];
 
 function App() {
   const [signedIn, setSignedIn] = useState(Boolean(sessionStorage.getItem(TOKEN)));
@@ -349,7 +506,8 @@ function App() {
     : section === 'profiles' ? html`<${Profiles} go=${go} />`
       : section === 'audiences' && id ? html`<${Audience} id=${decodeURIComponent(id)} />`
         : section === 'audiences' ? html`<${Audiences} go=${go} />`
-          : section === 'destinations' ? html`<${Destinations} />`
+          : section === 'reports' ? html`<${Reports} />`
+            : section === 'destinations' ? html`<${Destinations} />`
             : section === 'exports' ? html`<${Exports} />` : html`<${Overview} />`;
   return html`<header><strong>edge-cdp</strong><nav aria-label="Sections">${PAGES.map(([to, label]) => html`<a href=${`#${to}`}
       aria-current=${(`/${section || ''}` === to) ? 'page' : undefined}>${label}</a>`)}</nav>

@@ -23,6 +23,7 @@ mod import_job;
 mod offline_import;
 mod profile_store;
 mod queue;
+mod reports;
 mod resolver;
 mod schema;
 mod segment_clients;
@@ -112,6 +113,7 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::ProfileErase { id } => admin::erase(env, config, &id, &actor).await,
         Route::ProfileUnmerge { id } => admin::unmerge(req, env, config, &id, &actor).await,
         Route::Stats => admin::stats(env).await,
+        Route::Report { name } => reports::answer(req, env, name).await,
         Route::ImportProgress { job } => admin::import_progress(req, env, config, &job).await,
         Route::Audit => admin::audit_log(env).await,
         Route::Replay => admin::replay(req, env).await,

@@ -9,6 +9,9 @@ use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
 };
 
+use cdp_protocol::report::answer::Row;
+use cdp_protocol::report::rollup::hour_of;
+
 use crate::config::STATS;
 use crate::http;
 use crate::schema::Schema;
@@ -154,6 +157,30 @@ pub async fn add_once(env: &Env, per_message: Vec<(String, Counts)>) {
     futures_util::future::join_all(calls).await;
 }
 
+/// Every shard's hourly counters between `from` (included) and `to` (excluded), as
+/// report rows (a counter added by several shards appears once per shard).
+pub async fn hourly(env: &Env, from: i64, to: i64) -> Result<Vec<Row>> {
+    let url = [
+        "https://stats/hourly?from=",
+        &from.to_string(),
+        "&to=",
+        &to.to_string(),
+    ]
+    .concat();
+    let asks = (0..SHARDS).map(|shard| {
+        let url = url.clone();
+        async move {
+            let mut res = stub(env, shard)?.fetch_with_str(&url).await?;
+            res.json::<Vec<Row>>().await
+        }
+    });
+    let mut rows = Vec::new();
+    for answer in futures_util::future::join_all(asks).await {
+        rows.extend(answer?);
+    }
+    Ok(rows)
+}
+
 /// The sum of every shard's counters.
 pub async fn read(env: &Env) -> Result<Counts> {
     let mut total = Counts::new();
@@ -195,7 +222,7 @@ pub struct StatsShard {
 }
 
 #[derive(Deserialize)]
-struct Row {
+struct Total {
     name: String,
     value: i64,
 }
@@ -223,7 +250,8 @@ impl DurableObject for StatsShard {
         self.schema.ensure(
             &sql,
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS hourly (hour INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (hour, name)) WITHOUT ROWID;",
         )?;
         if req.method() == Method::Post && req.path() == "/add-once" {
             let now = worker::Date::now().as_millis() as i64;
@@ -236,7 +264,7 @@ impl DurableObject for StatsShard {
                     )?
                     .rows_written();
                 if fresh > 0 {
-                    add_to(&sql, counts)?;
+                    add_to(&sql, counts, now)?;
                 }
             }
             // The ids are forgotten by an hourly alarm, not here: a scan per batch would
@@ -259,12 +287,43 @@ impl DurableObject for StatsShard {
             return http::json(200, &serde_json::json!({"ok": true}));
         }
         if req.method() == Method::Post {
-            add_to(&sql, req.json().await?)?;
+            let now = worker::Date::now().as_millis() as i64;
+            add_to(&sql, req.json().await?, now)?;
             return http::json(200, &serde_json::json!({"ok": true}));
+        }
+        if req.path() == "/hourly" {
+            let url = req.url()?;
+            let bound = |name: &str| {
+                url.query_pairs()
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| v.parse::<i64>().ok())
+                    .unwrap_or_default()
+            };
+            #[derive(Deserialize)]
+            struct Hourly {
+                hour: i64,
+                name: String,
+                value: i64,
+            }
+            let rows: Vec<Row> = sql
+                .exec(
+                    "SELECT hour, name, value FROM hourly WHERE hour >= ? AND hour < ?",
+                    vec![bound("from").into(), bound("to").into()],
+                )?
+                .to_array::<Hourly>()?
+                .into_iter()
+                .map(|h| Row {
+                    hour: h.hour,
+                    metric: h.name,
+                    dim: String::new(),
+                    value: h.value as f64,
+                })
+                .collect();
+            return http::json(200, &rows);
         }
         let rows: Counts = sql
             .exec("SELECT name, value FROM counters", None)?
-            .to_array::<Row>()?
+            .to_array::<Total>()?
             .into_iter()
             .map(|r| (r.name, r.value))
             .collect();
@@ -272,12 +331,20 @@ impl DurableObject for StatsShard {
     }
 }
 
-fn add_to(sql: &worker::SqlStorage, counts: Counts) -> Result<()> {
+/// Adds to the totals and to the hour of `now` (the overview's pipeline series: counted
+/// when the pipeline handled the events, not at their event time).
+fn add_to(sql: &worker::SqlStorage, counts: Counts, now: i64) -> Result<()> {
+    let hour = hour_of(now);
     for (name, value) in counts {
         sql.exec(
             "INSERT INTO counters (name, value) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            vec![name.into(), value.into()],
+            vec![name.clone().into(), value.into()],
+        )?;
+        sql.exec(
+            "INSERT INTO hourly (hour, name, value) VALUES (?, ?, ?)
+             ON CONFLICT (hour, name) DO UPDATE SET value = value + excluded.value",
+            vec![hour.into(), name.into(), value.into()],
         )?;
     }
     Ok(())

@@ -24,6 +24,25 @@ pub enum Auth {
     Public,
 }
 
+/// Which report a `GET /v1/reports/{name}` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportName {
+    /// Events, profiles, visits and the pipeline's counters.
+    Overview,
+    /// Conversion through ordered steps.
+    Funnel,
+    /// Carts started, ordered and abandoned.
+    Carts,
+    /// Revenue, orders and average order value.
+    Revenue,
+    /// Visits, orders and revenue by campaign and referrer.
+    Campaigns,
+    /// Top products and categories.
+    Products,
+    /// The event names seen (the event schema).
+    Events,
+}
+
 /// Which view of one profile a `GET /v1/profiles/{id}…` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileView {
@@ -58,6 +77,8 @@ pub enum Route {
     ProfileUnmerge { id: String },
     /// `GET /v1/stats`: the pipeline's counters.
     Stats,
+    /// `GET /v1/reports/{name}`: a report over a time range.
+    Report { name: ReportName },
     /// `GET /v1/import/{job}`: an offline import's progress.
     ImportProgress { job: String },
     /// `GET /v1/audit`: exports and erasures.
@@ -160,6 +181,10 @@ const fn row(method: &'static str, pattern: &'static str, auth: Auth, make: Make
     }
 }
 
+fn report(name: ReportName) -> Route {
+    Route::Report { name }
+}
+
 fn owned(p: &[&str], i: usize) -> String {
     p.get(i).map(|s| (*s).to_owned()).unwrap_or_default()
 }
@@ -205,6 +230,27 @@ const ROUTES: &[Row] = &[
         Route::ProfileUnmerge { id: owned(p, 0) }
     }),
     row("GET", "/v1/stats", Auth::Read, |_| Route::Stats),
+    row("GET", "/v1/reports/overview", Auth::Read, |_| {
+        report(ReportName::Overview)
+    }),
+    row("GET", "/v1/reports/funnel", Auth::Read, |_| {
+        report(ReportName::Funnel)
+    }),
+    row("GET", "/v1/reports/carts", Auth::Read, |_| {
+        report(ReportName::Carts)
+    }),
+    row("GET", "/v1/reports/revenue", Auth::Read, |_| {
+        report(ReportName::Revenue)
+    }),
+    row("GET", "/v1/reports/campaigns", Auth::Read, |_| {
+        report(ReportName::Campaigns)
+    }),
+    row("GET", "/v1/reports/products", Auth::Read, |_| {
+        report(ReportName::Products)
+    }),
+    row("GET", "/v1/reports/events", Auth::Read, |_| {
+        report(ReportName::Events)
+    }),
     row("GET", "/v1/import/{}", Auth::AdminOrWriteKey, |p| {
         Route::ImportProgress { job: owned(p, 0) }
     }),

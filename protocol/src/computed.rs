@@ -88,7 +88,7 @@ impl Money {
     }
 
     /// `amount` of `currency` in the base currency; `None` when no rate is known.
-    fn to_base(&self, currency: Option<&str>, amount: f64) -> Option<f64> {
+    pub(crate) fn to_base(&self, currency: Option<&str>, amount: f64) -> Option<f64> {
         match currency {
             None => Some(amount),
             Some(c) if c == self.base => Some(amount),
@@ -107,6 +107,8 @@ pub struct Fact<'a> {
     pub timestamp: Millis,
     /// The payload.
     pub body: &'a Map<String, Value>,
+    /// The name of the source that sent it.
+    pub source: Option<&'a str>,
 }
 
 /// The computed traits of a profile.
@@ -156,7 +158,7 @@ pub struct Computed {
 
 /// A finite number, given as JSON or as text; `"NaN"`, `"Infinity"` and `"-1e309"` are not
 /// numbers here, so one bad event cannot spoil a sum.
-fn number(value: Option<&Value>) -> Option<f64> {
+pub(crate) fn number(value: Option<&Value>) -> Option<f64> {
     match value? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -170,7 +172,7 @@ fn total(values: impl Iterator<Item = f64>) -> f64 {
     values.fold(0.0, |sum, v| sum + v)
 }
 
-fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     map.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -219,12 +221,18 @@ pub struct Aggregate {
     cart: Vec<CartChange>,
     /// `(device, category)` → (time, granted) of the device's latest choice.
     consent: BTreeMap<String, BTreeMap<String, (Millis, bool)>>,
+    /// Every event, reduced to what the reports count, in event-time order: the one
+    /// summary here that grows with the profile (by about 60 bytes an event), since a
+    /// report's funnel and carts follow each person's events in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    report: Vec<crate::report::entry::Entry>,
 }
 
 impl Aggregate {
     /// Adds one event (each event once: the caller dedups by `messageId`).
     pub fn add(&mut self, fact: &Fact<'_>) {
         let at = fact.timestamp;
+        crate::report::rollup::insert(&mut self.report, crate::report::entry::Entry::of(fact));
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
         let context = fact.body.get("context");
@@ -329,6 +337,11 @@ impl Aggregate {
             }
             _ => {}
         }
+    }
+
+    /// The profile's report ledger: its events as the reports count them, in time order.
+    pub fn report(&self) -> &[crate::report::entry::Entry] {
+        &self.report
     }
 
     /// When the cart, as it is now, will count as abandoned (`None`: no cart since the
@@ -440,6 +453,7 @@ mod tests {
                 name: *name,
                 timestamp: *timestamp,
                 body,
+                source: None,
             })
             .collect()
     }

@@ -18,6 +18,7 @@ pub mod export;
 pub mod hash;
 pub mod identity;
 pub mod import;
+pub mod report;
 pub mod routing;
 pub mod search;
 pub mod source;

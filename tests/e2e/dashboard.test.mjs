@@ -68,6 +68,31 @@ test('the overview shows the pipeline\'s numbers', async () => {
   await shot('overview');
 });
 
+test('the overview charts the range\'s events; the reports page shows the funnel the events imply', async () => {
+  await page.locator('[data-report="events"] .value').waitFor();
+  assert.equal(await page.locator('[data-report="events"] .value').textContent(), '5');
+  assert.equal(await page.locator('[data-report="profiles"] .value').textContent(), '2');
+  assert.equal(await page.locator('figure.chart canvas').count(), 4, 'four charts drawn');
+  await page.getByRole('link', { name: 'Reports' }).click();
+  const row = (name) => page.locator('#funnel ~ div table tbody tr', { hasText: name });
+  await row('Product Viewed').waitFor();
+  // Ada and Bob viewed; nobody added to a cart: the default path stops at its first step.
+  assert.match(await row('Product Viewed').textContent(), /Product Viewed2/);
+  assert.match(await row('Product Added').textContent(), /Product Added0/);
+  // Edited by keyboard: viewed, then ordered.
+  await page.getByRole('button', { name: 'Remove step 4' }).click();
+  await page.getByRole('button', { name: 'Remove step 3' }).click();
+  await page.getByLabel('Step 2').fill('Order Completed');
+  await page.getByLabel('Step 2').press('Enter');
+  await page.locator('#funnel ~ div table tbody tr:nth-child(2)', { hasText: 'Order Completed' }).waitFor();
+  assert.equal(await page.locator('#funnel ~ div table tbody tr').count(), 2);
+  assert.match(await row('Order Completed').textContent(), /Order Completed1.*50\.0 %/);
+  assert.equal(await page.locator('[data-report="orders"] .value').textContent(), '1');
+  await page.locator('#event-names option[value="Order Completed"]').waitFor({ state: 'attached' });
+  await shot('reports');
+  await page.getByRole('link', { name: 'Overview' }).click();
+});
+
 test('a profile found by email, with its traits, computed traits and timeline', async () => {
   await page.getByRole('link', { name: 'Profiles' }).click();
   await page.getByLabel('Condition 1').fill('identifiers.email~ada@dash');

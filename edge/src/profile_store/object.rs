@@ -56,7 +56,8 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
     ("traits", "message_id"),
 ];
 /// The schema version this code writes (kept in `meta`).
-const SCHEMA_VERSION: &str = "2";
+/// 3: the aggregate holds the report ledger, so objects of version 2 rebuild it.
+const SCHEMA_VERSION: &str = "3";
 
 /// The time now (ms), read once per request and passed down.
 fn now() -> i64 {
@@ -226,7 +227,10 @@ impl ProfileStore {
                     upgraded = true;
                 }
             }
-            if upgraded {
+            // An object from older code holds events its aggregate may not summarise yet
+            // (version 3 added the report ledger); a new object has none.
+            let stored = self.meta("aggregate")?.is_some();
+            if upgraded || stored {
                 self.rebuild()?;
             }
             self.set_meta("schema", SCHEMA_VERSION)?;
@@ -293,6 +297,7 @@ impl ProfileStore {
             name: row.name.as_deref(),
             timestamp: row.timestamp,
             body,
+            source: row.source.as_deref(),
         });
         Ok(())
     }
@@ -320,6 +325,8 @@ impl ProfileStore {
             "identifiers": identifiers,
             "traits": self.traits()?.0,
             "computed": aggregate.traits(now, &config::computed_settings(&self.env)),
+            // For the directory's report rollups (it keeps this apart from the summary).
+            "report": aggregate.report(),
             "updatedAt": cdp_protocol::time::format_rfc3339(now),
         })))
     }

@@ -5,7 +5,16 @@
 //! Partitioned by profile id over a fixed set of Durable Objects. Each profile publishes
 //! its summary after every change; a search asks every partition for its first matches
 //! after the cursor, in profile id order, and merges the answers.
+//!
+//! Each partition also keeps the reports' rollups of its profiles ([`ledger`]): a summary
+//! carries the profile's ledger, so the reports are partitioned as the profiles are, and
+//! a report asks every partition once, never every profile.
 
+mod ledger;
+
+use cdp_protocol::report::answer::Row;
+use cdp_protocol::report::entry::Entry;
+use cdp_protocol::report::funnel::Funnel;
 use cdp_protocol::search::{self, Param};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,6 +54,21 @@ struct Call {
     /// Fail this many writes of profile `id` (local development's fault injection).
     #[serde(default)]
     failures: i64,
+    /// Rollup metrics (reports).
+    #[serde(default)]
+    metrics: Vec<String>,
+    /// The first hour (reports).
+    #[serde(default)]
+    from: i64,
+    /// The hour after the last (reports).
+    #[serde(default)]
+    to: i64,
+    /// A funnel's steps (reports).
+    #[serde(default)]
+    steps: Vec<String>,
+    /// A funnel's conversion window (reports).
+    #[serde(default)]
+    window: i64,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -54,6 +78,12 @@ struct Found {
     /// Members per audience (counts).
     #[serde(default)]
     counts: std::collections::BTreeMap<String, i64>,
+    /// Rollup rows (reports).
+    #[serde(default)]
+    rows: Vec<Row>,
+    /// Profiles that reached each funnel step.
+    #[serde(default)]
+    reached: Vec<u64>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +226,41 @@ fn merge_pages(answers: Vec<Result<Found>>, limit: usize) -> Result<(Vec<Value>,
     Ok((docs, next))
 }
 
+/// Every partition's rollup rows of `metrics` between hours `from` and `to` (excluded).
+pub async fn rollups(env: &Env, metrics: &[&str], from: i64, to: i64) -> Result<Vec<Row>> {
+    let body = Call {
+        metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+        from,
+        to,
+        ..Call::default()
+    };
+    let asks = (0..SHARDS).map(|s| call(env, s, "/rollups", &body));
+    let mut rows = Vec::new();
+    for answer in futures_util::future::join_all(asks).await {
+        rows.extend(answer?.rows);
+    }
+    Ok(rows)
+}
+
+/// How many profiles reached each step of `funnel`, over every partition.
+pub async fn funnel(env: &Env, funnel: &Funnel) -> Result<Vec<u64>> {
+    let body = Call {
+        steps: funnel.steps.clone(),
+        window: funnel.window,
+        from: funnel.from,
+        to: funnel.to,
+        ..Call::default()
+    };
+    let asks = (0..SHARDS).map(|s| call(env, s, "/funnel", &body));
+    let mut total = vec![0; funnel.steps.len()];
+    for answer in futures_util::future::join_all(asks).await {
+        for (slot, n) in total.iter_mut().zip(answer?.reached) {
+            *slot += n;
+        }
+    }
+    Ok(total)
+}
+
 /// Makes the next `failures` writes of profile `id`'s entry fail (local development only:
 /// shows that a profile's outbox sends its notice again until it lands).
 pub async fn inject_failures(env: &Env, id: &str, failures: i64) -> Result<()> {
@@ -212,6 +277,7 @@ pub async fn inject_failures(env: &Env, id: &str, failures: i64) -> Result<()> {
 #[durable_object]
 pub struct ProfileDirectory {
     state: State,
+    env: Env,
     schema: Schema,
     /// Whether a fault was ever injected here: known once per instance, so production
     /// writes never query the faults table.
@@ -219,9 +285,10 @@ pub struct ProfileDirectory {
 }
 
 impl DurableObject for ProfileDirectory {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         Self {
             state,
+            env,
             schema: Schema::default(),
             faults: std::cell::Cell::new(None),
         }
@@ -231,9 +298,14 @@ impl DurableObject for ProfileDirectory {
         let sql = self.state.storage().sql();
         self.schema.ensure(
             &sql,
-            "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS faults (id TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
+            &[
+                "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS faults (id TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
+                ledger::SCHEMA,
+            ]
+            .concat(),
         )?;
+        let settings = crate::config::computed_settings(&self.env);
         let body: Call = req.json().await?;
         let path = req.path();
         if matches!(path.as_str(), "/put" | "/remove") && self.faulty(&sql, &body)? {
@@ -249,22 +321,65 @@ impl DurableObject for ProfileDirectory {
                 http::json(200, &Found::default())
             }
             "/put" => {
-                for (id, doc) in body.docs {
+                for (id, mut doc) in body.docs {
+                    // The ledger is the reports', not part of what a search shows.
+                    let entries = doc.as_object_mut().and_then(|d| d.remove("report"));
                     // An older summary never replaces a newer one: a notice retried from a
                     // profile's outbox may arrive after the summary of a later change.
-                    sql.exec(
-                        "INSERT INTO profiles (id, doc) VALUES (?, ?)
-                         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc
-                         WHERE coalesce(json_extract(excluded.doc, '$.updatedAt'), '')
-                            >= coalesce(json_extract(profiles.doc, '$.updatedAt'), '')",
-                        vec![id.into(), doc.to_string().into()],
-                    )?;
+                    let written = sql
+                        .exec(
+                            "INSERT INTO profiles (id, doc) VALUES (?, ?)
+                             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc
+                             WHERE coalesce(json_extract(excluded.doc, '$.updatedAt'), '')
+                                >= coalesce(json_extract(profiles.doc, '$.updatedAt'), '')",
+                            vec![id.clone().into(), doc.to_string().into()],
+                        )?
+                        .rows_written();
+                    if let (true, Some(entries)) = (written > 0, entries) {
+                        let entries: Vec<Entry> = serde_json::from_value(entries)?;
+                        let as_of = doc
+                            .get("updatedAt")
+                            .and_then(Value::as_str)
+                            .and_then(cdp_protocol::time::parse_rfc3339)
+                            .unwrap_or_default();
+                        ledger::put(&sql, &settings, &id, entries, as_of)?;
+                    }
                 }
                 http::json(200, &Found::default())
             }
             "/remove" => {
-                sql.exec("DELETE FROM profiles WHERE id = ?", vec![body.id.into()])?;
+                sql.exec(
+                    "DELETE FROM profiles WHERE id = ?",
+                    vec![body.id.clone().into()],
+                )?;
+                ledger::remove(&sql, &settings, &body.id)?;
                 http::json(200, &Found::default())
+            }
+            "/rollups" => {
+                let rows = ledger::rows(&sql, &body.metrics, body.from, body.to)?;
+                http::json(
+                    200,
+                    &Found {
+                        rows,
+                        ..Found::default()
+                    },
+                )
+            }
+            "/funnel" => {
+                let funnel = Funnel {
+                    steps: body.steps,
+                    window: body.window,
+                    from: body.from,
+                    to: body.to,
+                };
+                let reached = ledger::funnel(&sql, &funnel)?;
+                http::json(
+                    200,
+                    &Found {
+                        reached,
+                        ..Found::default()
+                    },
+                )
             }
             "/search" => {
                 let mut conditions = Vec::new();
