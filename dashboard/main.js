@@ -188,10 +188,13 @@ function Overview() {
 const percent = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(1)} %`);
 const DEFAULT_STEPS = ['Product Viewed', 'Product Added', 'Checkout Started', 'Order Completed'];
 
-/** The event names seen in the last 30 days, for pickers (`<datalist id="event-names">`). */
+/** The event names seen in the last 30 days with their property keys (the event schema). */
+const useSchema = () => useApi('/v1/reports/events?range=30d').data?.events || [];
+
+/** The event names seen, for pickers (`<datalist id="event-names">`). */
 function EventNames() {
-  const names = useApi('/v1/reports/events?range=30d');
-  return html`<datalist id="event-names">${(names.data?.events || []).map((e) => html`<option value=${e.name} />`)}</datalist>`;
+  const events = useSchema();
+  return html`<datalist id="event-names">${events.map((e) => html`<option value=${e.name} />`)}</datalist>`;
 }
 
 function Funnel({ range }) {
@@ -367,18 +370,20 @@ function Profile({ id, go }) {
 }
 
 const KINDS = { did: 'did', didNot: 'did not', have: 'have' };
-const blankRow = () => ({ kind: 'did', event: '', within: '30d', atLeast: '1', have: 'computed.totalRevenue>0' });
+const blankRow = () => ({ kind: 'did', event: '', within: '30d', atLeast: '1', where: '', have: 'computed.totalRevenue>0' });
 
 /** A builder row as the definition format has it. */
 function condition(row) {
   if (row.kind === 'have') return { have: row.have };
   const inner = { event: row.event };
   if (row.within) inner.within = row.within;
+  if (row.where.trim()) inner.where = [row.where.trim()];
   if (row.kind === 'did' && row.atLeast && row.atLeast !== '1') inner.atLeast = Number(row.atLeast);
   return { [row.kind]: inner };
 }
 
 function Builder({ onSaved }) {
+  const schema = useSchema();
   const [meta, setMeta] = useState({ key: '', name: '', group: '', personalize: false, join: 'all' });
   const [rows, setRows] = useState([blankRow()]);
   const [estimate, setEstimate] = useState(null);
@@ -419,6 +424,8 @@ function Builder({ onSaved }) {
         ? html`<label>Condition <input value=${r.have} onInput=${(e) => set(i, { have: e.target.value })} /></label>`
         : html`<label>Event <input list="event-names" value=${r.event} placeholder="Order Completed" onInput=${(e) => set(i, { event: e.target.value })} /></label>
           <label>Within <input value=${r.within} size="5" placeholder="30d" onInput=${(e) => set(i, { within: e.target.value })} /></label>
+          <label>Where <input list=${`properties-${i}`} value=${r.where} placeholder="properties.total>100" onInput=${(e) => set(i, { where: e.target.value })} /></label>
+          <datalist id=${`properties-${i}`}>${(schema.find((e) => e.name === r.event)?.properties || []).map((k) => html`<option value=${`properties.${k}`} />`)}</datalist>
           ${r.kind === 'did' && html`<label>At least <input type="number" min="1" value=${r.atLeast} onInput=${(e) => set(i, { atLeast: e.target.value })} /></label>`}`}
       ${rows.length > 1 && html`<button type="button" onClick=${() => setRows(rows.filter((_, j) => j !== i))}>Remove</button>`}
     </fieldset>`)}
@@ -441,29 +448,96 @@ function Audiences({ go }) {
 
 function Audience({ id }) {
   const audience = useApi(`/v1/audiences/${id}`);
+  const sizes = useApi(`/v1/audiences/${id}/sizes?range=30d`);
   const members = useApi(`/v1/audiences/${id}/members?limit=50`);
   return html`<section><${Loading} state=${audience}>${(a) => html`<h2>${a.name}</h2>
     <p>${a.state}, ${(a.size ?? 0).toLocaleString()} members${a.group ? `, group ${a.group}` : ''}</p>
     <pre>${JSON.stringify(a.where, null, 2)}</pre>`}<//>
+    <h3>Size over time</h3>
+    <${Loading} state=${sizes}>${(s) => (s.points.length
+    ? html`<${Chart} title="Members, recorded each hour" grain="hour" buckets=${s.points.map((p) => p.at)} series=${[{ label: 'Members', values: s.points.map((p) => p.size) }]} />`
+    : html`<p class="muted">No size recorded yet: the Cron Trigger records every audience's size once an hour (now ${s.size.toLocaleString()}).</p>`)}<//>
     <h3>Members</h3><${Loading} state=${members}>${(m) => html`<${Table} empty="No members." rows=${m.profiles} columns=${[
       { label: 'Profile', cell: (p) => html`<a href=${`#/profiles/${p.id}`}>${p.id}</a>` },
       { label: 'Email', cell: (p) => text((p.identifiers?.email || []).join(', ')) }]} />`}<//></section>`;
 }
 
+const csv = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+
+/** A form that saves a JSON definition to `path`; `build` turns the fields into it. */
+function DefinitionForm({ title, path, fields, build, onSaved, note }) {
+  const [values, setValues] = useState(Object.fromEntries(fields.map((f) => [f.name, f.initial ?? ''])));
+  const [problem, setProblem] = useState(null);
+  const [saved, setSaved] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    try {
+      const answer = await api(path, { method: 'POST', body: build(values) });
+      setProblem(null);
+      setSaved(note ? note(answer) : 'Saved.');
+      onSaved();
+    } catch (err) { setSaved(null); setProblem(err); }
+  };
+  return html`<form class="builder" onSubmit=${submit}><h3>${title}</h3><div class="grid">
+    ${fields.map((f) => html`<label>${f.label} ${f.options
+      ? html`<select value=${values[f.name]} onChange=${(e) => setValues({ ...values, [f.name]: e.target.value })}>${f.options.map((o) => html`<option value=${o}>${o}</option>`)}</select>`
+      : html`<input value=${values[f.name]} required=${Boolean(f.required)} placeholder=${f.placeholder || ''} onInput=${(e) => setValues({ ...values, [f.name]: e.target.value })} />`}</label>`)}
+    </div><${Problem} error=${problem} />${saved && html`<p role="status">${saved}</p>`}<button type="submit">Save</button></form>`;
+}
+
+const DESTINATION_FIELDS = [
+  { name: 'key', label: 'Key', required: true, placeholder: 'crm' },
+  { name: 'type', label: 'Type', options: ['webhook', 'segment'], initial: 'webhook' },
+  { name: 'url', label: 'URL (webhook) or endpoint (segment)', required: true, placeholder: 'https://hooks.example.com/cdp' },
+  { name: 'writeKey', label: 'Write key (segment)' },
+  { name: 'audiences', label: 'Audiences (comma-separated)' },
+  { name: 'groups', label: 'Segment groups (comma-separated)' },
+  { name: 'fields', label: 'Fields (comma-separated)', initial: 'identifiers.email' },
+  { name: 'consent', label: 'Consent category (optional)' },
+];
+const destination = (v) => ({ key: v.key, type: v.type, audiences: csv(v.audiences), groups: csv(v.groups), fields: csv(v.fields),
+  ...(v.consent ? { consent: v.consent } : {}),
+  settings: v.type === 'webhook' ? { url: v.url } : { endpoint: v.url, writeKey: v.writeKey } });
+
 function Destinations() {
   const list = useApi('/v1/destinations');
   const [open, setOpen] = useState(null);
+  const [problem, setProblem] = useState(null);
+  const [replayed, setReplayed] = useState(null);
+  const replay = async (key) => {
+    try {
+      const answer = await api(`/v1/destinations/${key}/replay`, { method: 'POST' });
+      setProblem(null);
+      setReplayed(`${key}: ${answer.replayed ?? 0} dead deliveries sent again.`);
+    } catch (err) { setProblem(err); }
+  };
   const log = useApi(open ? `/v1/destinations/${open}/deliveries?limit=50` : '/v1/destinations', [open]);
   return html`<section><h2>Destinations</h2><${Loading} state=${list}>${(d) => html`<${Table} empty="No destination." rows=${d.destinations} columns=${[
     { label: 'Destination', key: 'key' }, { label: 'Type', key: 'type' }, { label: 'State', cell: (x) => text(x.state + (x.disabledReason ? `: ${x.disabledReason}` : '')) },
     { label: 'Audiences', cell: (x) => text([...(x.audiences || []), ...(x.groups || []).map((g) => `group ${g}`)].join(', ')) },
-    { label: '', cell: (x) => html`<button onClick=${() => setOpen(x.key)}>Delivery log</button>` }]} />`}<//>
+    { label: '', cell: (x) => html`<button onClick=${() => setOpen(x.key)}>Delivery log</button>
+      <button onClick=${() => replay(x.key)}>Replay dead deliveries</button>` }]} />`}<//>
+    <${Problem} error=${problem} />${replayed && html`<p role="status">${replayed}</p>`}
     ${open && html`<h3>Deliveries to ${open}</h3><${Loading} state=${log}>${(l) => html`<${Table} empty="Nothing delivered yet." rows=${l.deliveries || []} columns=${[
       { label: 'When', cell: (x) => when(x.at) }, { label: 'Change', cell: (x) => text(`${x.change} ${x.audience} #${x.sequence}`) },
       { label: 'Try', key: 'attempt' }, { label: 'Status', key: 'status' }, { label: 'Outcome', key: 'outcome' },
       { label: 'Latency', cell: (x) => `${x.latencyMs} ms` }, { label: 'Next try', cell: (x) => when(x.nextAt) }]} />`}<//>`}
+    <${DefinitionForm} title="New destination" path="/v1/destinations" fields=${DESTINATION_FIELDS} build=${destination} onSaved=${list.reload}
+      note=${(d) => (d.secretShownOnce ? `Saved. Its signing secret, shown this once: ${d.settings.secret}` : 'Saved.')} />
   </section>`;
 }
+
+const EXPORT_FIELDS = [
+  { name: 'key', label: 'Key', required: true, placeholder: 'vip_weekly' },
+  { name: 'audience', label: 'Audience (or a group below)' },
+  { name: 'group', label: 'Segment group' },
+  { name: 'format', label: 'Format', options: ['csv', 'ndjson'], initial: 'csv' },
+  { name: 'fields', label: 'Fields (comma-separated)', initial: 'identifiers.email' },
+  { name: 'schedule', label: 'Schedule (cron, UTC)', required: true, initial: '0 6 * * 1' },
+  { name: 'consent', label: 'Consent category (optional)' },
+];
+const exportOf = (v) => ({ key: v.key, ...(v.audience ? { audience: v.audience } : { group: v.group }), format: v.format,
+  fields: csv(v.fields), schedule: v.schedule, ...(v.consent ? { consent: v.consent } : {}) });
 
 function Exports() {
   const list = useApi('/v1/exports');
@@ -484,7 +558,8 @@ function Exports() {
     { label: 'Next run', cell: (x) => when(x.nextRunAt) },
     { label: 'Last run', cell: (x) => (x.lastRun ? text(`${x.lastRun.state}, ${x.lastRun.rows} rows`) : 'never') },
     { label: '', cell: (x) => html`<button onClick=${() => runNow(x.key)}>Run now</button>
-      ${x.lastRun?.state === 'done' && html`<button onClick=${() => download(x.key, x.lastRun.run)}>Download</button>`}` }]} />`}<//></section>`;
+      ${x.lastRun?.state === 'done' && html`<button onClick=${() => download(x.key, x.lastRun.run)}>Download</button>`}` }]} />`}<//>
+    <${DefinitionForm} title="New export" path="/v1/exports" fields=${EXPORT_FIELDS} build=${exportOf} onSaved=${list.reload} /></section>`;
 }
 
 const PAGES = [['/', 'Overview'], ['/reports', 'Reports'], ['/profiles', 'Profiles'], ['/audiences', 'Audiences'], ['/destinations', 'Destinations'], ['/exports', 'Exports']];

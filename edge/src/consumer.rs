@@ -88,28 +88,54 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     // Replays apart from new events: a replayed event counts as delivered only if the
     // store did not hold it yet, a new one whenever dedup lets it through.
     for replay in [false, true] {
-        let these: Vec<&(RawMessage, QueuedBatch)> = readable
+        let all: Vec<&(RawMessage, QueuedBatch)> = readable
             .iter()
             .filter(|(_, q)| q.replay == replay)
             .collect();
-        if these.is_empty() {
-            continue;
-        }
-        let batches: Vec<(String, &QueuedBatch)> = these.iter().map(|(m, q)| (m.id(), q)).collect();
-        let mut attempt = Counts::new();
-        match deliver(env, &batches, &audiences, &mut attempt).await {
-            Ok(()) => {
-                add(&mut counts, attempt);
-                these.iter().for_each(|(m, _)| m.ack());
-            }
-            Err(e) => {
-                worker::console_error!("delivery of a batch failed, isolating: {e}");
-                isolate(env, &these, &audiences, &mut counts).await?;
+        for these in by_size(&all, EVENTS_PER_DELIVERY) {
+            let batches: Vec<(String, &QueuedBatch)> =
+                these.iter().map(|(m, q)| (m.id(), q)).collect();
+            let mut attempt = Counts::new();
+            match deliver(env, &batches, &audiences, &mut attempt).await {
+                Ok(()) => {
+                    add(&mut counts, attempt);
+                    these.iter().for_each(|(m, _)| m.ack());
+                }
+                Err(e) => {
+                    worker::console_error!("delivery of a batch failed, isolating: {e}");
+                    isolate(env, these, &audiences, &mut counts).await?;
+                }
             }
         }
     }
     stats::add(env, counts).await;
     Ok(())
+}
+
+/// Most events one delivery handles at once. A queue batch of 100 messages of a full
+/// Segment batch each is 40,000 events or more, more than one invocation's memory holds
+/// with their profiles' answers; its messages are delivered in turns of about this many.
+const EVENTS_PER_DELIVERY: usize = 2_000;
+
+/// Consecutive runs of `messages` holding at most `limit` events each (a larger message
+/// alone).
+fn by_size<'a, 'b>(
+    messages: &'b [&'a (RawMessage, QueuedBatch)],
+    limit: usize,
+) -> Vec<&'b [&'a (RawMessage, QueuedBatch)]> {
+    let mut runs = Vec::new();
+    let (mut start, mut events) = (0, 0);
+    for (i, (_, queued)) in messages.iter().enumerate() {
+        if i > start && events + queued.events.len() > limit {
+            runs.push(&messages[start..i]);
+            (start, events) = (i, 0);
+        }
+        events += queued.events.len();
+    }
+    if start < messages.len() {
+        runs.push(&messages[start..]);
+    }
+    runs
 }
 
 fn add(counts: &mut Counts, more: Counts) {
@@ -312,6 +338,8 @@ async fn deliver(
         Counter::Delivered,
         if replay { newly_stored } else { delivered },
     );
+    let events = batches.iter().flat_map(|(_, q)| q.events.iter());
+    crate::event_schema::learn(env, events, Date::now().as_millis() as i64).await;
     for (_, queued) in batches {
         if let Some((job, chunk)) = &queued.job {
             // Progress is a report, not delivery: a failure here is logged, not retried.

@@ -192,6 +192,11 @@ pub async fn scheduled(env: &Env, at_ms: i64) -> Result<()> {
             worker::console_error!("scheduled export {key} did not start: {e}");
         }
     }
+    if due.get("sizesDue").and_then(Value::as_bool) == Some(true) {
+        if let Err(e) = crate::audiences::sizes::snapshot(env, at_ms).await {
+            worker::console_error!("audience sizes not recorded this hour: {e}");
+        }
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod config;
 mod consumer;
 mod dedup;
 mod directory;
+mod event_schema;
 mod exports;
 mod http;
 mod identity_index;
@@ -127,6 +128,7 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::AudienceUpdate { key } => audiences::save(req, env, Some(&key)).await,
         Route::AudienceDelete { key } => audiences::delete(env, &key).await,
         Route::AudienceMembers { key } => audiences::members(req, env, &key).await,
+        Route::AudienceSizes { key } => audiences::sizes::history(req, env, &key).await,
         Route::SegmentGroups => audiences::groups(env, None).await,
         Route::SegmentGroupCreate => audiences::create_group(req, env).await,
         Route::SegmentGroup { key } => audiences::groups(env, Some(&key)).await,

@@ -9,31 +9,57 @@ use cdp_protocol::report::rollup::metric;
 use cdp_protocol::report::{Range, RangeQuery};
 use worker::{Date, Env, Request, Response, Result};
 
+use crate::audiences::registry::{self, Ask};
 use crate::stats::{self, Counter};
 use crate::{config, directory, http};
+use serde_json::json;
 
 /// Lines a breakdown shows when `limit` is not given.
 const DEFAULT_LIMIT: usize = 20;
 /// Most lines a breakdown shows.
 const MAX_LIMIT: usize = 200;
 
-/// Answers report `name`.
-pub async fn answer(req: Request, env: &Env, name: ReportName) -> Result<Response> {
-    let url = req.url()?;
-    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    let param = |name: &str| {
-        pairs
+/// A request's query parameters.
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// The parameters of `req`.
+    pub(crate) fn of(req: &Request) -> Result<Self> {
+        Ok(Self(req.url()?.query_pairs().into_owned().collect()))
+    }
+
+    /// The first value of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-    };
-    let query = RangeQuery {
-        range: param("range"),
-        from: param("from"),
-        to: param("to"),
-        grain: param("grain"),
-    };
-    let range = match Range::parse(&query, Date::now().as_millis() as i64) {
+    }
+
+    /// The range they give (`range`, or `from` and `to`; `grain`), as of now: `fallback`
+    /// when they give none, and `grain` instead of theirs when set.
+    pub(crate) fn range(
+        &self,
+        fallback: Option<&str>,
+        grain: Option<&str>,
+    ) -> std::result::Result<Range, String> {
+        let query = RangeQuery {
+            range: self
+                .get("range")
+                .or(fallback.filter(|_| self.get("from").is_none())),
+            from: self.get("from"),
+            to: self.get("to"),
+            grain: grain.or(self.get("grain")),
+        };
+        Range::parse(&query, Date::now().as_millis() as i64)
+    }
+}
+
+/// Answers report `name`.
+pub async fn answer(req: Request, env: &Env, name: ReportName) -> Result<Response> {
+    let params = Params::of(&req)?;
+    let param = |name: &str| params.get(name);
+    let range = match params.range(None, None) {
         Ok(range) => range,
         Err(message) => return http::error(400, "invalid_range", &message),
     };
@@ -104,9 +130,20 @@ pub async fn answer(req: Request, env: &Env, name: ReportName) -> Result<Respons
             .await?;
             answer::products(range, &rollups, limit)
         }
-        ReportName::Events => answer::event_names(range, &rows(&[metric::EVENTS_BY_NAME]).await?),
+        ReportName::Events => {
+            let mut names = answer::event_names(range, &rows(&[metric::EVENTS_BY_NAME]).await?);
+            let (_, schema) = registry::call(env, &Ask::EventSchema).await?;
+            for line in names["events"].as_array_mut().into_iter().flatten() {
+                let name = line["name"].as_str().unwrap_or_default().to_owned();
+                line["properties"] = schema["events"]
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
+            }
+            names
+        }
         ReportName::Funnel => {
-            let funnel = match read_funnel(&pairs, range) {
+            let funnel = match read_funnel(&params.0, range) {
                 Ok(funnel) => funnel,
                 Err(message) => return http::error(400, "invalid_funnel", &message),
             };

@@ -105,6 +105,8 @@ pub enum Route {
     AudienceDelete { key: String },
     /// `GET /v1/audiences/{key}/members`.
     AudienceMembers { key: String },
+    /// `GET /v1/audiences/{key}/sizes`: its size over time.
+    AudienceSizes { key: String },
     /// `GET /v1/segment-groups`.
     SegmentGroups,
     /// `POST /v1/segment-groups`.
@@ -281,6 +283,9 @@ const ROUTES: &[Row] = &[
     }),
     row("GET", "/v1/audiences/{}/members", Auth::Read, |p| {
         Route::AudienceMembers { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/audiences/{}/sizes", Auth::Read, |p| {
+        Route::AudienceSizes { key: owned(p, 0) }
     }),
     row("GET", "/v1/segment-groups", Auth::Read, |_| {
         Route::SegmentGroups

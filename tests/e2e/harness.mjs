@@ -47,10 +47,11 @@ function frozenConfig() {
 /** Starts the Worker under `wrangler dev`; resolves to { url, stop } once it answers.
  * `config` runs another wrangler.toml instead (the benchmark's empty baseline); `vars` sets
  * more Worker variables (`SOURCES` among them replaces the tests' sources);
- * `misconfigured` waits for the 500 a refused configuration gives. */
-export async function startWorker({ config = frozenConfig(), vars = {}, misconfigured = false } = {}) {
+ * `misconfigured` waits for the 500 a refused configuration gives; `keep` names a state
+ * directory that outlives the Worker (a restart finds its storage again). */
+export async function startWorker({ config = frozenConfig(), vars = {}, misconfigured = false, keep } = {}) {
   const port = await freePort();
-  const state = mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
+  const state = keep ?? mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
   const child = spawn(
     join(ROOT, 'node_modules', '.bin', 'wrangler'),
     ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
@@ -78,7 +79,7 @@ export async function startWorker({ config = frozenConfig(), vars = {}, misconfi
       : new Promise((r) => child.once('exit', r));
     await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
     signal('SIGKILL');
-    rmSync(state, { recursive: true, force: true });
+    if (!keep) rmSync(state, { recursive: true, force: true });
   };
   // Last resort if the test process dies without running its `after` hooks.
   process.once('exit', () => signal('SIGKILL'));

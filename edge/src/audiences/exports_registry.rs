@@ -201,7 +201,7 @@ pub fn runs(sql: &SqlStorage, key: &str) -> Result<Response> {
 
 /// `Due`: the exports whose schedule fires in `minute`, claimed so a second call for the
 /// same minute (a repeated Cron Trigger) starts nothing twice.
-pub fn due(sql: &SqlStorage, minute: i64) -> Result<Response> {
+pub fn due(sql: &SqlStorage, minute: i64, sizes_due: bool) -> Result<Response> {
     let mut keys = Vec::new();
     for e in exports(sql)? {
         let body: Value = serde_json::from_str(&e.body).unwrap_or_else(|_| json!({}));
@@ -214,7 +214,7 @@ pub fn due(sql: &SqlStorage, minute: i64) -> Result<Response> {
             keys.push(e.key);
         }
     }
-    http::json(200, &json!({"due": keys}))
+    http::json(200, &json!({"due": keys, "sizesDue": sizes_due}))
 }
 
 /// `FilesHolding`: the finished files that hold `profile`; their runs are marked as erased.

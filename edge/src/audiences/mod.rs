@@ -9,6 +9,7 @@
 
 mod exports_registry;
 pub mod registry;
+pub mod sizes;
 
 use cdp_protocol::audience;
 use cdp_protocol::identity::{normalize, Identifier};
@@ -39,21 +40,25 @@ pub async fn list(env: &Env) -> Result<Response> {
 
 /// `GET /v1/audiences/{key}`: one audience, with its state, backfill progress and size.
 pub async fn get(env: &Env, key: &str) -> Result<Response> {
+    let Some(mut found) = find(env, key).await? else {
+        return http::error(404, "audience_not_found", &format!("no audience {key:?}"));
+    };
+    let sizes = directory::counts(env).await?;
+    found["size"] = json!(sizes.get(key).copied().unwrap_or(0));
+    http::json(200, &found)
+}
+
+/// Audience `key` as the registry lists it, if there is one.
+pub(crate) async fn find(env: &Env, key: &str) -> Result<Option<Value>> {
     let (_, listed) = registry::call(env, &Ask::List).await?;
-    let found = listed
+    Ok(listed
         .get("audiences")
         .and_then(Value::as_array)
         .and_then(|all| {
             all.iter()
                 .find(|a| a.get("key").and_then(Value::as_str) == Some(key))
-        });
-    let Some(found) = found else {
-        return http::error(404, "audience_not_found", &format!("no audience {key:?}"));
-    };
-    let mut found = found.clone();
-    let sizes = directory::counts(env).await?;
-    found["size"] = json!(sizes.get(key).copied().unwrap_or(0));
-    http::json(200, &found)
+        })
+        .cloned())
 }
 
 /// `POST /v1/audiences` (`key` in the body) and `PUT /v1/audiences/{key}`: saves a checked

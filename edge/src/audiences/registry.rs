@@ -142,6 +142,20 @@ pub enum Ask {
     Due { minute: i64 },
     /// The export files holding `profile` (an erasure deletes them), forgotten as such.
     FilesHolding { profile: String },
+    /// Track event names and property keys seen (the event schema).
+    LearnSchema {
+        pairs: Vec<(String, String)>,
+        at: i64,
+    },
+    /// The event schema: each name with its property keys.
+    EventSchema,
+    /// Every audience's size (and the profiles' number, under `""`) in hour `hour`.
+    RecordSizes {
+        hour: i64,
+        sizes: std::collections::BTreeMap<String, i64>,
+    },
+    /// Audience `key`'s recorded sizes in `[from, to)`.
+    Sizes { key: String, from: i64, to: i64 },
 }
 
 /// Sends `ask` to the registry; the status and the JSON answer.
@@ -222,7 +236,10 @@ impl DurableObject for AudienceRegistry {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        self.schema.ensure(&sql, SCHEMA)?;
+        self.schema.ensure(
+            &sql,
+            &[SCHEMA, crate::event_schema::SCHEMA, super::sizes::SCHEMA].concat(),
+        )?;
         let ask: Ask = match req.json().await {
             Ok(ask) => ask,
             Err(e) => return http::error(400, "invalid_request", &e.to_string()),
@@ -415,7 +432,14 @@ impl DurableObject for AudienceRegistry {
                 super::exports_registry::error(&sql, &key, &run, &error)
             }
             Ask::Runs { key } => super::exports_registry::runs(&sql, &key),
-            Ask::Due { minute } => super::exports_registry::due(&sql, minute),
+            Ask::Due { minute } => {
+                let sizes_due = super::sizes::claim(&sql, minute)?;
+                super::exports_registry::due(&sql, minute, sizes_due)
+            }
+            Ask::LearnSchema { pairs, at } => crate::event_schema::record(&sql, pairs, at),
+            Ask::EventSchema => crate::event_schema::read(&sql),
+            Ask::RecordSizes { hour, sizes } => super::sizes::record(&sql, hour, sizes),
+            Ask::Sizes { key, from, to } => super::sizes::read(&sql, &key, from, to),
             Ask::FilesHolding { profile } => super::exports_registry::holding(&sql, &profile),
             Ask::PutGroup { key, name } => {
                 if !audience::definition::valid_key(&key) {

@@ -10,6 +10,7 @@ pub mod answer;
 pub mod entry;
 pub mod funnel;
 pub mod rollup;
+pub mod schema;
 #[cfg(test)]
 mod tests;
 
