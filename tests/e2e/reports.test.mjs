@@ -154,6 +154,9 @@ test('every report agrees exactly with the events sent', async () => {
   assert.deepEqual(names.events.map((e) => [e.name, e.count]), [
     ['Product Added', 4], ['Product Viewed', 4], ['Order Completed', 3], ['Checkout Started', 1],
   ]);
+  // The event schema: each name with the property keys its events carried.
+  assert.deepEqual(names.events.find((e) => e.name === 'Product Added').properties, ['category', 'price', 'product_id', 'quantity']);
+  assert.deepEqual(names.events.find((e) => e.name === 'Checkout Started').properties, []);
 });
 
 test('a report refuses a bad range, funnel or limit with a reason, and a caller with no token', async () => {
