@@ -128,6 +128,27 @@ test('events made offline are sent when the browser is back online', () => withC
   assert.deepEqual(names(events ?? []).slice(1), ['Offline One', 'Offline Two']);
 }));
 
+test('what was stored offline leaves when a page starts, with no new event recorded', () => withContext(async (context) => {
+  // A site with manual page calls: loading a page records nothing by itself.
+  await context.route('**/manual.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Manual</title>
+    <script src="/cdp.js" data-write-key="demo-write-key" data-auto-page="false"></script>` }));
+  const page = await context.newPage();
+  await page.goto(`${worker.url}/manual.html`);
+  await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+  const anonymousId = await page.evaluate(() => window.cdp.anonymousId());
+  await context.setOffline(true);
+  await page.evaluate(() => { for (let i = 1; i <= 20; i++) window.cdp.track(`Offline ${i}`); });
+  const queued = () => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('cdp_e:')).length);
+  assert.equal(await eventually(async () => ((await queued()) === 20 ? 20 : null)), 20, 'all 20 stored');
+  await page.close(); // the visitor leaves while offline
+  await context.setOffline(false);
+  const next = await context.newPage();
+  await next.goto(`${worker.url}/manual.html`);
+  await next.waitForFunction(() => window.cdp && window.cdp.loaded);
+  const events = await eventually(async () => { const e = await profileEvents(worker.url, anonymousId); return e.length === 20 ? e : null; }, { timeout: 15_000 });
+  assert.equal(events?.length, 20, 'the backlog left on start, though the page recorded nothing');
+}));
+
 test('a single-page app gets one page view per real route change', () => withContext(async (context) => {
   const sent = watchBatches(context);
   const { page, anonymousId } = await openShop(context, '/spa/');

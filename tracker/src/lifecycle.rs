@@ -11,7 +11,7 @@ export function on_hide(f, kind) {
   addEventListener('pagehide', function () { f(kind); });
   document.addEventListener('visibilitychange', function () { if (document.visibilityState === 'hidden') f(kind); });
 }
-export function on_online(f, kind) { addEventListener('online', function () { f(kind); }); }
+export function on_online(f, kind) { var g = function () { f(kind); }; addEventListener('online', g); setTimeout(g); }
 export function later(f, kind, ms) { setTimeout(function () { f(kind); }, ms); }
 export function when_idle(f, kind) {
   var run = function () { f(kind); };
@@ -32,7 +32,9 @@ pub fn every_hide(wake: &JsValue, kind: u32) {
     on_hide(wake, kind)
 }
 
-/// Calls `wake(kind)` every time the browser comes back online.
+/// Calls `wake(kind)` every time the browser comes back online, and once as the tracker
+/// starts: what earlier pages stored leaves then, not with the next event this page
+/// records (a site with manual page calls may record none).
 pub fn every_online(wake: &JsValue, kind: u32) {
     on_online(wake, kind)
 }
