@@ -9,6 +9,7 @@
 pub mod api;
 pub mod audience;
 pub mod auth;
+pub mod catalog;
 pub mod computed;
 pub mod decode;
 pub mod destination;
