@@ -106,7 +106,7 @@ const RANGES = [['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['30d', 'Last 3
 const day = (ms) => new Date(ms).toISOString().slice(0, 10);
 
 /** The range picker: a preset, or custom dates; calls `onChange` with the query string. */
-function RangePicker({ value, onChange }) {
+function RangePicker({ onChange }) {
   const [preset, setPreset] = useState('7d');
   const [from, setFrom] = useState(day(Date.now() - 7 * 86_400_000));
   const [to, setTo] = useState(day(Date.now() + 86_400_000));
@@ -118,7 +118,6 @@ function RangePicker({ value, onChange }) {
       ${RANGES.map(([v, label]) => html`<option value=${v}>${label}</option>`)}</select></label>
     ${preset === 'custom' && html`<label>From <input type="date" value=${from} onChange=${(e) => setFrom(e.target.value)} /></label>
       <label>To (excluded) <input type="date" value=${to} onChange=${(e) => setTo(e.target.value)} /></label>`}
-    ${value && html`<span class="muted">${value}</span>`}
   </div>`;
 }
 

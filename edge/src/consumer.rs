@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use cdp_protocol::event::Event;
 use cdp_protocol::identity::{identifiers_of, linked_groups};
+use cdp_protocol::routing::turns;
 use wasm_bindgen::JsValue;
 use worker::{Date, Env, MessageBatch, MessageExt, RawMessage, Result};
 
@@ -92,7 +93,7 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
             .iter()
             .filter(|(_, q)| q.replay == replay)
             .collect();
-        for these in by_size(&all, EVENTS_PER_DELIVERY) {
+        for these in turns(&all, |(_, q)| q.events.len(), EVENTS_PER_DELIVERY) {
             let batches: Vec<(String, &QueuedBatch)> =
                 these.iter().map(|(m, q)| (m.id(), q)).collect();
             let mut attempt = Counts::new();
@@ -116,27 +117,6 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
 /// Segment batch each is 40,000 events or more, more than one invocation's memory holds
 /// with their profiles' answers; its messages are delivered in turns of about this many.
 const EVENTS_PER_DELIVERY: usize = 2_000;
-
-/// Consecutive runs of `messages` holding at most `limit` events each (a larger message
-/// alone).
-fn by_size<'a, 'b>(
-    messages: &'b [&'a (RawMessage, QueuedBatch)],
-    limit: usize,
-) -> Vec<&'b [&'a (RawMessage, QueuedBatch)]> {
-    let mut runs = Vec::new();
-    let (mut start, mut events) = (0, 0);
-    for (i, (_, queued)) in messages.iter().enumerate() {
-        if i > start && events + queued.events.len() > limit {
-            runs.push(&messages[start..i]);
-            (start, events) = (i, 0);
-        }
-        events += queued.events.len();
-    }
-    if start < messages.len() {
-        runs.push(&messages[start..]);
-    }
-    runs
-}
 
 fn add(counts: &mut Counts, more: Counts) {
     for (name, value) in more {

@@ -197,6 +197,44 @@ struct Order {
     lines: Vec<(Option<String>, f64, Option<String>)>,
 }
 
+/// An `Order Completed`'s `(order id, revenue, currency)` as the e-commerce spec gives them:
+/// `order_id` (else one per event time), `revenue` else `total`, the ISO 4217 `currency`.
+/// The computed traits and the reports read an order through this one definition.
+pub(crate) fn order_of(props: &Map<String, Value>, at: Millis) -> (String, f64, Option<String>) {
+    let id = text(props, "order_id")
+        .map_or_else(|| ["untitled-", &at.to_string()].concat(), str::to_owned);
+    let revenue = number(props.get("revenue"))
+        .or_else(|| number(props.get("total")))
+        .unwrap_or(0.0);
+    let currency = text(props, "currency").and_then(crate::source::currency_code);
+    (id, revenue, currency)
+}
+
+/// A product line's `(product, category, quantity)`: `product_id` (else `sku`),
+/// `category`, `quantity` (default 1).
+pub(crate) fn product_line(item: &Map<String, Value>) -> (Option<String>, Option<String>, f64) {
+    (
+        text(item, "product_id")
+            .or_else(|| text(item, "sku"))
+            .map(str::to_owned),
+        text(item, "category").map(str::to_owned),
+        number(item.get("quantity")).unwrap_or(1.0),
+    )
+}
+
+/// The product lines of an order (`products`).
+pub(crate) fn order_lines(
+    props: &Map<String, Value>,
+) -> impl Iterator<Item = (Option<String>, Option<String>, f64)> + '_ {
+    props
+        .get("products")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .map(product_line)
+}
+
 /// One cart change since the latest order: `(time, product, price, signed quantity)`.
 type CartChange = (Millis, String, Option<f64>, f64);
 
@@ -299,28 +337,10 @@ impl Aggregate {
                 }
             }
             Some("Order Completed") => {
-                let id = text(props, "order_id")
-                    .map_or_else(|| ["untitled-", &at.to_string()].concat(), str::to_owned);
-                let revenue = number(props.get("revenue"))
-                    .or_else(|| number(props.get("total")))
-                    .unwrap_or(0.0);
-                let lines = props
-                    .get("products")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_object)
-                    .map(|item| {
-                        (
-                            text(item, "product_id")
-                                .or_else(|| text(item, "sku"))
-                                .map(str::to_owned),
-                            number(item.get("quantity")).unwrap_or(1.0),
-                            text(item, "category").map(str::to_owned),
-                        )
-                    })
+                let (id, revenue, currency) = order_of(props, at);
+                let lines = order_lines(props)
+                    .map(|(product, category, quantity)| (product, quantity, category))
                     .collect();
-                let currency = text(props, "currency").and_then(crate::source::currency_code);
                 let order = Order {
                     at,
                     revenue,

@@ -209,6 +209,43 @@ pub fn route(
     routing
 }
 
+/// A delivery's messages cut into consecutive turns of at most `limit` events each (`size`
+/// counts a message's events); a message larger than `limit` is a turn of its own. The
+/// consumer delivers turn after turn, so one invocation never holds every event of a
+/// queue batch at once.
+pub fn turns<T>(messages: &[T], size: impl Fn(&T) -> usize, limit: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut events) = (0, 0);
+    for (i, message) in messages.iter().enumerate() {
+        let n = size(message);
+        if i > start && events + n > limit {
+            out.push(&messages[start..i]);
+            (start, events) = (i, 0);
+        }
+        events += n;
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod turns_tests {
+    use super::turns;
+
+    #[test]
+    fn messages_go_in_turns_of_at_most_the_limit_and_a_large_one_alone() {
+        let sizes = [400, 400, 400, 400, 400, 400, 5000, 10, 10];
+        let cut: Vec<Vec<usize>> = turns(&sizes, |n| *n, 2_000)
+            .into_iter()
+            .map(<[usize]>::to_vec)
+            .collect();
+        assert_eq!(cut, vec![vec![400; 5], vec![400], vec![5000], vec![10, 10]]);
+        assert!(turns(&[] as &[usize], |n| *n, 2_000).is_empty());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::computed::{number, text, Fact};
+use crate::computed::{order_lines, order_of, product_line, text, Fact};
 use crate::time::Millis;
 
 /// An order an event completed.
@@ -82,38 +82,18 @@ impl Entry {
             Some("internal" | "direct") | None => None,
             Some(_) => text(context, "referrerHost").map(str::to_owned),
         };
-        let product = |item: &Map<String, Value>| {
-            (
-                text(item, "product_id")
-                    .or_else(|| text(item, "sku"))
-                    .map(str::to_owned),
-                text(item, "category").map(str::to_owned),
-                number(item.get("quantity")).unwrap_or(1.0),
-            )
-        };
         let mut order = None;
         let mut products = Vec::new();
         match fact.name {
-            Some("Product Viewed" | "Product Added") => products.push(product(props)),
+            Some("Product Viewed" | "Product Added") => products.push(product_line(props)),
             Some("Order Completed") => {
+                let (id, revenue, currency) = order_of(props, fact.timestamp);
                 order = Some(Order {
-                    id: text(props, "order_id").map_or_else(
-                        || ["untitled-", &fact.timestamp.to_string()].concat(),
-                        str::to_owned,
-                    ),
-                    revenue: number(props.get("revenue"))
-                        .or_else(|| number(props.get("total")))
-                        .unwrap_or(0.0),
-                    currency: text(props, "currency").and_then(crate::source::currency_code),
+                    id,
+                    revenue,
+                    currency,
                 });
-                products = props
-                    .get("products")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_object)
-                    .map(product)
-                    .collect();
+                products = order_lines(props).collect();
             }
             _ => {}
         }
