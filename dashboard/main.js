@@ -123,7 +123,7 @@ function RangePicker({ onChange }) {
 
 /** A time-series chart drawn by uPlot; `series` is [{ label, values }], labels from our own
  * names (never from events). A table of the same numbers follows for screen readers. */
-function Chart({ title, buckets, series, grain, format = (v) => text(v) }) {
+function Chart({ title, buckets, series, grain, span, format = (v) => text(v) }) {
   const box = useRef(null);
   const data = useMemo(() => [buckets.map((b) => Date.parse(b) / 1000), ...series.map((s) => s.values)], [buckets, series]);
   useEffect(() => {
@@ -135,7 +135,9 @@ function Chart({ title, buckets, series, grain, format = (v) => text(v) }) {
         ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, scale: s.scale || 'y', value: (_, v) => (v == null ? '' : format(v)) }))],
       // A series on a scale of its own (an average beside a count) gets a right-hand axis.
       axes: [{}, { size: 60 }, ...series.filter((s) => s.scale).map((s) => ({ scale: s.scale, side: 1, size: 60, grid: { show: false } }))],
-      scales: { x: { time: true } },
+      // The x axis covers the range asked for (`span`, ISO times), not just the points there
+      // are: one point alone would otherwise stretch it over years.
+      scales: { x: span ? { time: true, range: span.map((t) => Date.parse(t) / 1000) } : { time: true } },
     }, data, box.current);
     const resize = new ResizeObserver(() => plot.setSize(size()));
     resize.observe(box.current);
@@ -454,7 +456,7 @@ function Audience({ id }) {
     <pre>${JSON.stringify(a.where, null, 2)}</pre>`}<//>
     <h3>Size over time</h3>
     <${Loading} state=${sizes}>${(s) => (s.points.length
-    ? html`<${Chart} title="Members, recorded each hour" grain="hour" buckets=${s.points.map((p) => p.at)} series=${[{ label: 'Members', values: s.points.map((p) => p.size) }]} />`
+    ? html`<${Chart} title="Members, recorded each hour" grain="hour" span=${[s.from, s.to]} buckets=${s.points.map((p) => p.at)} series=${[{ label: 'Members', values: s.points.map((p) => p.size) }]} />`
     : html`<p class="muted">No size recorded yet: the Cron Trigger records every audience's size once an hour (now ${s.size.toLocaleString()}).</p>`)}<//>
     <h3>Members</h3><${Loading} state=${members}>${(m) => html`<${Table} empty="No members." rows=${m.profiles} columns=${[
       { label: 'Profile', cell: (p) => html`<a href=${`#/profiles/${p.id}`}>${p.id}</a>` },
