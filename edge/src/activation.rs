@@ -433,13 +433,7 @@ pub async fn save(
     }
     let checked = match destination::parse(&body, config.development) {
         Ok(d) => d,
-        Err(e) => {
-            return http::json(
-                400,
-                &json!({"success": false, "error": {"reason": "invalid_destination",
-                "at": e.at, "message": e.to_string()}}),
-            )
-        }
+        Err(e) => return http::definition_refused("invalid_destination", &e),
     };
     let ask = Ask::PutDestination {
         key: checked.key.clone(),
@@ -463,14 +457,7 @@ pub async fn save(
 /// A destination as stored (secret included), if any.
 async fn stored(env: &Env, key: &str) -> Result<Option<Value>> {
     let (_, answer) = registry::call(env, &Ask::Destinations).await?;
-    Ok(answer
-        .get("destinations")
-        .and_then(Value::as_array)
-        .and_then(|all| {
-            all.iter()
-                .find(|d| d.get("key").and_then(Value::as_str) == Some(key))
-                .cloned()
-        }))
+    Ok(http::listed(&answer, "destinations", "key", key))
 }
 
 /// A destination as the API shows it: the secret masked.

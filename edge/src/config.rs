@@ -42,6 +42,12 @@ pub const DELIVERIES_QUEUE: &str = "cdp-deliveries";
 pub const EXPORTS: &str = "EXPORTS";
 /// Name of the exports queue, as its consumer sees it.
 pub const EXPORTS_QUEUE: &str = "cdp-exports";
+/// The catalog store's Durable Object namespace.
+pub const CATALOG: &str = "CATALOG";
+/// The queue of catalog upload chunks.
+pub const CATALOG_QUEUE_BINDING: &str = "CATALOG_CHUNKS";
+/// Name of the catalog queue, as its consumer sees it.
+pub const CATALOG_QUEUE: &str = "cdp-catalog";
 /// The R2 bucket of raw accepted batches.
 pub const ARCHIVE: &str = "ARCHIVE";
 

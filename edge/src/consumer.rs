@@ -26,7 +26,7 @@ use crate::audiences::registry::{self, Definitions};
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counter, Counts};
-use crate::{archive, dedup, directory, import_job, profile_store, queue, resolver};
+use crate::{archive, catalog, dedup, directory, import_job, profile_store, queue, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
 ///
@@ -243,10 +243,11 @@ async fn deliver(
     let mut in_batch = HashSet::new();
     let mut sources = BTreeMap::new();
     for (_, queued) in batches {
-        let source = config
-            .sources
-            .by_key(&queued.source)
-            .map_or_else(|| "unknown source".to_owned(), |s| s.name.clone());
+        let source = match config.sources.by_key(&queued.source) {
+            Some(s) => s.name.clone(),
+            None if queued.source == catalog::CATALOG_SOURCE => "catalog".to_owned(),
+            None => "unknown source".to_owned(),
+        };
         for event in &queued.events {
             let key = dedup::key(&queued.source, &event.message_id);
             if (!queued.replay && seen.contains(&key)) || !in_batch.insert(key.clone()) {
@@ -260,6 +261,10 @@ async fn deliver(
             }
         }
     }
+    // Before identity and the profiles, so computed traits, audiences and reports all see
+    // the catalog's fields.
+    let enriched = catalog::Enricher::apply(env, &mut fresh).await?;
+    stats::bump(counts, Counter::CatalogEnriched, enriched as i64);
     let routed = resolver::resolve(env, fresh, &config.rules, counts).await?;
     // What reaches a profile: erased people's events and those without a usable
     // identifier are counted as such by the resolver, not as delivered.
@@ -307,7 +312,12 @@ async fn deliver(
     let replay = batches.iter().all(|(_, q)| q.replay);
     if replay {
         // What a replay meets again was counted when it was first delivered.
-        for counted in [Counter::Duplicates, Counter::Suppressed, Counter::Unlinked] {
+        for counted in [
+            Counter::Duplicates,
+            Counter::Suppressed,
+            Counter::Unlinked,
+            Counter::CatalogEnriched,
+        ] {
             counts.remove(counted.name());
         }
         let sent_again: usize = batches.iter().map(|(_, q)| q.events.len()).sum();

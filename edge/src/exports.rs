@@ -53,13 +53,7 @@ pub async fn save(mut req: Request, env: &Env, path_key: Option<&str>) -> Result
     };
     let checked = match export::parse(&body) {
         Ok(e) => e,
-        Err(e) => {
-            return http::json(
-                400,
-                &json!({"success": false, "error": {"reason": "invalid_export",
-                "at": e.at, "message": e.to_string()}}),
-            )
-        }
+        Err(e) => return http::definition_refused("invalid_export", &e),
     };
     let ask = Ask::PutExport {
         key: checked.key,
@@ -76,20 +70,12 @@ pub async fn save(mut req: Request, env: &Env, path_key: Option<&str>) -> Result
 /// `GET /v1/exports` and `GET /v1/exports/{key}`.
 pub async fn get(env: &Env, only: Option<&str>) -> Result<Response> {
     let (_, answer) = registry::call(env, &Ask::Exports).await?;
-    let all: Vec<Value> = answer
-        .get("exports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     match only {
-        Some(key) => match all
-            .into_iter()
-            .find(|e| e.get("key").and_then(Value::as_str) == Some(key))
-        {
+        Some(key) => match http::listed(&answer, "exports", "key", key) {
             Some(e) => http::json(200, &e),
             None => http::error(404, "export_not_found", &format!("no export {key:?}")),
         },
-        None => http::json(200, &json!({"exports": all})),
+        None => http::json(200, &json!({"exports": answer.get("exports")})),
     }
 }
 

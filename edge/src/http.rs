@@ -26,6 +26,62 @@ pub fn bad_parameter(reason: &str, parameter: &str, message: &str) -> Result<Res
     )
 }
 
+/// A 400 for a definition (audience, destination, export, feed) that fails its check:
+/// `error.at` names the place in its JSON.
+pub fn definition_refused(
+    reason: &str,
+    e: &cdp_protocol::audience::DefinitionError,
+) -> Result<Response> {
+    json(
+        400,
+        &serde_json::json!({"success": false, "error": {"reason": reason, "at": e.at,
+            "message": e.to_string()}}),
+    )
+}
+
+/// The entry of `answer[list]` whose `field` is `value`: one definition out of a
+/// Durable Object's listing.
+pub fn listed(
+    answer: &serde_json::Value,
+    list: &str,
+    field: &str,
+    value: &str,
+) -> Option<serde_json::Value> {
+    answer
+        .get(list)?
+        .as_array()?
+        .iter()
+        .find(|e| e.get(field).and_then(serde_json::Value::as_str) == Some(value))
+        .cloned()
+}
+
+/// Sends `ask` as JSON to the Durable Object `name` of namespace `binding`; its status and
+/// answer (a 5xx is an error naming `callee`).
+pub async fn ask_object<T: Serialize>(
+    env: &worker::Env,
+    binding: &str,
+    name: &str,
+    callee: &str,
+    ask: &T,
+) -> Result<(u16, serde_json::Value)> {
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_body(Some(serde_json::to_string(ask)?.into()));
+    let req = Request::new_with_init(&format!("https://{name}/"), &init)?;
+    let mut res = env
+        .durable_object(binding)?
+        .id_from_name(name)?
+        .get_stub()?
+        .fetch_with_request(req)
+        .await?;
+    let status = res.status_code();
+    if status >= 500 {
+        let detail = res.text().await.unwrap_or_default();
+        return Err(internal_answer(callee, status, &detail));
+    }
+    Ok((status, res.json().await?))
+}
+
 /// Adds the CORS headers that let a page on `origin` read the answer.
 pub fn allow_origin(response: Response, origin: Option<&str>) -> Result<Response> {
     let headers = response.headers().clone();

@@ -10,6 +10,7 @@ mod activation;
 mod admin;
 mod archive;
 mod audiences;
+mod catalog;
 mod collect;
 mod compression;
 mod config;
@@ -32,6 +33,7 @@ mod shard;
 mod stats;
 
 pub use audiences::registry::AudienceRegistry;
+pub use catalog::store::CatalogStore;
 pub use dedup::DedupShard;
 pub use directory::ProfileDirectory;
 pub use identity_index::IdentityShard;
@@ -52,15 +54,20 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
         config::ACTIVATION_QUEUE => activation::fan_out(batch, &env).await,
         config::DELIVERIES_QUEUE => activation::deliver(batch, &env).await,
         config::EXPORTS_QUEUE => exports::consume(batch, &env).await,
+        config::CATALOG_QUEUE => catalog::consume(batch, &env).await,
         _ => consumer::consume(batch, &env).await,
     }
 }
 
-/// The Cron Trigger (every minute): the scheduled exports that are due.
+/// The Cron Trigger (every minute): the scheduled exports and catalog feeds that are due.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    if let Err(e) = exports::scheduled(&env, event.schedule() as i64).await {
+    let at = event.schedule() as i64;
+    if let Err(e) = exports::scheduled(&env, at).await {
         worker::console_error!("scheduled exports: {e}");
+    }
+    if let Err(e) = catalog::feeds::scheduled(&env, at).await {
+        worker::console_error!("catalog feeds: {e}");
     }
 }
 
@@ -149,6 +156,22 @@ async fn route(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Route::ExportRun { key } => exports::run_now(env, &key).await,
         Route::ExportRuns { key } => exports::runs(env, &key).await,
         Route::ExportFile { key, run } => exports::download(env, &key, &run).await,
+        Route::CatalogKinds => catalog::kinds(env).await,
+        Route::CatalogKindPut { kind } => catalog::put_kind(req, env, &kind).await,
+        Route::CatalogFeeds => catalog::feeds::get(env, None).await,
+        Route::CatalogFeedCreate => catalog::feeds::save(req, env, config, None).await,
+        Route::CatalogFeed { key } => catalog::feeds::get(env, Some(&key)).await,
+        Route::CatalogFeedUpdate { key } => {
+            catalog::feeds::save(req, env, config, Some(&key)).await
+        }
+        Route::CatalogFeedDelete { key } => catalog::feeds::delete(env, &key).await,
+        Route::CatalogFeedRun { key } => catalog::feeds::run_now(env, config, &key).await,
+        Route::CatalogFeedRuns { key } => catalog::feeds::runs(env, &key).await,
+        Route::CatalogUpload { job } => catalog::progress(env, &job).await,
+        Route::CatalogPut { kind } => catalog::upload(req, env, config, &kind).await,
+        Route::CatalogItems { kind } => catalog::items(req, env, &kind).await,
+        Route::CatalogItem { kind, id } => catalog::item(env, &kind, &id).await,
+        Route::CatalogItemDelete { kind, id } => catalog::delete_item(env, &kind, &id).await,
     }
 }
 

@@ -69,6 +69,8 @@ pub enum Counter {
     DeliveriesFailed,
     /// Deliveries given up after their time, kept in the dead-letter store.
     DeliveriesDeadLettered,
+    /// Events given fields of the catalog items they name.
+    CatalogEnriched,
 }
 
 impl Counter {
@@ -97,6 +99,7 @@ impl Counter {
             Self::DeliveriesDropped => "deliveries_dropped",
             Self::DeliveriesFailed => "deliveries_failed",
             Self::DeliveriesDeadLettered => "deliveries_dead_lettered",
+            Self::CatalogEnriched => "catalog_enriched",
         }
     }
 }

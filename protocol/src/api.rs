@@ -145,6 +145,34 @@ pub enum Route {
     ExportRun { key: String },
     /// `GET /v1/exports/{key}/runs`.
     ExportRuns { key: String },
+    /// `GET /v1/catalog/kinds`: the catalog's kinds, their settings and item counts.
+    CatalogKinds,
+    /// `PUT /v1/catalog/kinds/{kind}`: declare a kind or change its settings.
+    CatalogKindPut { kind: String },
+    /// `GET /v1/catalog/feeds`.
+    CatalogFeeds,
+    /// `POST /v1/catalog/feeds`.
+    CatalogFeedCreate,
+    /// `GET /v1/catalog/feeds/{key}`.
+    CatalogFeed { key: String },
+    /// `PUT /v1/catalog/feeds/{key}`.
+    CatalogFeedUpdate { key: String },
+    /// `DELETE /v1/catalog/feeds/{key}`.
+    CatalogFeedDelete { key: String },
+    /// `POST /v1/catalog/feeds/{key}/run`: pull now.
+    CatalogFeedRun { key: String },
+    /// `GET /v1/catalog/feeds/{key}/runs`: the pulls' log.
+    CatalogFeedRuns { key: String },
+    /// `GET /v1/catalog/uploads/{job}`: an upload's progress.
+    CatalogUpload { job: String },
+    /// `PUT /v1/catalog/{kind}`: a file of items.
+    CatalogPut { kind: String },
+    /// `GET /v1/catalog/{kind}?cursor=`: a page of items.
+    CatalogItems { kind: String },
+    /// `GET /v1/catalog/{kind}/{id}`.
+    CatalogItem { kind: String, id: String },
+    /// `DELETE /v1/catalog/{kind}/{id}`.
+    CatalogItemDelete { kind: String, id: String },
     /// `GET /v1/exports/{key}/runs/{run}/file`.
     ExportFile { key: String, run: String },
 }
@@ -346,6 +374,54 @@ const ROUTES: &[Row] = &[
             run: owned(p, 1),
         }
     }),
+    row("GET", "/v1/catalog/kinds", Auth::Read, |_| {
+        Route::CatalogKinds
+    }),
+    row("PUT", "/v1/catalog/kinds/{}", Auth::Admin, |p| {
+        Route::CatalogKindPut { kind: owned(p, 0) }
+    }),
+    row("GET", "/v1/catalog/feeds", Auth::Read, |_| {
+        Route::CatalogFeeds
+    }),
+    row("POST", "/v1/catalog/feeds", Auth::Admin, |_| {
+        Route::CatalogFeedCreate
+    }),
+    row("GET", "/v1/catalog/feeds/{}", Auth::Read, |p| {
+        Route::CatalogFeed { key: owned(p, 0) }
+    }),
+    row("PUT", "/v1/catalog/feeds/{}", Auth::Admin, |p| {
+        Route::CatalogFeedUpdate { key: owned(p, 0) }
+    }),
+    row("DELETE", "/v1/catalog/feeds/{}", Auth::Admin, |p| {
+        Route::CatalogFeedDelete { key: owned(p, 0) }
+    }),
+    row("POST", "/v1/catalog/feeds/{}/run", Auth::Admin, |p| {
+        Route::CatalogFeedRun { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/catalog/feeds/{}/runs", Auth::Read, |p| {
+        Route::CatalogFeedRuns { key: owned(p, 0) }
+    }),
+    row("GET", "/v1/catalog/uploads/{}", Auth::Read, |p| {
+        Route::CatalogUpload { job: owned(p, 0) }
+    }),
+    row("PUT", "/v1/catalog/{}", Auth::Admin, |p| {
+        Route::CatalogPut { kind: owned(p, 0) }
+    }),
+    row("GET", "/v1/catalog/{}", Auth::Read, |p| {
+        Route::CatalogItems { kind: owned(p, 0) }
+    }),
+    row("GET", "/v1/catalog/{}/{}", Auth::Read, |p| {
+        Route::CatalogItem {
+            kind: owned(p, 0),
+            id: owned(p, 1),
+        }
+    }),
+    row("DELETE", "/v1/catalog/{}/{}", Auth::Admin, |p| {
+        Route::CatalogItemDelete {
+            kind: owned(p, 0),
+            id: owned(p, 1),
+        }
+    }),
 ];
 
 /// The captured segments when `path` fits `pattern`.
@@ -434,6 +510,33 @@ mod tests {
                 id: "p_1".into(),
                 view: ProfileView::Events
             }
+        );
+        // The catalog's fixed names are routes, not kinds or items.
+        assert_eq!(found("GET", "/v1/catalog/kinds").0, Route::CatalogKinds);
+        assert_eq!(
+            found("GET", "/v1/catalog/feeds/nightly").0,
+            Route::CatalogFeed {
+                key: "nightly".into()
+            }
+        );
+        assert_eq!(
+            found("GET", "/v1/catalog/products/stove"),
+            (
+                Route::CatalogItem {
+                    kind: "products".into(),
+                    id: "stove".into()
+                },
+                Auth::Read
+            )
+        );
+        assert_eq!(
+            found("PUT", "/v1/catalog/products"),
+            (
+                Route::CatalogPut {
+                    kind: "products".into()
+                },
+                Auth::Admin
+            )
         );
     }
 

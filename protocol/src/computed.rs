@@ -178,6 +178,18 @@ pub(crate) fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str
         .filter(|s| !s.is_empty())
 }
 
+/// A product's category: a text, or the most specific (last) part of a category path
+/// given as a list (as a catalog mapping that splits `Camping › Cooking` makes it).
+pub(crate) fn category(map: &Map<String, Value>) -> Option<&str> {
+    match map.get("category")? {
+        Value::Array(path) => path
+            .iter()
+            .rev()
+            .find_map(|p| p.as_str().filter(|s| !s.is_empty())),
+        _ => text(map, "category"),
+    }
+}
+
 fn top(counts: &BTreeMap<String, f64>) -> Vec<String> {
     let mut ranked: Vec<(&String, &f64)> = counts.iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
@@ -217,7 +229,7 @@ pub(crate) fn product_line(item: &Map<String, Value>) -> (Option<String>, Option
         text(item, "product_id")
             .or_else(|| text(item, "sku"))
             .map(str::to_owned),
-        text(item, "category").map(str::to_owned),
+        category(item).map(str::to_owned),
         number(item.get("quantity")).unwrap_or(1.0),
     )
 }
@@ -312,7 +324,7 @@ impl Aggregate {
                 if let Some(p) = product {
                     *self.viewed.entry(p.to_owned()).or_insert(0.0) += 1.0;
                 }
-                if let Some(c) = text(props, "category") {
+                if let Some(c) = category(props) {
                     *self.viewed_categories.entry(c.to_owned()).or_insert(0.0) += 1.0;
                 }
             }
@@ -480,6 +492,27 @@ mod tests {
 
     fn run(events: &[Row], now: Millis) -> Computed {
         compute(&facts(events), now, &Settings::default())
+    }
+
+    #[test]
+    fn a_category_path_counts_as_its_most_specific_part() {
+        let viewed = |category: Value| {
+            (
+                "track",
+                Some("Product Viewed"),
+                1_000,
+                body(json!({"properties": {"product_id": "stove", "category": category}})),
+            )
+        };
+        let c = run(
+            &[
+                viewed(json!(["Camping", "Cooking"])),
+                viewed(json!(["Camping", "Cooking", ""])),
+                viewed(json!("Tents")),
+            ],
+            2_000,
+        );
+        assert_eq!(c.top_categories, ["Cooking", "Tents"]);
     }
 
     fn shop() -> Vec<Row> {

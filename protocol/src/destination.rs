@@ -276,6 +276,13 @@ fn retry(value: Option<&Value>) -> Result<Retry, DefinitionError> {
 /// Refuses a receiver URL that is not https (or, in local development, http to the
 /// loopback), or that names a private, loopback or link-local address.
 pub fn check_url(url: &str, development: bool) -> Result<(), String> {
+    check_address(url, development, "a receiver")
+}
+
+/// Refuses a URL the Worker would call (`what`: "a receiver", "a feed") that is not https
+/// (or, in local development, http to the machine itself), or that names a private,
+/// loopback or link-local address.
+pub fn check_address(url: &str, development: bool, what: &str) -> Result<(), String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or("not a URL: give https://host/path")?;
@@ -289,12 +296,12 @@ pub fn check_url(url: &str, development: bool) -> Result<(), String> {
         return Err("give https://host/path, without credentials".into());
     }
     let local = is_private(&host);
+    let the = what.strip_prefix("a ").unwrap_or(what);
     match scheme {
         "http" | "https" if development && local => Ok(()),
         "https" if !local => Ok(()),
-        "http" => Err("the receiver must use https".into()),
-        "https" => Err(format!("{host} is a private, loopback or link-local address; a receiver must be reachable on the internet")),
-        _ => Err("the receiver must use https".into()),
+        "https" => Err(format!("{host} is a private, loopback or link-local address; {what} must be reachable on the internet")),
+        _ => Err(format!("the {the} must use https")),
     }
 }
 

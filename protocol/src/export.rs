@@ -45,7 +45,7 @@ pub struct Export {
     pub schedule: Cron,
 }
 
-fn refuse<T>(at: &str, message: impl Into<String>) -> Result<T, DefinitionError> {
+pub(crate) fn refuse<T>(at: &str, message: impl Into<String>) -> Result<T, DefinitionError> {
     Err(DefinitionError {
         at: at.to_owned(),
         message: message.into(),

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 
 /// Rows as read, by 1-based line: a field map, or why the line is not a row.
-type Rows = Vec<(usize, Result<Map<String, Value>, String>)>;
+pub type Rows = Vec<(usize, Result<Map<String, Value>, String>)>;
 
 /// One row refused, for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,18 +31,23 @@ pub struct Imported {
 /// Reads `text` as CSV when `csv`, else NDJSON.
 pub fn read(text: &str, csv: bool) -> Imported {
     let mut out = Imported::default();
-    let rows: Rows = if csv {
-        csv_rows(text)
-    } else {
-        ndjson_rows(text)
-    };
-    for (line, row) in rows {
+    for (line, row) in rows(text, csv) {
         match row.and_then(|row| event_of(&row)) {
             Ok(event) => out.events.push(event),
             Err(reason) => out.errors.push(RowError { line, reason }),
         }
     }
     out
+}
+
+/// The rows of a file, CSV (with a header row) when `csv`, else NDJSON; CSV values are
+/// texts, empty ones left out.
+pub fn rows(text: &str, csv: bool) -> Rows {
+    if csv {
+        csv_rows(text)
+    } else {
+        ndjson_rows(text)
+    }
 }
 
 fn ndjson_rows(text: &str) -> Rows {

@@ -51,14 +51,7 @@ pub async fn get(env: &Env, key: &str) -> Result<Response> {
 /// Audience `key` as the registry lists it, if there is one.
 pub(crate) async fn find(env: &Env, key: &str) -> Result<Option<Value>> {
     let (_, listed) = registry::call(env, &Ask::List).await?;
-    Ok(listed
-        .get("audiences")
-        .and_then(Value::as_array)
-        .and_then(|all| {
-            all.iter()
-                .find(|a| a.get("key").and_then(Value::as_str) == Some(key))
-        })
-        .cloned())
+    Ok(http::listed(&listed, "audiences", "key", key))
 }
 
 /// `POST /v1/audiences` (`key` in the body) and `PUT /v1/audiences/{key}`: saves a checked
@@ -276,11 +269,7 @@ pub async fn groups(env: &Env, only: Option<&str>) -> Result<Response> {
 }
 
 fn bad_definition(e: &audience::DefinitionError) -> Result<Response> {
-    http::json(
-        400,
-        &json!({"success": false, "error": {"reason": "invalid_definition", "at": e.at,
-            "message": e.to_string()}}),
-    )
+    http::definition_refused("invalid_definition", e)
 }
 
 /// A backfill chunk: the profiles of one directory partition after `after`.

@@ -160,22 +160,7 @@ pub enum Ask {
 
 /// Sends `ask` to the registry; the status and the JSON answer.
 pub async fn call(env: &Env, ask: &Ask) -> Result<(u16, Value)> {
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_body(Some(serde_json::to_string(ask)?.into()));
-    let req = Request::new_with_init("https://audiences/", &init)?;
-    let mut res = env
-        .durable_object(AUDIENCES)?
-        .id_from_name("registry")?
-        .get_stub()?
-        .fetch_with_request(req)
-        .await?;
-    let status = res.status_code();
-    if status >= 500 {
-        let detail = res.text().await.unwrap_or_default();
-        return Err(http::internal_answer("audience registry", status, &detail));
-    }
-    Ok((status, res.json().await?))
+    http::ask_object(env, AUDIENCES, "registry", "audience registry", ask).await
 }
 
 /// The definitions and their version.
@@ -705,9 +690,5 @@ fn delete(sql: &SqlStorage, key: &str, total: i64) -> Result<Response> {
 }
 
 fn bad_definition(e: &audience::DefinitionError) -> Result<Response> {
-    http::json(
-        400,
-        &json!({"success": false, "error": {"reason": "invalid_definition", "at": e.at,
-            "message": e.to_string()}}),
-    )
+    http::definition_refused("invalid_definition", e)
 }
