@@ -1,11 +1,14 @@
 // `make bench-collector`: load on the collector running locally in workerd (`wrangler dev`),
 // at batch sizes 1, 20 and 100, and the same load on an empty Worker in the same run; prints
 // requests and events per second, latency percentiles, the ratio to the empty Worker, and
-// the Worker's Wasm size. A benchmark, not a test: it prints figures and asserts nothing.
+// the Worker's Wasm size. The pipeline rows also print how fast the events reached their
+// profiles (from the load's start until nothing is pending); `pipeline+catalog` runs with a
+// product catalog, so every event is enriched from it. A benchmark, not a test: it prints
+// figures and asserts nothing.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { ROOT, WRITE_KEY, startWorker } from '../tests/e2e/harness.mjs';
+import { ADMIN_TOKEN, ROOT, WRITE_KEY, counters, startWorker } from '../tests/e2e/harness.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS || 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 8);
@@ -48,6 +51,32 @@ async function load(url, size) {
   return { rps: latencies.length / elapsed, eps: (latencies.length * size) / elapsed, p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), errors };
 }
 
+/** The load, then the wait until every accepted event is handled: events reaching their
+ * profiles per second over the whole time. */
+async function delivered(url, size) {
+  const before = await counters(url);
+  const start = performance.now();
+  const r = await load(url, size);
+  const deadline = Date.now() + 180_000;
+  let after = await counters(url);
+  while (after.pending > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    after = await counters(url);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const handled = (after.delivered ?? 0) - (before.delivered ?? 0);
+  return { ...r, delivered: after.pending > 0 ? NaN : handled / seconds };
+}
+
+/** A catalog of the products the load names (p-0 … p-49), so each event gains fields. */
+async function catalog(url) {
+  const rows = Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: `p-${i}`, name: `Product ${i}`, brand: 'Acme',
+    category: ['Camping', i % 2 ? 'Cooking' : 'Light'] })).join('\n');
+  const res = await fetch(`${url}/v1/catalog/products`, { method: 'PUT', body: rows,
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/x-ndjson' } });
+  if (res.status !== 200) throw new Error(`catalog upload: ${res.status} ${await res.text()}`);
+}
+
 // The collector alone: the same Worker with the queue's consumer left out. Locally every
 // Durable Object and the consumer share one workerd thread with the collector, which is not
 // how Cloudflare runs them, so the full pipeline is measured separately below.
@@ -56,6 +85,8 @@ writeFileSync(collectorOnly, readFileSync(join(ROOT, 'wrangler.toml'), 'utf8')
   .replace(/\[\[queues\.consumers\]\][^[]*/g, ''));
 const collector = await startWorker({ config: collectorOnly });
 const pipeline = await startWorker();
+const enriched = await startWorker();
+await catalog(enriched.url);
 const empty = await startWorker({ config: join(ROOT, 'bench', 'empty-worker', 'wrangler.toml') });
 try {
   const wasm = readFileSync(join(ROOT, 'edge', 'build', 'index_bg.wasm'));
@@ -63,19 +94,27 @@ try {
   console.log(`load: ${CONCURRENCY} concurrent clients, ${SECONDS} s per run, loopback, wrangler dev (workerd), 2 cores shared with the client\n`);
   console.log('collector: the Worker with the queue consumer left out; pipeline: the same load while the consumer');
   console.log('delivers to dedup shards, profiles, R2 and counters in the same workerd thread\n');
-  console.log('batch  target     req/s   events/s   p50 ms   p95 ms   p99 ms  errors   vs empty');
-  for (const size of [1, 20, 100]) {
+  console.log('delivered/s: events that reached their profiles per second, from the load\'s start until none is pending\n');
+  console.log('batch  target             req/s   events/s   p50 ms   p95 ms   p99 ms  errors   vs empty  delivered/s');
+  for (const size of (process.env.BENCH_SIZES || '1,20,100').split(',').map(Number)) {
     await load(collector.url, size); // warm-up: the first requests compile Wasm and create objects
     const base = await load(empty.url, size);
     const ours = await load(collector.url, size);
-    const full = await load(pipeline.url, size);
-    for (const [name, r] of [['empty', base], ['collector', ours], ['pipeline', full]]) {
+    const full = await delivered(pipeline.url, size);
+    const withCatalog = await delivered(enriched.url, size);
+    for (const [name, r] of [['empty', base], ['collector', ours], ['pipeline', full], ['pipeline+catalog', withCatalog]]) {
       const ratio = name === 'empty' ? '' : `${((r.rps / base.rps) * 100).toFixed(0)} %`;
-      console.log(`${String(size).padStart(5)}  ${name.padEnd(9)} ${r.rps.toFixed(0).padStart(7)} ${r.eps.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p95.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(7)} ${ratio.padStart(10)}`);
+      const handled = r.delivered === undefined ? '' : r.delivered.toFixed(0);
+      console.log(`${String(size).padStart(5)}  ${name.padEnd(17)} ${r.rps.toFixed(0).padStart(7)} ${r.eps.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p95.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(7)} ${ratio.padStart(10)} ${handled.padStart(12)}`);
     }
+  }
+  for (const [name, w] of [['pipeline', pipeline], ['pipeline+catalog', enriched]]) {
+    const logged = w.output().split('\n').filter((l) => /error|failed/i.test(l));
+    if (logged.length) console.log(`\n${name} logged ${logged.length} error lines (of its last megabyte), e.g.: ${logged[0].slice(0, 300)}`);
   }
 } finally {
   await pipeline.stop();
+  await enriched.stop();
   rmSync(collectorOnly, { force: true });
   await collector.stop();
   await empty.stop();

@@ -66,8 +66,10 @@ export async function startWorker({ config = frozenConfig(), vars = {}, misconfi
       env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' } },
   );
   let output = '';
-  child.stdout.on('data', (d) => { output += d; });
-  child.stderr.on('data', (d) => { output += d; });
+  // The last megabyte: a Worker that logs under load must not exhaust the test's memory.
+  const keepOutput = (d) => { output = (output + d).slice(-1_000_000); };
+  child.stdout.on('data', keepOutput);
+  child.stderr.on('data', keepOutput);
   let stopped = false;
   const signal = (sig) => { try { process.kill(-child.pid, sig); } catch { /* already gone */ } };
   // Resolves once wrangler and its workerd children are gone: SIGTERM, then SIGKILL after 3 s.
