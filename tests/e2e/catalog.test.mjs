@@ -140,6 +140,12 @@ test("catalog data feeds computed traits and audiences", async () => {
     { where: { did: { event: 'Product Viewed', where: ['properties.category=Cooking'] } } });
   assert.equal(preview.status, 200, JSON.stringify(preview.body));
   assert.equal(preview.body.size, 1);
+  // The products report counts the categories the catalog gave.
+  const products = await eventually(async () => {
+    const { body: report } = await admin(worker.url, '/v1/reports/products?range=24h');
+    return report.categories?.length ? report : null;
+  });
+  assert.deepEqual(products.categories.map((c) => [c.category, c.views]), [['Cooking', 2], ['Light', 1]]);
 });
 
 test('a kind declared by the workspace enriches events by its own item field', async () => {
