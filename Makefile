@@ -9,7 +9,7 @@ TRACKER_OUT := www/cdp/tracker_bg.wasm
 EDGE_OUT := edge/build/index.js
 DASHBOARD_OUT := www/dashboard/app.js
 
-.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store bench-audiences bench-activation bench-reports clean
+.PHONY: help setup build dev test test-unit test-lint test-browser test-e2e test-bundlers test-size test-types deploy deploy-check size bench-tracker bench-collector bench-store bench-audiences bench-activation bench-reports bench-cost clean
 
 help:
 	@echo "make dev    build everything and serve the demo shop on http://127.0.0.1:8787"
@@ -91,6 +91,9 @@ bench-store: build
 
 bench-audiences: build
 	@$(TOOLS); node bench/audiences.mjs
+
+bench-cost: build
+	@$(TOOLS); node bench/cost.mjs
 
 bench-reports: build
 	@$(TOOLS); node bench/reports.mjs

@@ -88,6 +88,7 @@ pub async fn fan_out(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
         }
     }
     if !out.is_empty() {
+        crate::meter::add(crate::meter::Cost::QueueWrite, out.len() as i64);
         env.queue(DELIVERIES)?.send_batch(out).await?;
     }
     batch.raw_iter().for_each(|m| m.ack());
@@ -205,6 +206,7 @@ pub async fn deliver(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
                     let again = worker::MessageBuilder::new(serde_json::to_string(&next)?)
                         .delay_seconds(seconds)
                         .build();
+                    crate::meter::add(crate::meter::Cost::QueueWrite, 1);
                     env.queue(DELIVERIES)?.send(again).await?;
                 }
             }
@@ -574,6 +576,7 @@ pub async fn replay(env: &Env, key: &str) -> Result<Response> {
         })
         .collect();
     if !messages.is_empty() {
+        crate::meter::add(crate::meter::Cost::QueueWrite, messages.len() as i64);
         env.queue(DELIVERIES)?.send_batch(messages).await?;
     }
     http::json(200, &json!({"replayed": count}))

@@ -50,6 +50,8 @@ pub async fn store(
         ("source".to_owned(), batch.source.clone()),
         ("receivedAt".to_owned(), batch.received_at.to_string()),
     ]);
+    crate::meter::add(crate::meter::Cost::R2ClassA, 1);
+    crate::meter::add(crate::meter::Cost::R2BytesStored, compressed.len() as i64);
     env.bucket(ARCHIVE)?
         .put(key, compressed)
         .custom_metadata(metadata)
@@ -335,6 +337,7 @@ pub async fn audit(
         ".json",
     ]
     .concat();
+    crate::meter::add(crate::meter::Cost::R2ClassA, 1);
     env.bucket(ARCHIVE)?
         .put(key, entry.to_string().into_bytes())
         .execute()

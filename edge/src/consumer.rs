@@ -49,6 +49,7 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
                 ".json",
             ]
             .concat();
+            crate::meter::add(crate::meter::Cost::R2ClassA, 1);
             match env
                 .bucket(ARCHIVE)?
                 .put(key, text.into_bytes())

@@ -82,50 +82,57 @@ impl DurableObject for DedupShard {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.state.storage().sql();
-        self.schema.ensure(
+        // What this request counted goes back to the caller (see crate::meter).
+        crate::meter::stamp(
+            async {
+                let sql = crate::meter::Sql::of(&self.state, "dedup");
+                self.schema.ensure(
             &sql,
             "CREATE TABLE IF NOT EXISTS delivered (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS delivered_by_time ON delivered (at);",
         )?;
-        let body: Keys = req.json().await?;
-        match req.path().as_str() {
-            "/seen" => {
-                let mut seen = Vec::new();
-                for key in body.keys {
-                    let found = sql
-                        .exec("SELECT key FROM delivered WHERE key = ?", vec![key.into()])?
-                        .to_array::<KeyRow>()?;
-                    seen.extend(found.into_iter().map(|r| r.key));
+                let body: Keys = req.json().await?;
+                match req.path().as_str() {
+                    "/seen" => {
+                        let mut seen = Vec::new();
+                        for key in body.keys {
+                            let found = sql
+                                .exec("SELECT key FROM delivered WHERE key = ?", vec![key.into()])?
+                                .to_array::<KeyRow>()?;
+                            seen.extend(found.into_iter().map(|r| r.key));
+                        }
+                        http::json(200, &Keys { keys: seen, at: 0 })
+                    }
+                    "/record" => {
+                        for key in &body.keys {
+                            sql.exec(
+                                "INSERT OR IGNORE INTO delivered (key, at) VALUES (?, ?)",
+                                vec![key.as_str().into(), body.at.into()],
+                            )?;
+                        }
+                        let storage = self.state.storage();
+                        if storage.get_alarm().await?.is_none() {
+                            storage.set_alarm(EXPIRY_EVERY).await?;
+                        }
+                        http::json(
+                            200,
+                            &Keys {
+                                keys: Vec::new(),
+                                at: body.at,
+                            },
+                        )
+                    }
+                    _ => http::error(404, "not_found", "no such dedup route"),
                 }
-                http::json(200, &Keys { keys: seen, at: 0 })
             }
-            "/record" => {
-                for key in &body.keys {
-                    sql.exec(
-                        "INSERT OR IGNORE INTO delivered (key, at) VALUES (?, ?)",
-                        vec![key.as_str().into(), body.at.into()],
-                    )?;
-                }
-                let storage = self.state.storage();
-                if storage.get_alarm().await?.is_none() {
-                    storage.set_alarm(EXPIRY_EVERY).await?;
-                }
-                http::json(
-                    200,
-                    &Keys {
-                        keys: Vec::new(),
-                        at: body.at,
-                    },
-                )
-            }
-            _ => http::error(404, "not_found", "no such dedup route"),
-        }
+            .await,
+        )
     }
 
     async fn alarm(&self) -> Result<Response> {
+        crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         let now = worker::Date::now().as_millis() as i64;
-        let sql = self.state.storage().sql();
+        let sql = crate::meter::Sql::of(&self.state, "dedup");
         sql.exec(
             "DELETE FROM delivered WHERE at < ?",
             vec![(now - WINDOW_MS).into()],

@@ -12,7 +12,9 @@ use cdp_protocol::event::Event;
 use cdp_protocol::report::schema;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Env, Response, Result, SqlStorage};
+use worker::{Env, Response, Result};
+
+use crate::meter::Sql;
 
 use crate::audiences::registry::{self, Ask};
 use crate::http;
@@ -63,7 +65,7 @@ pub async fn learn<'a>(env: &Env, events: impl Iterator<Item = &'a Event>, now: 
 
 /// `LearnSchema`, in the registry: records the pairs (new names only while fewer than
 /// [`MAX_NAMES`] are known).
-pub fn record(sql: &SqlStorage, pairs: Vec<(String, String)>, at: i64) -> Result<Response> {
+pub fn record(sql: &Sql, pairs: Vec<(String, String)>, at: i64) -> Result<Response> {
     #[derive(Deserialize)]
     struct Count {
         n: i64,
@@ -98,7 +100,7 @@ pub fn record(sql: &SqlStorage, pairs: Vec<(String, String)>, at: i64) -> Result
 }
 
 /// `EventSchema`, in the registry: each event name with its property keys.
-pub fn read(sql: &SqlStorage) -> Result<Response> {
+pub fn read(sql: &Sql) -> Result<Response> {
     #[derive(Deserialize)]
     struct Pair {
         name: String,

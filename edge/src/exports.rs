@@ -157,6 +157,7 @@ async fn start(env: &Env, key: &str, trigger: &str) -> Result<(u16, Value)> {
         page: 1,
         after: String::new(),
     };
+    crate::meter::add(crate::meter::Cost::QueueWrite, 1);
     env.queue(EXPORTS)?
         .send(worker::MessageBuilder::new(serde_json::to_string(&page)?).build())
         .await?;
@@ -222,6 +223,7 @@ async fn write_page(env: &Env, page: &Page) -> Result<()> {
     let rows = export::rows(&export, &docs, page.page == 1);
     let bytes = compression::gzip(&rows.text).await?;
     let bucket = env.bucket(ARCHIVE)?;
+    crate::meter::add(crate::meter::Cost::R2ClassA, 1);
     bucket
         .put(part_of(&page.key, &page.run, page.page), bytes.clone())
         .execute()
@@ -258,6 +260,7 @@ async fn write_page(env: &Env, page: &Page) -> Result<()> {
             key: page.key.clone(),
             run: page.run.clone(),
         };
+        crate::meter::add(crate::meter::Cost::QueueWrite, 1);
         env.queue(EXPORTS)?
             .send(worker::MessageBuilder::new(serde_json::to_string(&following)?).build())
             .await?;
@@ -280,6 +283,7 @@ async fn finish(env: &Env, page: &Page, export: &Export) -> Result<String> {
         joined.extend(body.bytes().await?);
     }
     let file = file_of(&page.key, &page.run, export);
+    crate::meter::add(crate::meter::Cost::R2ClassA, 1);
     bucket.put(&file, joined).execute().await?;
     for n in 1..=page.page {
         bucket.delete(part_of(&page.key, &page.run, n)).await?;

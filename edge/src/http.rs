@@ -68,12 +68,11 @@ pub async fn ask_object<T: Serialize>(
     init.with_method(worker::Method::Post)
         .with_body(Some(serde_json::to_string(ask)?.into()));
     let req = Request::new_with_init(&format!("https://{name}/"), &init)?;
-    let mut res = env
+    let stub = env
         .durable_object(binding)?
         .id_from_name(name)?
-        .get_stub()?
-        .fetch_with_request(req)
-        .await?;
+        .get_stub()?;
+    let mut res = crate::meter::call(&stub, req).await?;
     let status = res.status_code();
     if status >= 500 {
         let detail = res.text().await.unwrap_or_default();

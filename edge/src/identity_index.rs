@@ -178,7 +178,9 @@ impl DurableObject for IdentityShard {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.state.storage().sql();
+        // What this request counted goes back to the caller (see crate::meter).
+        crate::meter::stamp(async {
+        let sql = crate::meter::Sql::of(&self.state, "identities");
         self.schema.ensure(
             &sql,
             "CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, profile TEXT NOT NULL);
@@ -272,12 +274,13 @@ impl DurableObject for IdentityShard {
             }
             _ => http::error(404, "not_found", "no such identity index route"),
         }
+        }.await)
     }
 }
 
 impl IdentityShard {
     /// Whether any fault was ever injected into this shard (one query per instance).
-    fn faults_possible(&self, sql: &worker::SqlStorage) -> Result<bool> {
+    fn faults_possible(&self, sql: &crate::meter::Sql) -> Result<bool> {
         if let Some(known) = self.faults.get() {
             return Ok(known);
         }

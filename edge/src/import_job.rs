@@ -37,7 +37,7 @@ async fn set(env: &Env, job: &str, entries: &Counts) -> Result<()> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
     let req = Request::new_with_init("https://stats/set", &init)?;
-    stub(env, job)?.fetch_with_request(req).await?;
+    crate::meter::call(&stub(env, job)?, req).await?;
     Ok(())
 }
 
@@ -69,7 +69,8 @@ pub fn owner_mark(write_key: &str) -> i64 {
 /// The progress of `job`; `None` if no such job, or if `write_key` is given and the job
 /// is not that source's.
 pub async fn progress(env: &Env, job: &str, write_key: Option<&str>) -> Result<Option<Value>> {
-    let mut res = stub(env, job)?.fetch_with_str("https://stats/").await?;
+    let req = Request::new("https://stats/", Method::Get)?;
+    let mut res = crate::meter::call(&stub(env, job)?, req).await?;
     let counts: Counts = res.json().await?;
     let Some(started) = counts.get("startedAt") else {
         return Ok(None);

@@ -22,6 +22,7 @@ mod exports;
 mod http;
 mod identity_index;
 mod import_job;
+mod meter;
 mod offline_import;
 mod profile_store;
 mod queue;
@@ -49,6 +50,12 @@ use worker::{
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
+    // Each message is read once per delivery and deleted once acknowledged; a retried one
+    // is read again (counted by its next delivery), so deletes are counted as reads here.
+    let messages = batch.raw_iter().count() as i64;
+    meter::add(meter::Cost::WorkerRequest, 1);
+    meter::add(meter::Cost::QueueRead, messages);
+    meter::add(meter::Cost::QueueDelete, messages);
     match batch.queue().as_str() {
         config::BACKFILL_QUEUE => audiences::backfill(batch, &env).await,
         config::ACTIVATION_QUEUE => activation::fan_out(batch, &env).await,
@@ -62,6 +69,7 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
 /// The Cron Trigger (every minute): the scheduled exports and catalog feeds that are due.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    meter::add(meter::Cost::WorkerRequest, 1);
     let at = event.schedule() as i64;
     if let Err(e) = exports::scheduled(&env, at).await {
         worker::console_error!("scheduled exports: {e}");
@@ -73,6 +81,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    meter::add(meter::Cost::WorkerRequest, 1);
     match route(req, env, ctx).await {
         Ok(response) => Ok(response),
         Err(e) => http::failure(&e),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use worker::{Env, Result};
 
 use crate::config::EVENTS;
+use crate::meter;
 use crate::stats::Counts;
 
 /// A queue message must stay under 128 KB; leave room for the envelope.
@@ -73,9 +74,9 @@ pub async fn requeue(env: &Env, queued: &QueuedBatch, events: Vec<Event>) -> Res
         chunk_events: Some(queued.chunk_events()),
         ..queued.part()
     };
-    let delayed = worker::MessageBuilder::new(message.to_text()?)
-        .delay_seconds(1)
-        .build();
+    let text = message.to_text()?;
+    meter::queue_write(text.len());
+    let delayed = worker::MessageBuilder::new(text).delay_seconds(1).build();
     env.queue(EVENTS)?.send(delayed).await
 }
 
@@ -85,7 +86,9 @@ pub async fn resend(env: &Env, messages: Vec<QueuedBatch>) -> Result<()> {
     let queue = env.queue(EVENTS)?;
     for mut message in messages {
         message.counts = Counts::new();
-        queue.send(message.to_text()?).await?;
+        let text = message.to_text()?;
+        meter::queue_write(text.len());
+        queue.send(text).await?;
     }
     Ok(())
 }
@@ -149,16 +152,27 @@ pub async fn enqueue(
     } = origin;
     let mut sent = 0;
     for chunk in split(events, body_bytes) {
-        let message = QueuedBatch {
+        let mut message = QueuedBatch {
             source: source.to_owned(),
             received_at,
             events: chunk,
             replay,
-            counts: std::mem::take(&mut counts),
+            counts: Counts::new(),
             job: job.map(|j| (j.to_owned(), sent)),
             chunk_events: None,
         };
-        queue.send(message.to_text()?).await?;
+        if sent == 0 {
+            // The first message carries the request's counters, and with them what the
+            // request cost (its own write included, measured without the counters).
+            meter::queue_write(message.to_text()?.len());
+            meter::flush_into(env, &mut counts);
+            message.counts = std::mem::take(&mut counts);
+            queue.send(message.to_text()?).await?;
+        } else {
+            let text = message.to_text()?;
+            meter::queue_write(text.len());
+            queue.send(text).await?;
+        }
         sent += 1;
     }
     Ok(sent)

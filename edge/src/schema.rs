@@ -4,7 +4,9 @@
 
 use std::cell::Cell;
 
-use worker::{Result, SqlStorage};
+use worker::Result;
+
+use crate::meter::Sql;
 
 /// Whether this instance has created its tables yet.
 #[derive(Default)]
@@ -12,7 +14,7 @@ pub struct Schema(Cell<bool>);
 
 impl Schema {
     /// Runs `ddl` the first time it is called on this instance.
-    pub fn ensure(&self, sql: &SqlStorage, ddl: &str) -> Result<()> {
+    pub fn ensure(&self, sql: &Sql, ddl: &str) -> Result<()> {
         if !self.0.get() {
             sql.exec(ddl, None)?;
             self.0.set(true);

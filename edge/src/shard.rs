@@ -39,12 +39,11 @@ pub async fn post<B: Serialize, R: DeserializeOwned>(
     init.with_method(Method::Post).with_body(Some(text.into()));
     let req = Request::new_with_init(&["https://", prefix, path].concat(), &init)?;
     let name = [prefix, "-", &shard.to_string()].concat();
-    let mut res = env
+    let stub = env
         .durable_object(binding)?
         .id_from_name(&name)?
-        .get_stub()?
-        .fetch_with_request(req)
-        .await?;
+        .get_stub()?;
+    let mut res = crate::meter::call(&stub, req).await?;
     if res.status_code() != 200 {
         let detail = res.text().await.unwrap_or_default();
         return Err(crate::http::internal_answer(

@@ -115,7 +115,8 @@ pub fn reject(counts: &mut Counts, reason: &str) {
 }
 
 /// Adds `counts` to a random shard. Counting never fails a request: errors are logged.
-pub async fn add(env: &Env, counts: Counts) {
+pub async fn add(env: &Env, mut counts: Counts) {
+    crate::meter::flush_into(env, &mut counts);
     if counts.is_empty() {
         return;
     }
@@ -130,7 +131,7 @@ async fn post<T: serde::Serialize>(env: &Env, shard: u32, path: &str, body: &T) 
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(body.into()));
         let req = Request::new_with_init(&["https://stats/", path].concat(), &init)?;
-        stub(env, shard)?.fetch_with_request(req).await
+        crate::meter::call(&stub(env, shard)?, req).await
     }
     .await;
     if let Err(e) = outcome {
@@ -173,7 +174,8 @@ pub async fn hourly(env: &Env, from: i64, to: i64) -> Result<Vec<Row>> {
     let asks = (0..SHARDS).map(|shard| {
         let url = url.clone();
         async move {
-            let mut res = stub(env, shard)?.fetch_with_str(&url).await?;
+            let req = Request::new(&url, Method::Get)?;
+            let mut res = crate::meter::call(&stub(env, shard)?, req).await?;
             res.json::<Vec<Row>>().await
         }
     });
@@ -188,7 +190,8 @@ pub async fn hourly(env: &Env, from: i64, to: i64) -> Result<Vec<Row>> {
 pub async fn read(env: &Env) -> Result<Counts> {
     let mut total = Counts::new();
     for shard in 0..SHARDS {
-        let mut res = stub(env, shard)?.fetch_with_str("https://stats/").await?;
+        let req = Request::new("https://stats/", Method::Get)?;
+        let mut res = crate::meter::call(&stub(env, shard)?, req).await?;
         let counts: Counts = res.json().await?;
         for (name, value) in counts {
             *total.entry(name).or_default() += value;
@@ -239,8 +242,9 @@ impl DurableObject for StatsShard {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         let now = worker::Date::now().as_millis() as i64;
-        self.state.storage().sql().exec(
+        crate::meter::Sql::of(&self.state, "counters").exec(
             "DELETE FROM applied WHERE at < ?",
             vec![(now - APPLIED_FOR_MS).into()],
         )?;
@@ -249,7 +253,9 @@ impl DurableObject for StatsShard {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.state.storage().sql();
+        // What this request counted goes back to the caller (see crate::meter).
+        crate::meter::stamp(async {
+        let sql = crate::meter::Sql::of(&self.state, "counters");
         self.schema.ensure(
             &sql,
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -331,12 +337,13 @@ impl DurableObject for StatsShard {
             .map(|r| (r.name, r.value))
             .collect();
         http::json(200, &rows)
+        }.await)
     }
 }
 
 /// Adds to the totals and to the hour of `now` (the overview's pipeline series: counted
 /// when the pipeline handled the events, not at their event time).
-fn add_to(sql: &worker::SqlStorage, counts: Counts, now: i64) -> Result<()> {
+fn add_to(sql: &crate::meter::Sql, counts: Counts, now: i64) -> Result<()> {
     let hour = hour_of(now);
     for (name, value) in counts {
         sql.exec(

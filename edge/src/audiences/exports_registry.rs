@@ -5,7 +5,9 @@
 use cdp_protocol::export;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{Response, Result, SqlStorage};
+use worker::{Response, Result};
+
+use crate::meter::Sql;
 
 use crate::http;
 
@@ -46,7 +48,7 @@ impl RunRow {
 const RUN_COLUMNS: &str =
     "export, run, state, trigger, pages, rows, bytes, started_at, ended_at, error, file";
 
-fn exports(sql: &SqlStorage) -> Result<Vec<ExportRow>> {
+fn exports(sql: &Sql) -> Result<Vec<ExportRow>> {
     sql.exec(
         "SELECT key, body, created_at, updated_at, last_minute FROM exports ORDER BY key",
         None,
@@ -54,7 +56,7 @@ fn exports(sql: &SqlStorage) -> Result<Vec<ExportRow>> {
     .to_array()
 }
 
-fn runs_of(sql: &SqlStorage, key: &str, limit: i64) -> Result<Vec<RunRow>> {
+fn runs_of(sql: &Sql, key: &str, limit: i64) -> Result<Vec<RunRow>> {
     sql.exec(
         &format!("SELECT {RUN_COLUMNS} FROM runs WHERE export = ? ORDER BY started_at DESC, run DESC LIMIT ?"),
         vec![key.into(), limit.into()],
@@ -63,7 +65,7 @@ fn runs_of(sql: &SqlStorage, key: &str, limit: i64) -> Result<Vec<RunRow>> {
 }
 
 /// `PutExport`.
-pub fn put(sql: &SqlStorage, key: String, body: Value, create: bool, now: i64) -> Result<Response> {
+pub fn put(sql: &Sql, key: String, body: Value, create: bool, now: i64) -> Result<Response> {
     let held = exports(sql)?.into_iter().find(|e| e.key == key);
     match (create, &held) {
         (true, Some(_)) => {
@@ -85,7 +87,7 @@ pub fn put(sql: &SqlStorage, key: String, body: Value, create: bool, now: i64) -
 }
 
 /// `DeleteExport`.
-pub fn delete(sql: &SqlStorage, key: &str) -> Result<Response> {
+pub fn delete(sql: &Sql, key: &str) -> Result<Response> {
     let gone = sql
         .exec("DELETE FROM exports WHERE key = ?", vec![key.into()])?
         .rows_written();
@@ -96,7 +98,7 @@ pub fn delete(sql: &SqlStorage, key: &str) -> Result<Response> {
 }
 
 /// `Exports`: each definition with its times, next run and latest run.
-pub fn list(sql: &SqlStorage) -> Result<Response> {
+pub fn list(sql: &Sql) -> Result<Response> {
     let fmt = cdp_protocol::time::format_rfc3339;
     let now = worker::Date::now().as_millis() as i64;
     let mut out = Vec::new();
@@ -117,7 +119,7 @@ pub fn list(sql: &SqlStorage) -> Result<Response> {
 }
 
 /// `StartRun`.
-pub fn start(sql: &SqlStorage, key: &str, run: &str, trigger: &str, now: i64) -> Result<Response> {
+pub fn start(sql: &Sql, key: &str, run: &str, trigger: &str, now: i64) -> Result<Response> {
     let Some(e) = exports(sql)?.into_iter().find(|e| e.key == key) else {
         return http::error(404, "export_not_found", &format!("no export {key:?}"));
     };
@@ -144,7 +146,7 @@ pub fn start(sql: &SqlStorage, key: &str, run: &str, trigger: &str, now: i64) ->
 
 /// `RunPage`: counts page `page` once (a retried page that was counted is not again).
 pub fn page(
-    sql: &SqlStorage,
+    sql: &Sql,
     (key, run): (&str, &str),
     page: i64,
     (rows, bytes): (i64, i64),
@@ -182,7 +184,7 @@ pub fn page(
 }
 
 /// `RunError`.
-pub fn error(sql: &SqlStorage, key: &str, run: &str, error: &str) -> Result<Response> {
+pub fn error(sql: &Sql, key: &str, run: &str, error: &str) -> Result<Response> {
     sql.exec(
         "UPDATE runs SET error = ? WHERE export = ? AND run = ?",
         vec![error.into(), key.into(), run.into()],
@@ -191,7 +193,7 @@ pub fn error(sql: &SqlStorage, key: &str, run: &str, error: &str) -> Result<Resp
 }
 
 /// `Runs`.
-pub fn runs(sql: &SqlStorage, key: &str) -> Result<Response> {
+pub fn runs(sql: &Sql, key: &str) -> Result<Response> {
     if !exports(sql)?.iter().any(|e| e.key == key) {
         return http::error(404, "export_not_found", &format!("no export {key:?}"));
     }
@@ -201,7 +203,7 @@ pub fn runs(sql: &SqlStorage, key: &str) -> Result<Response> {
 
 /// `Due`: the exports whose schedule fires in `minute`, claimed so a second call for the
 /// same minute (a repeated Cron Trigger) starts nothing twice.
-pub fn due(sql: &SqlStorage, minute: i64, sizes_due: bool) -> Result<Response> {
+pub fn due(sql: &Sql, minute: i64, sizes_due: bool) -> Result<Response> {
     let mut keys = Vec::new();
     for e in exports(sql)? {
         let body: Value = serde_json::from_str(&e.body).unwrap_or_else(|_| json!({}));
@@ -218,7 +220,7 @@ pub fn due(sql: &SqlStorage, minute: i64, sizes_due: bool) -> Result<Response> {
 }
 
 /// `FilesHolding`: the finished files that hold `profile`; their runs are marked as erased.
-pub fn holding(sql: &SqlStorage, profile: &str) -> Result<Response> {
+pub fn holding(sql: &Sql, profile: &str) -> Result<Response> {
     let runs: Vec<RunRow> = sql
         .exec(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE (export, run) IN (SELECT export, run FROM run_members WHERE profile = ?)"),

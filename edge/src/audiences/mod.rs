@@ -296,6 +296,7 @@ async fn start_backfill(env: &Env, audience: &str, version: i64) -> Result<()> {
             worker::MessageBuilder::new(text).build()
         })
         .collect();
+    crate::meter::add(crate::meter::Cost::QueueWrite, messages.len() as i64);
     queue.send_batch(messages).await
 }
 
@@ -342,6 +343,7 @@ async fn backfill_chunk(
             shard: chunk.shard,
         };
         let text = serde_json::to_string(&next)?;
+        crate::meter::add(crate::meter::Cost::QueueWrite, 1);
         env.queue(BACKFILL)?
             .send(worker::MessageBuilder::new(text).build())
             .await?;

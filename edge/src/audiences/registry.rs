@@ -8,7 +8,9 @@
 use cdp_protocol::audience::{self, definition::MAX_AUDIENCES, Definition};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::meter::Sql;
 
 use crate::config::AUDIENCES;
 use crate::http;
@@ -220,7 +222,9 @@ impl DurableObject for AudienceRegistry {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.state.storage().sql();
+        // What this request counted goes back to the caller (see crate::meter).
+        crate::meter::stamp(async {
+        let sql = Sql::of(&self.state, "registry");
         self.schema.ensure(
             &sql,
             &[SCHEMA, crate::event_schema::SCHEMA, super::sizes::SCHEMA].concat(),
@@ -461,6 +465,7 @@ impl DurableObject for AudienceRegistry {
                 http::json(201, &json!({"key": key, "name": name}))
             }
         }
+        }.await)
     }
 }
 
@@ -489,7 +494,7 @@ impl DestinationRow {
     }
 }
 
-fn destination_rows(sql: &SqlStorage) -> Result<Vec<DestinationRow>> {
+fn destination_rows(sql: &Sql) -> Result<Vec<DestinationRow>> {
     sql.exec(
         "SELECT key, body, state, reason, created_at, updated_at FROM destinations ORDER BY key",
         None,
@@ -497,7 +502,7 @@ fn destination_rows(sql: &SqlStorage) -> Result<Vec<DestinationRow>> {
     .to_array()
 }
 
-fn rows(sql: &SqlStorage) -> Result<Vec<Row>> {
+fn rows(sql: &Sql) -> Result<Vec<Row>> {
     sql.exec(
         "SELECT key, body, created_at, updated_at FROM audiences ORDER BY key",
         None,
@@ -505,7 +510,7 @@ fn rows(sql: &SqlStorage) -> Result<Vec<Row>> {
     .to_array()
 }
 
-fn version(sql: &SqlStorage) -> Result<i64> {
+fn version(sql: &Sql) -> Result<i64> {
     Ok(sql
         .exec("SELECT value FROM meta WHERE key = 'version'", None)?
         .to_array::<Number>()?
@@ -513,7 +518,7 @@ fn version(sql: &SqlStorage) -> Result<i64> {
         .map_or(0, |n| n.value))
 }
 
-fn bump(sql: &SqlStorage) -> Result<i64> {
+fn bump(sql: &Sql) -> Result<i64> {
     let next = version(sql)? + 1;
     sql.exec(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)",
@@ -522,7 +527,7 @@ fn bump(sql: &SqlStorage) -> Result<i64> {
     Ok(next)
 }
 
-fn list(sql: &SqlStorage) -> Result<Response> {
+fn list(sql: &Sql) -> Result<Response> {
     let backfills: Vec<Backfill> = sql
         .exec("SELECT key, version, total, evaluated, shards_left, started_at, finished_at FROM backfills", None)?
         .to_array()?;
@@ -572,7 +577,7 @@ fn described(row: &Row, backfill: Option<&Backfill>) -> Value {
     out
 }
 
-fn put(sql: &SqlStorage, body: Value, create: bool, total: i64) -> Result<Response> {
+fn put(sql: &Sql, body: Value, create: bool, total: i64) -> Result<Response> {
     let definition = match audience::parse(&body) {
         Ok(d) => d,
         Err(e) => return bad_definition(&e),
@@ -655,7 +660,7 @@ fn put(sql: &SqlStorage, body: Value, create: bool, total: i64) -> Result<Respon
 }
 
 /// Starts a backfill of `key` over `total` profiles; returns the definitions' new version.
-fn start_backfill(sql: &SqlStorage, key: &str, total: i64, now: i64) -> Result<i64> {
+fn start_backfill(sql: &Sql, key: &str, total: i64, now: i64) -> Result<i64> {
     let version = bump(sql)?;
     sql.exec(
         "INSERT OR REPLACE INTO backfills (key, version, total, evaluated, shards_left, started_at) VALUES (?, ?, ?, 0, ?, ?)",
@@ -664,7 +669,7 @@ fn start_backfill(sql: &SqlStorage, key: &str, total: i64, now: i64) -> Result<i
     Ok(version)
 }
 
-fn delete(sql: &SqlStorage, key: &str, total: i64) -> Result<Response> {
+fn delete(sql: &Sql, key: &str, total: i64) -> Result<Response> {
     let existing = rows(sql)?;
     if !existing.iter().any(|r| r.key == key) {
         return http::error(404, "audience_not_found", &format!("no audience {key:?}"));

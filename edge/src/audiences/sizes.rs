@@ -8,7 +8,9 @@ use cdp_protocol::report::rollup::hour_of;
 use cdp_protocol::time::format_rfc3339;
 use serde::Deserialize;
 use serde_json::json;
-use worker::{Env, Request, Response, Result, SqlStorage};
+use worker::{Env, Request, Response, Result};
+
+use crate::meter::Sql;
 
 use super::registry::{self, Ask};
 use crate::{directory, http};
@@ -18,7 +20,7 @@ pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS sizes (key TEXT NOT NULL, h
 
 /// Whether this hour's sizes are still to record (claimed once per hour: the registry's
 /// `sizes_hour`).
-pub fn claim(sql: &SqlStorage, at: i64) -> Result<bool> {
+pub fn claim(sql: &Sql, at: i64) -> Result<bool> {
     #[derive(Deserialize)]
     struct Value {
         value: i64,
@@ -54,7 +56,7 @@ pub async fn snapshot(env: &Env, at: i64) -> Result<()> {
 }
 
 /// `RecordSizes`, in the registry.
-pub fn record(sql: &SqlStorage, hour: i64, sizes: BTreeMap<String, i64>) -> Result<Response> {
+pub fn record(sql: &Sql, hour: i64, sizes: BTreeMap<String, i64>) -> Result<Response> {
     for (key, size) in sizes {
         sql.exec(
             "INSERT OR REPLACE INTO sizes (key, hour, size) VALUES (?, ?, ?)",
@@ -65,7 +67,7 @@ pub fn record(sql: &SqlStorage, hour: i64, sizes: BTreeMap<String, i64>) -> Resu
 }
 
 /// `Sizes`, in the registry: `key`'s recorded sizes in `[from, to)`, oldest first.
-pub fn read(sql: &SqlStorage, key: &str, from: i64, to: i64) -> Result<Response> {
+pub fn read(sql: &Sql, key: &str, from: i64, to: i64) -> Result<Response> {
     #[derive(Deserialize)]
     struct Point {
         hour: i64,

@@ -196,6 +196,7 @@ pub async fn ingest(
             store_chunk(env, config, chunk).await?;
         } else {
             let text = serde_json::to_string(&chunk)?;
+            crate::meter::queue_write(text.len());
             env.queue(CATALOG_QUEUE_BINDING)?.send(text).await?;
         }
     }

@@ -11,7 +11,9 @@ use cdp_protocol::catalog::kind::{Kind, BUILT_IN, MAX_KINDS};
 use cdp_protocol::time::format_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::meter::Sql;
 
 use crate::config::CATALOG;
 use crate::http;
@@ -203,7 +205,7 @@ fn now() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
-fn meta(sql: &SqlStorage, key: &str) -> Result<i64> {
+fn meta(sql: &Sql, key: &str) -> Result<i64> {
     Ok(sql
         .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
         .to_array::<Number>()?
@@ -211,7 +213,7 @@ fn meta(sql: &SqlStorage, key: &str) -> Result<i64> {
         .map_or(0, |n| n.value))
 }
 
-fn bump(sql: &SqlStorage, key: &str) -> Result<i64> {
+fn bump(sql: &Sql, key: &str) -> Result<i64> {
     let next = meta(sql, key)? + 1;
     sql.exec(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -222,7 +224,7 @@ fn bump(sql: &SqlStorage, key: &str) -> Result<i64> {
 
 /// Every kind's settings as stored (`{"kind", "mapping"?, "itemFields"?}`), built-in
 /// kinds first, with defaults where not changed.
-fn kind_bodies(sql: &SqlStorage) -> Result<Vec<(String, Value, Option<i64>)>> {
+fn kind_bodies(sql: &Sql) -> Result<Vec<(String, Value, Option<i64>)>> {
     let declared: Vec<KindRow> = sql
         .exec(
             "SELECT kind, body, updated_at FROM kinds ORDER BY kind",
@@ -245,7 +247,7 @@ fn kind_bodies(sql: &SqlStorage) -> Result<Vec<(String, Value, Option<i64>)>> {
 
 /// The kinds as the consumer and uploads use them (a stored one that no longer parses is
 /// left out, loudly).
-fn kinds_parsed(sql: &SqlStorage) -> Result<Vec<(Kind, Value)>> {
+fn kinds_parsed(sql: &Sql) -> Result<Vec<(Kind, Value)>> {
     Ok(kind_bodies(sql)?
         .into_iter()
         .filter_map(|(name, body, _)| match Kind::parse(&name, &body) {
@@ -267,7 +269,9 @@ impl DurableObject for CatalogStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.state.storage().sql();
+        // What this request counted goes back to the caller (see crate::meter).
+        crate::meter::stamp(async {
+        let sql = Sql::of(&self.state, "catalog");
         self.schema.ensure(&sql, SCHEMA)?;
         let ask: Ask = match req.json().await {
             Ok(ask) => ask,
@@ -378,10 +382,11 @@ impl DurableObject for CatalogStore {
                 )
             }
         }
+        }.await)
     }
 }
 
-fn kinds(sql: &SqlStorage) -> Result<Response> {
+fn kinds(sql: &Sql) -> Result<Response> {
     #[derive(Deserialize)]
     struct Count {
         kind: String,
@@ -407,7 +412,7 @@ fn kinds(sql: &SqlStorage) -> Result<Response> {
     )
 }
 
-fn lookup(sql: &SqlStorage, pairs: &[(String, String)], known_version: i64) -> Result<Response> {
+fn lookup(sql: &Sql, pairs: &[(String, String)], known_version: i64) -> Result<Response> {
     let mut found = Vec::new();
     // One statement per kind, with up to 100 ids each (SQLite's bound-parameter limit).
     let mut by_kind: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
@@ -446,7 +451,7 @@ fn lookup(sql: &SqlStorage, pairs: &[(String, String)], known_version: i64) -> R
     )
 }
 
-fn upload(sql: &SqlStorage, job: &str) -> Result<Option<UploadRow>> {
+fn upload(sql: &Sql, job: &str) -> Result<Option<UploadRow>> {
     let rows: Vec<UploadRow> = sql
         .exec(
             &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE job = ?"),
@@ -456,7 +461,7 @@ fn upload(sql: &SqlStorage, job: &str) -> Result<Option<UploadRow>> {
     Ok(rows.into_iter().next())
 }
 
-fn start_upload(sql: &SqlStorage, u: Upload) -> Result<Response> {
+fn start_upload(sql: &Sql, u: Upload) -> Result<Response> {
     if let Some(held) = upload(sql, &u.job)? {
         return http::json(200, &json!({"generation": held.generation}));
     }
@@ -497,7 +502,7 @@ fn start_upload(sql: &SqlStorage, u: Upload) -> Result<Response> {
 }
 
 fn put_chunk(
-    sql: &SqlStorage,
+    sql: &Sql,
     job: &str,
     chunk: i64,
     kind: &str,
@@ -567,7 +572,7 @@ fn put_chunk(
     http::json(200, &json!({"stored": items.len()}))
 }
 
-fn feed_rows(sql: &SqlStorage) -> Result<Vec<FeedRow>> {
+fn feed_rows(sql: &Sql) -> Result<Vec<FeedRow>> {
     sql.exec(
         "SELECT key, body, created_at, updated_at, last_minute FROM feeds ORDER BY key",
         None,
@@ -575,7 +580,7 @@ fn feed_rows(sql: &SqlStorage) -> Result<Vec<FeedRow>> {
     .to_array()
 }
 
-fn put_feed(sql: &SqlStorage, key: String, body: &Value, create: bool) -> Result<Response> {
+fn put_feed(sql: &Sql, key: String, body: &Value, create: bool) -> Result<Response> {
     let held = feed_rows(sql)?.into_iter().find(|f| f.key == key);
     match (create, &held) {
         (true, Some(_)) => {
@@ -596,7 +601,7 @@ fn put_feed(sql: &SqlStorage, key: String, body: &Value, create: bool) -> Result
     http::json(if create { 201 } else { 200 }, &json!({"key": key}))
 }
 
-fn feeds(sql: &SqlStorage) -> Result<Response> {
+fn feeds(sql: &Sql) -> Result<Response> {
     let mut shown = Vec::new();
     for f in feed_rows(sql)? {
         let mut body: Value = serde_json::from_str(&f.body).unwrap_or_else(|_| json!({}));
@@ -619,7 +624,7 @@ fn feeds(sql: &SqlStorage) -> Result<Response> {
     http::json(200, &json!({"feeds": shown}))
 }
 
-fn due(sql: &SqlStorage, minute: i64) -> Result<Response> {
+fn due(sql: &Sql, minute: i64) -> Result<Response> {
     let mut due = Vec::new();
     for f in feed_rows(sql)? {
         let body: Value = serde_json::from_str(&f.body).unwrap_or_else(|_| json!({}));

@@ -10,7 +10,9 @@ use cdp_protocol::report::entry::Entry;
 use cdp_protocol::report::funnel::Funnel;
 use cdp_protocol::report::rollup::{contributions, difference, Rollup};
 use serde::Deserialize;
-use worker::{Result, SqlStorage};
+use worker::Result;
+
+use crate::meter::Sql;
 
 /// The partition's tables for the reports.
 pub const SCHEMA: &str = "
@@ -24,7 +26,7 @@ struct Held {
     as_of: i64,
 }
 
-fn held(sql: &SqlStorage, id: &str) -> Result<Option<(Vec<Entry>, i64)>> {
+fn held(sql: &Sql, id: &str) -> Result<Option<(Vec<Entry>, i64)>> {
     let rows = sql
         .exec(
             "SELECT entries, as_of FROM ledgers WHERE id = ?",
@@ -45,7 +47,7 @@ fn contribution(ledger: Option<&(Vec<Entry>, i64)>, settings: &Settings) -> Roll
     })
 }
 
-fn apply(sql: &SqlStorage, delta: Rollup) -> Result<()> {
+fn apply(sql: &Sql, delta: Rollup) -> Result<()> {
     for ((hour, metric, dim), value) in delta {
         sql.exec(
             "INSERT INTO rollups (hour, metric, dim, value) VALUES (?, ?, ?, ?)
@@ -60,7 +62,7 @@ fn apply(sql: &SqlStorage, delta: Rollup) -> Result<()> {
 /// (the summary's time: a cart's window is judged then), and moves the rollups by the
 /// difference.
 pub fn put(
-    sql: &SqlStorage,
+    sql: &Sql,
     settings: &Settings,
     id: &str,
     entries: Vec<Entry>,
@@ -101,7 +103,7 @@ pub fn put(
 }
 
 /// Takes profile `id` (merged away, or erased) out of the rollups.
-pub fn remove(sql: &SqlStorage, settings: &Settings, id: &str) -> Result<()> {
+pub fn remove(sql: &Sql, settings: &Settings, id: &str) -> Result<()> {
     if let Some(old) = held(sql, id)? {
         apply(
             sql,
@@ -113,7 +115,7 @@ pub fn remove(sql: &SqlStorage, settings: &Settings, id: &str) -> Result<()> {
 }
 
 /// The partition's rollup rows of `metrics` in `[from, to)`.
-pub fn rows(sql: &SqlStorage, metrics: &[String], from: i64, to: i64) -> Result<Vec<Row>> {
+pub fn rows(sql: &Sql, metrics: &[String], from: i64, to: i64) -> Result<Vec<Row>> {
     sql.exec(
         "SELECT hour, metric, dim, value FROM rollups
          WHERE metric IN (SELECT value FROM json_each(?)) AND hour >= ? AND hour < ? AND value != 0",
@@ -123,7 +125,7 @@ pub fn rows(sql: &SqlStorage, metrics: &[String], from: i64, to: i64) -> Result<
 }
 
 /// How many of the partition's profiles reached each step of `funnel`.
-pub fn funnel(sql: &SqlStorage, funnel: &Funnel) -> Result<Vec<u64>> {
+pub fn funnel(sql: &Sql, funnel: &Funnel) -> Result<Vec<u64>> {
     #[derive(Deserialize)]
     struct Steps {
         steps: String,

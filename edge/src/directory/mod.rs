@@ -295,7 +295,9 @@ impl DurableObject for ProfileDirectory {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.state.storage().sql();
+        // What this request counted goes back to the caller (see crate::meter).
+        crate::meter::stamp(async {
+        let sql = crate::meter::Sql::of(&self.state, "directory");
         self.schema.ensure(
             &sql,
             &[
@@ -439,13 +441,14 @@ impl DurableObject for ProfileDirectory {
             }
             _ => http::error(404, "not_found", "no such directory route"),
         }
+        }.await)
     }
 }
 
 impl ProfileDirectory {
     /// Whether this write meets an injected fault (and uses one up). Reads the faults table
     /// only in an instance where a fault was ever injected.
-    fn faulty(&self, sql: &worker::SqlStorage, body: &Call) -> Result<bool> {
+    fn faulty(&self, sql: &crate::meter::Sql, body: &Call) -> Result<bool> {
         #[derive(Deserialize)]
         struct Remaining {
             remaining: i64,

@@ -155,6 +155,7 @@ impl ProfileStore {
     /// A membership change, to the activation queue (in order: the outbox is read by
     /// rowid, and a failed send stops the drain).
     async fn send_membership(&self, change: &str) -> Result<()> {
+        crate::meter::add(crate::meter::Cost::QueueWrite, 1);
         self.env
             .queue(config::ACTIVATION)?
             .send(worker::MessageBuilder::new(change.to_owned()).build())

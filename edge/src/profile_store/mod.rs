@@ -258,12 +258,11 @@ async fn call<T: DeserializeOwned>(env: &Env, profile: &str, ask: &Ask) -> Resul
     init.with_method(Method::Post)
         .with_body(Some(to_json(ask)?.into()));
     let req = Request::new_with_init("https://profile/", &init)?;
-    let mut res = env
+    let stub = env
         .durable_object(PROFILES)?
         .id_from_name(profile)?
-        .get_stub()?
-        .fetch_with_request(req)
-        .await?;
+        .get_stub()?;
+    let mut res = crate::meter::call(&stub, req).await?;
     let status = res.status_code();
     // A 404 (no such profile) and a 409 (nothing to split) are answers the callers read.
     if status >= 500 || !matches!(status, 200..=299 | 404 | 409) {

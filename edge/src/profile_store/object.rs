@@ -12,7 +12,9 @@ use cdp_protocol::event::Event;
 use cdp_protocol::identity::Identifier;
 use cdp_protocol::timeline::TimelineQuery;
 use serde_json::{json, Map, Value};
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::meter::Sql;
 
 use super::change::Notify;
 use super::{
@@ -90,12 +92,15 @@ impl DurableObject for ProfileStore {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         self.ensure_schema()?;
         self.run_deadlines(now()).await?;
         Response::empty()
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        // What this request counted goes back to the caller (see crate::meter).
+        crate::meter::stamp(async {
         self.ensure_schema()?;
         let ask: Ask = match req.json().await {
             Ok(ask) => ask,
@@ -201,12 +206,13 @@ impl DurableObject for ProfileStore {
                 http::json(200, &json!({"mergedInto": gone, "audiences": held}))
             }
         }
+        }.await)
     }
 }
 
 impl ProfileStore {
-    pub(super) fn sql(&self) -> SqlStorage {
-        self.state.storage().sql()
+    pub(super) fn sql(&self) -> Sql {
+        Sql::of(&self.state, "profile")
     }
 
     /// Creates the tables, and brings an object created by older code up to date: adds

@@ -74,6 +74,8 @@ impl ProfileStore {
             "traitSources": trait_sources,
             "computedTraits": self.computed()?,
             "eventCount": total,
+            // What the profile's own database holds (its tables, indexes and free pages).
+            "storageBytes": self.sql().database_size(),
             "events": events,
             "audiences": self
                 .memberships()?
