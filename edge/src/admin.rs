@@ -274,6 +274,11 @@ async fn show(env: &Env, id: &str, showing: &Showing) -> Result<Response> {
 
 /// `GET /v1/stats`: the pipeline's counters, summed over their shards.
 pub async fn stats(env: &Env) -> Result<Response> {
+    // With metering on, what this isolate counted so far is written first, so a reading
+    // includes it (see crate::meter).
+    if crate::meter::enabled(env) {
+        stats::add(env, stats::Counts::new()).await;
+    }
     let mut counts = stats::read(env).await?;
     let pending = stats::pending(&counts);
     counts.insert("pending".to_owned(), pending);

@@ -1,6 +1,6 @@
-//! The raw archive: every delivered queue message, as gzip-compressed NDJSON in R2,
-//! partitioned by the hour it was received (`raw/dt=2026-11-23/hr=14/…`), and the replay
-//! that re-ingests a range of hours.
+//! The raw archive: every delivered event, as gzip-compressed NDJSON in R2 (an object per
+//! delivery, source and hour), partitioned by the hour it was received
+//! (`raw/dt=2026-11-23/hr=14/…`), and the replay that re-ingests a range of hours.
 
 use std::collections::HashMap;
 
@@ -20,43 +20,57 @@ pub fn hour_prefix(ms: i64) -> String {
     ["raw/dt=", &iso[..10], "/hr=", &iso[11..13], "/"].concat()
 }
 
-/// Stores a delivered message, less the events of `left_out` (erased people); its queue id
-/// makes the write idempotent under redelivery.
+/// Stores a delivery's messages, less the events of `left_out` (erased people): one object
+/// per source and hour received, so a delivery of many messages is one or a few writes,
+/// not one per message. An object's key is made of its messages' earliest receipt and
+/// first queue id, so a delivery retried as it was rewrites the same objects (one retried
+/// in other company may archive its events twice; a replay stores each once all the same).
 pub async fn store(
     env: &Env,
-    message_id: &str,
-    batch: &QueuedBatch,
+    batches: &[(String, &QueuedBatch)],
     left_out: &std::collections::BTreeSet<String>,
 ) -> Result<()> {
-    let lines: Vec<String> = batch
-        .events
-        .iter()
-        .filter(|e| !left_out.contains(&e.message_id))
-        .filter_map(|e| serde_json::to_string(&e.body).ok())
-        .collect();
-    if lines.is_empty() {
-        return Ok(());
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<&(String, &QueuedBatch)>> =
+        std::collections::BTreeMap::new();
+    for entry in batches.iter().filter(|(_, q)| !q.replay) {
+        let key = (entry.1.source.clone(), hour_prefix(entry.1.received_at));
+        groups.entry(key).or_default().push(entry);
     }
-    let compressed = gzip(&lines.join("\n")).await?;
-    let key = [
-        hour_prefix(batch.received_at),
-        batch.received_at.to_string(),
-        "-".into(),
-        message_id.to_owned(),
-        ".ndjson.gz".into(),
-    ]
-    .concat();
-    let metadata = HashMap::from([
-        ("source".to_owned(), batch.source.clone()),
-        ("receivedAt".to_owned(), batch.received_at.to_string()),
-    ]);
-    crate::meter::add(crate::meter::Cost::R2ClassA, 1);
-    crate::meter::add(crate::meter::Cost::R2BytesStored, compressed.len() as i64);
-    env.bucket(ARCHIVE)?
-        .put(key, compressed)
-        .custom_metadata(metadata)
-        .execute()
-        .await?;
+    for ((source, prefix), mut members) in groups {
+        members.sort_by(|a, b| (a.1.received_at, &a.0).cmp(&(b.1.received_at, &b.0)));
+        let lines: Vec<String> = members
+            .iter()
+            .flat_map(|(_, q)| q.events.iter())
+            .filter(|e| !left_out.contains(&e.message_id))
+            .filter_map(|e| serde_json::to_string(&e.body).ok())
+            .collect();
+        let Some((first_id, first)) = members.first().map(|(id, q)| (id, q)) else {
+            continue;
+        };
+        if lines.is_empty() {
+            continue;
+        }
+        let compressed = gzip(&lines.join("\n")).await?;
+        let key = [
+            prefix,
+            first.received_at.to_string(),
+            "-".into(),
+            first_id.clone(),
+            ".ndjson.gz".into(),
+        ]
+        .concat();
+        let metadata = HashMap::from([
+            ("source".to_owned(), source),
+            ("receivedAt".to_owned(), first.received_at.to_string()),
+        ]);
+        crate::meter::add(crate::meter::Cost::R2ClassA, 1);
+        crate::meter::add(crate::meter::Cost::R2BytesStored, compressed.len() as i64);
+        env.bucket(ARCHIVE)?
+            .put(key, compressed)
+            .custom_metadata(metadata)
+            .execute()
+            .await?;
+    }
     Ok(())
 }
 

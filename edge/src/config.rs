@@ -5,6 +5,7 @@
 use cdp_protocol::computed::{Money, Settings};
 use cdp_protocol::decode::Limits;
 use cdp_protocol::identity::Rules;
+use cdp_protocol::retention::Retention;
 use cdp_protocol::source::Sources;
 use worker::Env;
 
@@ -14,8 +15,6 @@ pub const ASSETS: &str = "ASSETS";
 pub const PROFILES: &str = "PROFILES";
 /// The identity index's Durable Object namespace.
 pub const IDENTITIES: &str = "IDENTITIES";
-/// The dedup shards' Durable Object namespace.
-pub const DEDUP: &str = "DEDUP";
 /// The profile directory's Durable Object namespace (listing and search).
 pub const DIRECTORY: &str = "DIRECTORY";
 /// The counters' Durable Object namespace.
@@ -75,6 +74,7 @@ thread_local! {
     /// while an isolate lives (a deploy or a new secret starts new isolates).
     static LOADED: std::cell::RefCell<Option<std::rc::Rc<Config>>> = const { std::cell::RefCell::new(None) };
     static SETTINGS: std::cell::RefCell<Option<std::rc::Rc<Settings>>> = const { std::cell::RefCell::new(None) };
+    static RETENTION: std::cell::Cell<Option<Retention>> = const { std::cell::Cell::new(None) };
 }
 
 impl Config {
@@ -118,6 +118,7 @@ impl Config {
             .declare(&sources.identifier_kinds())
             .map_err(|e| format!("SOURCES: {e}"))?;
         money(&read)?;
+        retention_of(&read)?;
         Ok(Self {
             sources,
             tokens,
@@ -167,4 +168,29 @@ fn read_settings(env: &Env) -> Settings {
 fn money(read: &dyn Fn(&str) -> Option<String>) -> Result<Money, String> {
     let set = |name: &str| read(name).filter(|v| !v.trim().is_empty());
     Money::parse(set("CURRENCY").as_deref(), set("CURRENCY_RATES").as_deref())
+}
+
+fn retention_of(read: &dyn Fn(&str) -> Option<String>) -> Result<Retention, String> {
+    Retention::parse(
+        read("RETAIN_EVENTS").as_deref(),
+        read("RETAIN_ANONYMOUS").as_deref(),
+    )
+}
+
+/// The workspace's retention: `RETAIN_EVENTS` (default 395d) and `RETAIN_ANONYMOUS`
+/// (default 90d). An invalid setting is refused by [`Config::from_env`] at the front door,
+/// so the store falls back to the defaults.
+pub fn retention(env: &Env) -> Retention {
+    if let Some(held) = RETENTION.with(std::cell::Cell::get) {
+        return held;
+    }
+    let read = |name: &str| {
+        env.var(name)
+            .ok()
+            .map(|v| v.to_string())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let retention = retention_of(&read).unwrap_or_default();
+    RETENTION.with(|r| r.set(Some(retention)));
+    retention
 }

@@ -1,8 +1,9 @@
 //! The queue consumer: delivers queued events to their profiles exactly once.
 //!
-//! For each batch of messages: drop what was delivered before (dedup shards), send the
-//! rest to their profiles (all at once), record them as delivered, archive each message,
-//! acknowledge them. When that fails, the batch's events are tried again by person (each
+//! For each batch of messages: drop copies within the batch, send the events to their
+//! profiles (all at once; a profile stores each `messageId` once, which is what makes a
+//! redelivered event a duplicate, with no index of its own to write), archive the batch,
+//! acknowledge the messages. When that fails, the batch's events are tried again by person (each
 //! group of events linked by their identifiers, across messages, on its own): what
 //! succeeds is settled, and only what failed is retried (a whole message when nothing of
 //! it went through, else its failed events as a new message). Every step is idempotent, so a
@@ -26,12 +27,12 @@ use crate::audiences::registry::{self, Definitions};
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counter, Counts};
-use crate::{archive, catalog, dedup, directory, import_job, profile_store, queue, resolver};
+use crate::{archive, catalog, directory, import_job, profile_store, queue, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
 ///
-/// The messages of a batch are delivered together (one dedup round, one write per profile,
-/// one record round), which keeps the number of Durable Object calls per event low.
+/// The messages of a batch are delivered together (one write per profile, one directory
+/// round), which keeps the number of Durable Object calls per event low.
 pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     let dead_letters = batch.queue() == DEAD_LETTER_QUEUE;
     let mut counts = Counts::new();
@@ -224,22 +225,7 @@ async fn deliver(
     audiences: &Definitions,
     counts: &mut Counts,
 ) -> Result<()> {
-    let mut checked_keys = Vec::new();
-    for (_, queued) in batches.iter().filter(|(_, q)| !q.replay) {
-        checked_keys.extend(
-            queued
-                .events
-                .iter()
-                .map(|e| dedup::key(&queued.source, &e.message_id)),
-        );
-    }
-    let seen: HashSet<String> = if checked_keys.is_empty() {
-        HashSet::new()
-    } else {
-        dedup::seen(env, &checked_keys).await?.into_iter().collect()
-    };
     let config = Config::load(env).map_err(worker::Error::RustError)?;
-    let mut fresh_keys = Vec::new();
     let mut fresh = Vec::new();
     let mut in_batch = HashSet::new();
     let mut sources = BTreeMap::new();
@@ -250,16 +236,14 @@ async fn deliver(
             None => "unknown source".to_owned(),
         };
         for event in &queued.events {
-            let key = dedup::key(&queued.source, &event.message_id);
-            if (!queued.replay && seen.contains(&key)) || !in_batch.insert(key.clone()) {
+            // A copy within the delivery is dropped here; one delivered before is dropped
+            // by its profile, which stores each messageId once.
+            if !in_batch.insert(event.message_id.clone()) {
                 stats::bump(counts, Counter::Duplicates, 1);
                 continue;
             }
             sources.insert(event.message_id.clone(), source.clone());
             fresh.push(event.clone());
-            if !queued.replay {
-                fresh_keys.push(key);
-            }
         }
     }
     // Before identity and the profiles, so computed traits, audiences and reports all see
@@ -267,9 +251,6 @@ async fn deliver(
     let enriched = catalog::Enricher::apply(env, &mut fresh).await?;
     stats::bump(counts, Counter::CatalogEnriched, enriched as i64);
     let routed = resolver::resolve(env, fresh, &config.rules, counts).await?;
-    // What reaches a profile: erased people's events and those without a usable
-    // identifier are counted as such by the resolver, not as delivered.
-    let delivered = routed.events.values().map(Vec::len).sum::<usize>() as i64;
     let profiles: BTreeSet<&String> = routed.events.keys().chain(routed.links.keys()).collect();
     let profiles_written: Vec<&String> = profiles.iter().copied().collect();
     let writes = profiles.into_iter().map(|profile| {
@@ -286,13 +267,18 @@ async fn deliver(
         profile_store::ingest(env, profile, events, links, &sources, audiences)
     });
     let mut summaries = Vec::new();
+    // What reached a profile: erased people's events and those without a usable
+    // identifier are counted as such by the resolver; what a profile held already is a
+    // duplicate.
     let mut newly_stored = 0;
+    let mut held_before = 0;
     for (profile, outcome) in profiles_written
         .into_iter()
         .zip(futures_util::future::join_all(writes).await)
     {
         let report = outcome?;
         newly_stored += report.stored as i64;
+        held_before += report.duplicates as i64;
         if let Some(summary) = report.summary {
             summaries.push((profile.clone(), summary));
         }
@@ -300,16 +286,7 @@ async fn deliver(
     if !summaries.is_empty() {
         directory::put(env, summaries).await?;
     }
-    if !fresh_keys.is_empty() {
-        dedup::record(env, &fresh_keys, Date::now().as_millis() as i64).await?;
-    }
-    let archives = batches
-        .iter()
-        .filter(|(_, q)| !q.replay)
-        .map(|(id, q)| archive::store(env, id, q, &routed.suppressed));
-    for outcome in futures_util::future::join_all(archives).await {
-        outcome?;
-    }
+    archive::store(env, batches, &routed.suppressed).await?;
     let replay = batches.iter().all(|(_, q)| q.replay);
     if replay {
         // What a replay meets again was counted when it was first delivered.
@@ -324,11 +301,10 @@ async fn deliver(
         let sent_again: usize = batches.iter().map(|(_, q)| q.events.len()).sum();
         stats::bump(counts, Counter::Replayed, sent_again as i64);
     }
-    stats::bump(
-        counts,
-        Counter::Delivered,
-        if replay { newly_stored } else { delivered },
-    );
+    stats::bump(counts, Counter::Delivered, newly_stored);
+    if !replay {
+        stats::bump(counts, Counter::Duplicates, held_before);
+    }
     let events = batches.iter().flat_map(|(_, q)| q.events.iter());
     crate::event_schema::learn(env, events, Date::now().as_millis() as i64).await;
     for (_, queued) in batches {

@@ -98,8 +98,23 @@ pub async fn suppress(env: &Env, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Forgets the identifiers `keys` of `profile`, deleted under retention: each only while
+/// it still points there (a later merge may have moved it).
+pub async fn forget(env: &Env, keys: &[String], profile: &str) -> Result<()> {
+    let entries = keys
+        .iter()
+        .map(|k| (k.clone(), profile.to_owned()))
+        .collect();
+    post_pairs(env, "/forget", &entries).await
+}
+
 /// Points each key at its profile (replacing what was there).
 pub async fn assign(env: &Env, entries: &BTreeMap<String, String>) -> Result<()> {
+    post_pairs(env, "/assign", entries).await
+}
+
+/// Sends each shard its part of `entries` (key → profile) at `path`.
+async fn post_pairs(env: &Env, path: &str, entries: &BTreeMap<String, String>) -> Result<()> {
     let keys: Vec<String> = entries.keys().cloned().collect();
     let calls = shard::group(&keys, SHARDS).into_iter().map(|(s, keys)| {
         let found = keys
@@ -110,7 +125,7 @@ pub async fn assign(env: &Env, entries: &BTreeMap<String, String>) -> Result<()>
             call(
                 env,
                 s,
-                "/assign",
+                path,
                 &Entries {
                     found,
                     ..Entries::default()
@@ -181,12 +196,22 @@ impl DurableObject for IdentityShard {
         // What this request counted goes back to the caller (see crate::meter).
         crate::meter::stamp(async {
         let sql = crate::meter::Sql::of(&self.state, "identities");
-        self.schema.ensure(
-            &sql,
-            "CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, profile TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS suppressed (key TEXT PRIMARY KEY);
-             CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
-        )?;
+        self.schema.ensure_with(&sql, |sql| {
+            crate::schema::without_rowid(
+                sql,
+                "identities",
+                "CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, profile TEXT NOT NULL) WITHOUT ROWID",
+                "key, profile",
+            )?;
+            crate::schema::without_rowid(
+                sql,
+                "suppressed",
+                "CREATE TABLE IF NOT EXISTS suppressed (key TEXT PRIMARY KEY) WITHOUT ROWID",
+                "key",
+            )?;
+            sql.exec("CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL)", None)?;
+            Ok(())
+        })?;
         let body: Entries = req.json().await?;
         match req.path().as_str() {
             "/lookup" => {
@@ -255,7 +280,16 @@ impl DurableObject for IdentityShard {
             "/assign" => {
                 for (key, profile) in body.found {
                     sql.exec(
-                        "INSERT INTO identities (key, profile) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET profile = excluded.profile",
+                        "INSERT INTO identities (key, profile) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET profile = excluded.profile WHERE profile != excluded.profile",
+                        vec![key.into(), profile.into()],
+                    )?;
+                }
+                http::json(200, &Entries::default())
+            }
+            "/forget" => {
+                for (key, profile) in body.found {
+                    sql.exec(
+                        "DELETE FROM identities WHERE key = ? AND profile = ?",
                         vec![key.into(), profile.into()],
                     )?;
                 }

@@ -15,7 +15,6 @@ mod collect;
 mod compression;
 mod config;
 mod consumer;
-mod dedup;
 mod directory;
 mod event_schema;
 mod exports;
@@ -35,7 +34,6 @@ mod stats;
 
 pub use audiences::registry::AudienceRegistry;
 pub use catalog::store::CatalogStore;
-pub use dedup::DedupShard;
 pub use directory::ProfileDirectory;
 pub use identity_index::IdentityShard;
 pub use profile_store::ProfileStore;

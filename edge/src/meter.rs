@@ -157,9 +157,8 @@ fn add_labelled(name: &str, n: i64) {
         return;
     };
     // Labels are the few object classes' names, known here as static text.
-    const LABELS: [&str; 7] = [
+    const LABELS: [&str; 6] = [
         "profile",
-        "dedup",
         "identities",
         "directory",
         "counters",
@@ -196,6 +195,12 @@ impl Sql {
     /// The object's storage, metered under `label`.
     pub fn of(state: &worker::State, label: &'static str) -> Self {
         Self(state.storage().sql(), label)
+    }
+
+    /// The object's storage, not metered: for writing the meter's own counts, which a
+    /// deployment without metering does not write.
+    pub fn unmetered(state: &worker::State) -> Self {
+        Self(state.storage().sql(), "")
     }
 
     /// Runs a statement (see [`SqlStorage::exec`]).
@@ -240,6 +245,9 @@ impl Cursor {
 
 impl Drop for Cursor {
     fn drop(&mut self) {
+        if self.1.is_empty() {
+            return;
+        }
         let (read, written) = (self.0.rows_read() as i64, self.0.rows_written() as i64);
         add(Cost::RowsRead, read);
         add(Cost::RowsWritten, written);

@@ -96,6 +96,28 @@ pub async fn resolve(
     let indexed = known.profiles;
 
     let mut holdings: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
+    // Every indexed profile's holding at once (one call each, in parallel); the rare
+    // forward of a merged profile is followed after, one step at a time.
+    let named: BTreeSet<&String> = ids_of
+        .iter()
+        .flatten()
+        .filter_map(|id| indexed.get(&id.key()))
+        .collect();
+    let asked = named.iter().map(|p| profile_store::holding(env, p));
+    for (profile, held) in named
+        .iter()
+        .zip(futures_util::future::join_all(asked).await)
+    {
+        let held = held?;
+        if held.merged_into.is_none() {
+            rules.separate.extend(
+                held.apart.iter().filter_map(|(a, b)| {
+                    Some((Identifier::from_key(a)?, Identifier::from_key(b)?))
+                }),
+            );
+            holdings.insert((*profile).clone(), held.ids.into_iter().collect());
+        }
+    }
     let mut home: BTreeMap<Identifier, String> = BTreeMap::new();
     let mut repoint: BTreeMap<String, String> = BTreeMap::new();
     for id in ids_of.iter().flatten() {

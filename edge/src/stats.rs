@@ -71,6 +71,10 @@ pub enum Counter {
     DeliveriesDeadLettered,
     /// Events given fields of the catalog items they name.
     CatalogEnriched,
+    /// Events that left under the workspace's retention.
+    RetentionEventsExpired,
+    /// Anonymous profiles deleted for having gone quiet.
+    RetentionProfilesExpired,
 }
 
 impl Counter {
@@ -100,6 +104,8 @@ impl Counter {
             Self::DeliveriesFailed => "deliveries_failed",
             Self::DeliveriesDeadLettered => "deliveries_dead_lettered",
             Self::CatalogEnriched => "catalog_enriched",
+            Self::RetentionEventsExpired => "retention.events_expired",
+            Self::RetentionProfilesExpired => "retention.profiles_expired",
         }
     }
 }
@@ -256,15 +262,29 @@ impl DurableObject for StatsShard {
         // What this request counted goes back to the caller (see crate::meter).
         crate::meter::stamp(async {
         let sql = crate::meter::Sql::of(&self.state, "counters");
-        self.schema.ensure(
-            &sql,
-            "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS hourly (hour INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (hour, name)) WITHOUT ROWID;",
-        )?;
+        self.schema.ensure_with(&sql, |sql| {
+            crate::schema::without_rowid(
+                sql,
+                "counters",
+                "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+                "name, value",
+            )?;
+            crate::schema::without_rowid(
+                sql,
+                "applied",
+                "CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
+                "id, at",
+            )?;
+            sql.exec("CREATE TABLE IF NOT EXISTS hourly (hour INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (hour, name)) WITHOUT ROWID", None)?;
+            Ok(())
+        })?;
+        let unmetered = crate::meter::Sql::unmetered(&self.state);
         if req.method() == Method::Post && req.path() == "/add-once" {
             let now = worker::Date::now().as_millis() as i64;
             let entries: Vec<(String, Counts)> = req.json().await?;
+            // The messages' counts are summed first: one write per counter per call, not
+            // one per counter per message.
+            let mut fresh_counts = Counts::new();
             for (id, counts) in entries {
                 let fresh = sql
                     .exec(
@@ -273,9 +293,12 @@ impl DurableObject for StatsShard {
                     )?
                     .rows_written();
                 if fresh > 0 {
-                    add_to(&sql, counts, now)?;
+                    for (name, n) in counts {
+                        *fresh_counts.entry(name).or_default() += n;
+                    }
                 }
             }
+            add_to(&sql, &unmetered, fresh_counts, now)?;
             // The ids are forgotten by an hourly alarm, not here: a scan per batch would
             // read the whole table each time.
             let storage = self.state.storage();
@@ -289,7 +312,8 @@ impl DurableObject for StatsShard {
             let entries: Counts = req.json().await?;
             for (name, value) in entries {
                 sql.exec(
-                    "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
+                    "INSERT INTO counters (name, value) VALUES (?, ?)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                     vec![name.into(), value.into()],
                 )?;
             }
@@ -297,7 +321,7 @@ impl DurableObject for StatsShard {
         }
         if req.method() == Method::Post {
             let now = worker::Date::now().as_millis() as i64;
-            add_to(&sql, req.json().await?, now)?;
+            add_to(&sql, &unmetered, req.json().await?, now)?;
             return http::json(200, &serde_json::json!({"ok": true}));
         }
         if req.path() == "/hourly" {
@@ -342,10 +366,24 @@ impl DurableObject for StatsShard {
 }
 
 /// Adds to the totals and to the hour of `now` (the overview's pipeline series: counted
-/// when the pipeline handled the events, not at their event time).
-fn add_to(sql: &crate::meter::Sql, counts: Counts, now: i64) -> Result<()> {
+/// when the pipeline handled the events, not at their event time). The meter's own counts
+/// (`meter.*`) are written unmetered and have no hourly series: they describe the run.
+fn add_to(
+    sql: &crate::meter::Sql,
+    unmetered: &crate::meter::Sql,
+    counts: Counts,
+    now: i64,
+) -> Result<()> {
     let hour = hour_of(now);
     for (name, value) in counts {
+        if name.starts_with("meter.") {
+            unmetered.exec(
+                "INSERT INTO counters (name, value) VALUES (?, ?)
+                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                vec![name.into(), value.into()],
+            )?;
+            continue;
+        }
         sql.exec(
             "INSERT INTO counters (name, value) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",

@@ -276,12 +276,16 @@ pub struct Aggregate {
     /// report's funnel and carts follow each person's events in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     report: Vec<crate::report::entry::Entry>,
+    /// Events added, ever (the store numbers its events by it).
+    #[serde(default)]
+    events: u64,
 }
 
 impl Aggregate {
     /// Adds one event (each event once: the caller dedups by `messageId`).
     pub fn add(&mut self, fact: &Fact<'_>) {
         let at = fact.timestamp;
+        self.events += 1;
         crate::report::rollup::insert(&mut self.report, crate::report::entry::Entry::of(fact));
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
@@ -371,9 +375,79 @@ impl Aggregate {
         }
     }
 
+    /// How many events were added, ever.
+    pub fn events_added(&self) -> u64 {
+        self.events
+    }
+
+    /// The earliest and the latest event time.
+    pub fn span(&self) -> (Option<Millis>, Option<Millis>) {
+        (self.first, self.last)
+    }
+
     /// The profile's report ledger: its events as the reports count them, in time order.
     pub fn report(&self) -> &[crate::report::entry::Entry] {
         &self.report
+    }
+
+    /// Adds what `other` summarises (the events of another profile, or those that left
+    /// this one under retention) as if its events had been added here: totals add up,
+    /// an order or a consent choice seen by both keeps the later, and the cart keeps what
+    /// followed the latest order of either.
+    pub fn merge(&mut self, other: &Aggregate) {
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = self.last.max(other.last);
+        self.page_views += other.page_views;
+        self.events += other.events;
+        self.sessions.extend(other.sessions.iter().cloned());
+        for (id, order) in &other.orders {
+            let slot = self
+                .orders
+                .entry(id.clone())
+                .or_insert_with(|| order.clone());
+            if (order.at, order.revenue) > (slot.at, slot.revenue) {
+                *slot = order.clone();
+            }
+        }
+        for (map, more) in [
+            (&mut self.viewed, &other.viewed),
+            (&mut self.viewed_categories, &other.viewed_categories),
+        ] {
+            for (key, n) in more {
+                *map.entry(key.clone()).or_insert(0.0) += n;
+            }
+        }
+        self.cart.extend(other.cart.iter().cloned());
+        self.cart.sort_by(|a, b| {
+            (a.0, &a.1)
+                .cmp(&(b.0, &b.1))
+                .then(a.3.total_cmp(&b.3))
+                .then(a.2.unwrap_or(0.0).total_cmp(&b.2.unwrap_or(0.0)))
+        });
+        if let Some(latest) = self.last_order_at() {
+            self.cart.retain(|c| c.0 > latest);
+        }
+        for (device, choices) in &other.consent {
+            let mine = self.consent.entry(device.clone()).or_default();
+            for (category, choice) in choices {
+                let slot = mine.entry(category.clone()).or_insert(*choice);
+                if (choice.0, !choice.1) > (slot.0, !slot.1) {
+                    *slot = *choice;
+                }
+            }
+        }
+        for entry in &other.report {
+            crate::report::rollup::insert(&mut self.report, entry.clone());
+        }
+    }
+
+    /// Drops the report ledger's entries of events before `cutoff` (they left under
+    /// retention); the totals, orders and choices they made stay.
+    pub fn forget_report_before(&mut self, cutoff: Millis) {
+        self.report.retain(|e| e.at >= cutoff);
     }
 
     /// When the cart, as it is now, will count as abandoned (`None`: no cart since the
@@ -492,6 +566,32 @@ mod tests {
 
     fn run(events: &[Row], now: Millis) -> Computed {
         compute(&facts(events), now, &Settings::default())
+    }
+
+    #[test]
+    fn two_aggregates_merged_summarise_what_one_of_all_the_events_would() {
+        let events = shop();
+        let all = facts(&events);
+        let mut whole = Aggregate::default();
+        all.iter().for_each(|f| whole.add(f));
+        // Older events in one part (what retention moved out), newer in the other.
+        let (older, newer) = all.split_at(all.len() / 2);
+        let mut kept = Aggregate::default();
+        newer.iter().for_each(|f| kept.add(f));
+        let mut expired = Aggregate::default();
+        older.iter().for_each(|f| expired.add(f));
+        expired.merge(&kept);
+        let settings = Settings::default();
+        for now in [5_000_000, 90_000_000_000] {
+            assert_eq!(expired.traits(now, &settings), whole.traits(now, &settings));
+        }
+        assert_eq!(expired.report(), whole.report());
+        expired.forget_report_before(i64::MAX);
+        assert!(expired.report().is_empty());
+        assert_eq!(
+            expired.traits(5_000_000, &settings),
+            whole.traits(5_000_000, &settings)
+        );
     }
 
     #[test]

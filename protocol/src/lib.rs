@@ -20,6 +20,7 @@ pub mod hash;
 pub mod identity;
 pub mod import;
 pub mod report;
+pub mod retention;
 pub mod routing;
 pub mod search;
 pub mod source;

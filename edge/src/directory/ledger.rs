@@ -1,24 +1,58 @@
 //! The reports' side of a directory partition: each profile's ledger (its events as the
 //! reports count them) and the partition's hourly rollups, kept equal to the sum of its
-//! profiles' contributions. A put adds the difference between a profile's new contribution
-//! and its old one; a removal takes the old one back. So the rollups never need a log of
-//! increments, and a notice repeated or replaced changes nothing twice.
+//! profiles' contributions.
+//!
+//! A put only replaces the profile's ledger (one row) and marks it changed. The rollups
+//! catch up in a fold: for every changed ledger, the difference between its contribution
+//! now and the one last folded (kept in the same row), summed over all of them and
+//! written once per rollup key. A fold runs before any report reads the rollups (so a
+//! report is never behind) and on an alarm a minute after a change, so a busy partition
+//! writes a rollup key once a minute, not once per profile change. A removal takes the
+//! folded contribution back at once. So the rollups never need a log of increments, and a
+//! notice repeated or replaced changes nothing twice.
 
 use cdp_protocol::computed::Settings;
 use cdp_protocol::report::answer::Row;
 use cdp_protocol::report::entry::Entry;
 use cdp_protocol::report::funnel::Funnel;
-use cdp_protocol::report::rollup::{contributions, difference, Rollup};
+use cdp_protocol::report::rollup::{accumulate, contributions, difference, Rollup};
 use serde::Deserialize;
 use worker::Result;
 
 use crate::meter::Sql;
 
-/// The partition's tables for the reports.
+/// The partition's tables for the reports (`folded`: the ledger as last added to the
+/// rollups, `changed`: whether `entries` differ from it).
 pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS ledgers (id TEXT PRIMARY KEY, entries TEXT NOT NULL, steps TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, as_of INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledgers (id TEXT PRIMARY KEY, entries TEXT NOT NULL, steps TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, as_of INTEGER NOT NULL, folded TEXT, folded_as_of INTEGER, changed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollups (hour INTEGER NOT NULL, metric TEXT NOT NULL, dim TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (metric, hour, dim)) WITHOUT ROWID;
 ";
+
+/// Brings a partition created before folds up to date: its ledgers were all added to the
+/// rollups as they came, so each is folded as it stands.
+pub fn upgrade(sql: &Sql) -> Result<()> {
+    if sql
+        .exec("SELECT folded FROM ledgers LIMIT 0", None)
+        .is_err()
+    {
+        sql.exec(
+            "ALTER TABLE ledgers ADD COLUMN folded TEXT;
+             ALTER TABLE ledgers ADD COLUMN folded_as_of INTEGER;
+             ALTER TABLE ledgers ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+             UPDATE ledgers SET folded = entries, folded_as_of = as_of;",
+            None,
+        )?;
+    }
+    // Only the changed ledgers are in it, so a fold reads those and not the partition.
+    sql.exec(
+        "CREATE INDEX IF NOT EXISTS ledgers_changed ON ledgers (changed) WHERE changed = 1",
+        None,
+    )?;
+    Ok(())
+}
+
+/// How long after a change the alarm folds (a report folds sooner if it reads first).
+pub const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Deserialize)]
 struct Held {
@@ -26,19 +60,8 @@ struct Held {
     as_of: i64,
 }
 
-fn held(sql: &Sql, id: &str) -> Result<Option<(Vec<Entry>, i64)>> {
-    let rows = sql
-        .exec(
-            "SELECT entries, as_of FROM ledgers WHERE id = ?",
-            vec![id.into()],
-        )?
-        .to_array::<Held>()?;
-    Ok(rows.into_iter().next().map(|h| {
-        (
-            serde_json::from_str(&h.entries).unwrap_or_default(),
-            h.as_of,
-        )
-    }))
+fn ledger_of(entries: &str, as_of: i64) -> (Vec<Entry>, i64) {
+    (serde_json::from_str(entries).unwrap_or_default(), as_of)
 }
 
 fn contribution(ledger: Option<&(Vec<Entry>, i64)>, settings: &Settings) -> Rollup {
@@ -47,6 +70,7 @@ fn contribution(ledger: Option<&(Vec<Entry>, i64)>, settings: &Settings) -> Roll
     })
 }
 
+/// Adds `delta` to the rollups: one row written per key.
 fn apply(sql: &Sql, delta: Rollup) -> Result<()> {
     for ((hour, metric, dim), value) in delta {
         sql.exec(
@@ -59,29 +83,26 @@ fn apply(sql: &Sql, delta: Rollup) -> Result<()> {
 }
 
 /// Replaces profile `id`'s ledger with `entries` (in the ledger's order) as of `as_of`
-/// (the summary's time: a cart's window is judged then), and moves the rollups by the
-/// difference.
-pub fn put(
-    sql: &Sql,
-    settings: &Settings,
-    id: &str,
-    entries: Vec<Entry>,
-    as_of: i64,
-) -> Result<()> {
-    let old = held(sql, id)?;
-    let new = (entries, as_of);
-    let delta = difference(
-        &contribution(old.as_ref(), settings),
-        &contribution(Some(&new), settings),
-    );
-    if old.as_ref().is_some_and(|(e, _)| *e == new.0) && delta.is_empty() {
-        return Ok(());
+/// (the summary's time: a cart's window is judged then), for the next fold. Whether it
+/// changed anything.
+pub fn put(sql: &Sql, id: &str, entries: Vec<Entry>, as_of: i64) -> Result<bool> {
+    let held: Vec<Held> = sql
+        .exec(
+            "SELECT entries, as_of FROM ledgers WHERE id = ?",
+            vec![id.into()],
+        )?
+        .to_array()?;
+    let text = serde_json::to_string(&entries)?;
+    if held
+        .first()
+        .is_some_and(|h| h.entries == text && h.as_of == as_of)
+    {
+        return Ok(false);
     }
-    apply(sql, delta)?;
-    let (entries, as_of) = new;
-    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-        sql.exec("DELETE FROM ledgers WHERE id = ?", vec![id.into()])?;
-        return Ok(());
+    let (first, last) = match (entries.first(), entries.last()) {
+        (Some(first), Some(last)) => (first.at, last.at),
+        // Nothing to count: an empty ledger still folds its old contribution away.
+        _ => (0, 0),
     };
     let steps: Vec<(i64, &str)> = entries
         .iter()
@@ -89,28 +110,89 @@ pub fn put(
         .filter_map(|e| Some((e.at, e.name.as_deref()?)))
         .collect();
     sql.exec(
-        "INSERT OR REPLACE INTO ledgers (id, entries, steps, first_at, last_at, as_of) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledgers (id, entries, steps, first_at, last_at, as_of, changed) VALUES (?, ?, ?, ?, ?, ?, 1)
+         ON CONFLICT (id) DO UPDATE SET entries = excluded.entries, steps = excluded.steps,
+           first_at = excluded.first_at, last_at = excluded.last_at, as_of = excluded.as_of, changed = 1",
         vec![
             id.into(),
-            serde_json::to_string(&entries)?.into(),
+            text.into(),
             serde_json::to_string(&steps)?.into(),
-            first.at.into(),
-            last.at.into(),
+            first.into(),
+            last.into(),
             as_of.into(),
         ],
+    )?;
+    Ok(true)
+}
+
+/// Adds every changed ledger's difference to the rollups (one write per rollup key) and
+/// marks them folded.
+pub fn fold(sql: &Sql, settings: &Settings) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Changed {
+        entries: String,
+        as_of: i64,
+        folded: Option<String>,
+        folded_as_of: Option<i64>,
+    }
+    let changed: Vec<Changed> = sql
+        .exec(
+            "SELECT entries, as_of, folded, folded_as_of FROM ledgers WHERE changed = 1",
+            None,
+        )?
+        .to_array()?;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut moved = Rollup::new();
+    for c in &changed {
+        let old = c
+            .folded
+            .as_deref()
+            .map(|f| ledger_of(f, c.folded_as_of.unwrap_or(c.as_of)));
+        let new = ledger_of(&c.entries, c.as_of);
+        accumulate(
+            &mut moved,
+            difference(
+                &contribution(old.as_ref(), settings),
+                &contribution(Some(&new), settings),
+            ),
+        );
+    }
+    apply(sql, moved)?;
+    sql.exec(
+        "UPDATE ledgers SET folded = entries, folded_as_of = as_of, changed = 0 WHERE changed = 1",
+        None,
     )?;
     Ok(())
 }
 
-/// Takes profile `id` (merged away, or erased) out of the rollups.
+/// Takes profile `id` (merged away, or erased) out of the rollups: what was folded of it
+/// goes at once, and its ledger with it.
 pub fn remove(sql: &Sql, settings: &Settings, id: &str) -> Result<()> {
-    if let Some(old) = held(sql, id)? {
+    #[derive(Deserialize)]
+    struct Folded {
+        folded: Option<String>,
+        folded_as_of: Option<i64>,
+    }
+    let held: Vec<Folded> = sql
+        .exec(
+            "SELECT folded, folded_as_of FROM ledgers WHERE id = ?",
+            vec![id.into()],
+        )?
+        .to_array()?;
+    if let Some(Folded {
+        folded: Some(folded),
+        folded_as_of,
+    }) = held.into_iter().next()
+    {
+        let old = ledger_of(&folded, folded_as_of.unwrap_or_default());
         apply(
             sql,
             difference(&contribution(Some(&old), settings), &Rollup::new()),
         )?;
-        sql.exec("DELETE FROM ledgers WHERE id = ?", vec![id.into()])?;
     }
+    sql.exec("DELETE FROM ledgers WHERE id = ?", vec![id.into()])?;
     Ok(())
 }
 

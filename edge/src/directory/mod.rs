@@ -284,6 +284,29 @@ pub struct ProfileDirectory {
     faults: std::cell::Cell<Option<bool>>,
 }
 
+impl ProfileDirectory {
+    /// The partition's tables, brought up to date once per instance.
+    fn ensure(&self, sql: &crate::meter::Sql) -> Result<()> {
+        self.schema.ensure_with(sql, |sql| {
+            crate::schema::without_rowid(
+                sql,
+                "profiles",
+                "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID",
+                "id, doc",
+            )?;
+            sql.exec(
+                &[
+                    "CREATE TABLE IF NOT EXISTS faults (id TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
+                    ledger::SCHEMA,
+                ]
+                .concat(),
+                None,
+            )?;
+            ledger::upgrade(sql)
+        })
+    }
+}
+
 impl DurableObject for ProfileDirectory {
     fn new(state: State, env: Env) -> Self {
         Self {
@@ -294,19 +317,20 @@ impl DurableObject for ProfileDirectory {
         }
     }
 
+    /// A minute after a change: the changed ledgers are folded into the rollups.
+    async fn alarm(&self) -> Result<Response> {
+        crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
+        let sql = crate::meter::Sql::of(&self.state, "directory");
+        self.ensure(&sql)?;
+        ledger::fold(&sql, &crate::config::computed_settings(&self.env))?;
+        Response::empty()
+    }
+
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         // What this request counted goes back to the caller (see crate::meter).
         crate::meter::stamp(async {
         let sql = crate::meter::Sql::of(&self.state, "directory");
-        self.schema.ensure(
-            &sql,
-            &[
-                "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS faults (id TEXT PRIMARY KEY, remaining INTEGER NOT NULL);",
-                ledger::SCHEMA,
-            ]
-            .concat(),
-        )?;
+        self.ensure(&sql)?;
         let settings = crate::config::computed_settings(&self.env);
         let body: Call = req.json().await?;
         let path = req.path();
@@ -323,6 +347,7 @@ impl DurableObject for ProfileDirectory {
                 http::json(200, &Found::default())
             }
             "/put" => {
+                let mut changed = false;
                 for (id, mut doc) in body.docs {
                     // The ledger is the reports', not part of what a search shows.
                     let entries = doc.as_object_mut().and_then(|d| d.remove("report"));
@@ -344,7 +369,13 @@ impl DurableObject for ProfileDirectory {
                             .and_then(Value::as_str)
                             .and_then(cdp_protocol::time::parse_rfc3339)
                             .unwrap_or_default();
-                        ledger::put(&sql, &settings, &id, entries, as_of)?;
+                        changed |= ledger::put(&sql, &id, entries, as_of)?;
+                    }
+                }
+                if changed {
+                    let storage = self.state.storage();
+                    if storage.get_alarm().await?.is_none() {
+                        storage.set_alarm(ledger::FOLD_AFTER).await?;
                     }
                 }
                 http::json(200, &Found::default())
@@ -358,6 +389,8 @@ impl DurableObject for ProfileDirectory {
                 http::json(200, &Found::default())
             }
             "/rollups" => {
+                // The changes not folded yet are folded first: a report is never behind.
+                ledger::fold(&sql, &settings)?;
                 let rows = ledger::rows(&sql, &body.metrics, body.from, body.to)?;
                 http::json(
                     200,

@@ -192,6 +192,17 @@ impl ProfileStore {
                 self.after_change(&self.aggregate()?, now, Notify::Outbox)?;
             }
         }
+        // Retention's deadline is worked out, not stored: an anonymous profile's follows
+        // its last event, which every ingest moves.
+        let aggregate = self.aggregate()?;
+        if self
+            .retention_deadline(&aggregate)?
+            .is_some_and(|at| at <= now)
+            && self.meta("merged_into")?.is_none()
+        {
+            self.expire(now).await?;
+            self.after_change(&self.aggregate()?, now, Notify::Outbox)?;
+        }
         // Every deadline kind ends in sending what is waiting.
         self.drain(now).await
     }
@@ -215,19 +226,29 @@ impl ProfileStore {
         Ok(())
     }
 
-    /// Sets the alarm to the earliest deadline, or clears it when there is none.
+    /// Sets the alarm to the earliest deadline (retention's among them), or clears it
+    /// when there is none.
     pub(super) async fn arm(&self, now: i64) -> Result<()> {
         #[derive(serde::Deserialize)]
         struct Next {
             at: Option<i64>,
         }
-        let next = self
+        let stored = self
             .sql()
             .exec("SELECT MIN(at) AS at FROM deadlines", None)?
             .to_array::<Next>()?
             .into_iter()
             .next()
             .and_then(|n| n.at);
+        let retention = if self.meta("merged_into")?.is_some() {
+            None
+        } else {
+            self.retention_deadline(&self.aggregate()?)?
+        };
+        let next = match (stored, retention) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let storage = self.state().storage();
         match next {
             // `set_alarm` reads an integer as an offset from now, not as a time.

@@ -194,14 +194,23 @@ impl ProfileStore {
             serde_json::to_string(&names)?,
             serde_json::to_string(&types)?,
         );
-        self.sql()
+        let mut rows: Vec<EventRow> = self
+            .sql()
             .exec(
                 "SELECT type, name, timestamp, body FROM events
                  WHERE (type = 'track' AND name IN (SELECT value FROM json_each(?)))
                     OR type IN (SELECT value FROM json_each(?))",
                 vec![names.into(), types.into()],
             )?
-            .to_array()
+            .to_array()?;
+        // Expired events the audiences read were kept as facts (see `retention`).
+        rows.extend(self.kept_facts()?.into_iter().map(|f| EventRow {
+            r#type: f.r#type,
+            name: f.name,
+            timestamp: f.timestamp,
+            body: f.body,
+        }));
+        Ok(rows)
     }
 
     /// One entry or exit: the timeline event (`timeline`: not for a profile that is gone,

@@ -19,6 +19,7 @@
 mod change;
 mod membership;
 mod object;
+mod retention;
 mod unmerge;
 mod views;
 
@@ -94,6 +95,9 @@ struct EventRow {
     body: String,
     #[serde(default)]
     source: Option<String>,
+    /// The order it was stored in (see the events table).
+    #[serde(default)]
+    seq: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -113,6 +117,11 @@ struct Dump {
     identity: Vec<IdentityRow>,
     #[serde(default)]
     apart: Vec<(String, String)>,
+    /// What retention left of the profile's expired events (see `retention`).
+    #[serde(default)]
+    expired: Option<cdp_protocol::computed::Aggregate>,
+    #[serde(default)]
+    audience_facts: Vec<retention::KeptFact>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -411,6 +420,10 @@ pub async fn apply_split(
             events: split.events,
             identity: split.moved,
             apart: vec![(detach.key(), split.anchor.clone())],
+            // What retention took stays with the profile split from (it cannot be told
+            // apart by identifier).
+            expired: None,
+            audience_facts: Vec::new(),
         },
         split_into: Some(into.to_owned()),
     });
@@ -463,7 +476,7 @@ struct Text {
 
 #[derive(Deserialize)]
 struct PageRow {
-    row: i64,
+    row: String,
     timestamp: i64,
     body: String,
 }

@@ -22,33 +22,55 @@ use super::{
 };
 use crate::{config, http};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    message_id  TEXT PRIMARY KEY,
-    type        TEXT NOT NULL,
-    name        TEXT,
-    timestamp   INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    body        TEXT NOT NULL,
-    source      TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp DESC, received_at DESC);
-CREATE TABLE IF NOT EXISTS identity (
-    kind       TEXT NOT NULL,
-    value      TEXT NOT NULL,
-    first_seen INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    via        TEXT,
-    PRIMARY KEY (kind, value)
-);
-CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL, source TEXT, message_id TEXT);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+/// The tables keyed by what they are looked up by have no rowid: an insert writes one row,
+/// not a row and its key's index. Events are keyed by `messageId` (which is what makes a
+/// redelivered event a duplicate) with no index by time: a profile's timeline is read
+/// rarely and sorted then, while every event would pay for the index when written.
+const TABLES: [(&str, &str, &str); 7] = [
+    // `seq`: the order events were stored in (the aggregate's count then), which orders
+    // events of the same millisecond as they came.
+    (
+        "events",
+        "CREATE TABLE IF NOT EXISTS events (message_id TEXT PRIMARY KEY, type TEXT NOT NULL, name TEXT, timestamp INTEGER NOT NULL, received_at INTEGER NOT NULL, body TEXT NOT NULL, source TEXT, seq INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+        "message_id, type, name, timestamp, received_at, body, source, seq",
+    ),
+    (
+        "identity",
+        "CREATE TABLE IF NOT EXISTS identity (kind TEXT NOT NULL, value TEXT NOT NULL, first_seen INTEGER NOT NULL, message_id TEXT NOT NULL, via TEXT, PRIMARY KEY (kind, value)) WITHOUT ROWID",
+        "kind, value, first_seen, message_id, via",
+    ),
+    (
+        "traits",
+        "CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL, source TEXT, message_id TEXT) WITHOUT ROWID",
+        "key, value, timestamp, source, message_id",
+    ),
+    (
+        "meta",
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+        "key, value",
+    ),
+    (
+        "kept_apart",
+        "CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID",
+        "a, b",
+    ),
+    (
+        "deadlines",
+        "CREATE TABLE IF NOT EXISTS deadlines (kind TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
+        "kind, at",
+    ),
+    (
+        "memberships",
+        "CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL) WITHOUT ROWID",
+        "key, name, grp, since",
+    ),
+];
+
+/// Tables that are appended to (logs) or read in insertion order (the outbox).
+const LOGS: &str = "
 CREATE TABLE IF NOT EXISTS merge_log (at INTEGER NOT NULL, absorbed TEXT NOT NULL, message_id TEXT NOT NULL, identifiers TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b));
 CREATE TABLE IF NOT EXISTS unmerge_log (at INTEGER NOT NULL, identifier TEXT NOT NULL, kept_apart_from TEXT NOT NULL, profile TEXT NOT NULL, identifiers TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deadlines (kind TEXT PRIMARY KEY, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL);
 ";
 
 /// Columns added since the first schema: `(table, column)`, added to objects created before.
@@ -59,7 +81,8 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
 ];
 /// The schema version this code writes (kept in `meta`).
 /// 3: the aggregate holds the report ledger, so objects of version 2 rebuild it.
-const SCHEMA_VERSION: &str = "3";
+/// 4: the keyed tables have no rowid, and events no index by time.
+const SCHEMA_VERSION: &str = "4";
 
 /// The time now (ms), read once per request and passed down.
 fn now() -> i64 {
@@ -149,7 +172,7 @@ impl DurableObject for ProfileStore {
                     return http::error(400, "invalid_forward", "to names no profile");
                 }
                 self.sql().exec(
-                    "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM meta WHERE key = 'aggregate';",
+                    "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM meta WHERE key IN ('aggregate', 'expired', 'audience_facts', 'oldest');",
                     None,
                 )?;
                 self.set_meta("merged_into", &to)?;
@@ -222,7 +245,9 @@ impl ProfileStore {
             return Ok(());
         }
         let sql = self.sql();
-        sql.exec(SCHEMA, None)?;
+        // A new object gets the current tables; an old one keeps its own until upgraded.
+        let creates: Vec<&str> = TABLES.iter().map(|(_, create, _)| *create).collect();
+        sql.exec(&[creates.join(";\n").as_str(), ";", LOGS].concat(), None)?;
         if self.meta("schema")?.as_deref() != Some(SCHEMA_VERSION) {
             let mut upgraded = false;
             for (table, column) in ADDED_COLUMNS {
@@ -232,6 +257,11 @@ impl ProfileStore {
                     sql.exec(&alter, None)?;
                     upgraded = true;
                 }
+            }
+            for (table, create, columns) in TABLES {
+                // Events stored by older code keep their order: their rowid becomes `seq`.
+                let selected = columns.replace(", seq", ", rowid");
+                crate::schema::without_rowid_from(&sql, table, create, columns, &selected)?;
             }
             // An object from older code holds events its aggregate may not summarise yet
             // (version 3 added the report ledger); a new object has none.
@@ -263,11 +293,12 @@ impl ProfileStore {
         sql.exec("DELETE FROM traits", None)?;
         let rows: Vec<FactRow> = sql
             .exec(
-                "SELECT message_id, type, name, timestamp, body, source FROM events WHERE source IS NOT 'audiences' ORDER BY timestamp, rowid",
+                "SELECT message_id, type, name, timestamp, body, source FROM events WHERE source IS NOT 'audiences' ORDER BY timestamp, received_at, seq, message_id",
                 None,
             )?
             .to_array()?;
-        let mut aggregate = Aggregate::default();
+        // What retention took is where the aggregate starts from.
+        let mut aggregate = self.expired()?.unwrap_or_default();
         for row in &rows {
             let body: Map<String, Value> = serde_json::from_str(&row.body).unwrap_or_default();
             self.take_in(&mut aggregate, row, &body)?;
@@ -357,9 +388,12 @@ impl ProfileStore {
         Ok(rows.into_iter().next().map(|r| r.value))
     }
 
+    /// Sets `key`; written only when the value changes (an ingest sets the profile's id
+    /// each time, and a row read costs a thousandth of a row written).
     pub(super) fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.sql().exec(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            "INSERT INTO meta (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value != excluded.value",
             vec![key.into(), value.into()],
         )?;
         Ok(())
@@ -420,7 +454,7 @@ impl ProfileStore {
         Ok(Dump {
             events: sql
                 .exec(
-                    "SELECT message_id, type, name, timestamp, received_at, body, source FROM events WHERE source IS NOT 'audiences'",
+                    "SELECT message_id, type, name, timestamp, received_at, body, source, seq FROM events WHERE source IS NOT 'audiences'",
                     None,
                 )?
                 .to_array()?,
@@ -431,6 +465,8 @@ impl ProfileStore {
                 )?
                 .to_array()?,
             apart: self.kept_apart()?,
+            expired: self.expired()?,
+            audience_facts: self.kept_facts()?,
         })
     }
 
@@ -441,7 +477,7 @@ impl ProfileStore {
         let sql = self.sql();
         for e in &absorb.dump.events {
             sql.exec(
-                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     e.message_id.as_str().into(),
                     e.r#type.as_str().into(),
@@ -450,6 +486,7 @@ impl ProfileStore {
                     e.received_at.into(),
                     e.body.as_str().into(),
                     e.source.clone().into(),
+                    e.seq.into(),
                 ],
             )?;
         }
@@ -459,7 +496,9 @@ impl ProfileStore {
         for (a, b) in &absorb.dump.apart {
             self.keep_apart(a, b)?;
         }
+        self.take_expired(absorb.dump.expired.as_ref(), &absorb.dump.audience_facts)?;
         self.rebuild()?;
+        self.recount_oldest()?;
         if let Some(me) = &absorb.split_into {
             self.set_meta("id", me)?;
             self.set_meta("split_from", &absorb.from)?;
@@ -506,8 +545,8 @@ impl ProfileStore {
             let body = to_json(&event.body)?;
             let source = sources.get(&event.message_id).cloned();
             let cursor = sql.exec(
-                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source, seq)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     event.message_id.as_str().into(),
                     event.kind.as_str().into(),
@@ -516,6 +555,7 @@ impl ProfileStore {
                     event.received_at.into(),
                     body.into(),
                     source.clone().into(),
+                    (aggregate.events_added() as i64).into(),
                 ],
             )?;
             // Drain the cursor so the statement runs before rows_written is read.
@@ -580,7 +620,8 @@ impl ProfileStore {
         let identifiers: Vec<String> = self.identities()?.iter().map(IdentityRow::key).collect();
         sql.exec(
             "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM merge_log;
-             DELETE FROM unmerge_log; DELETE FROM kept_apart; DELETE FROM meta WHERE key IN ('aggregate', 'split_from');",
+             DELETE FROM unmerge_log; DELETE FROM kept_apart;
+             DELETE FROM meta WHERE key IN ('aggregate', 'split_from', 'expired', 'audience_facts', 'oldest');",
             None,
         )?;
         self.set_meta("erased_at", &worker::Date::now().as_millis().to_string())?;

@@ -35,7 +35,7 @@ impl ProfileStore {
         let sql = self.sql();
         let rows: Vec<EventRow> = sql
             .exec(
-                "SELECT message_id, type, name, timestamp, received_at, body, source FROM events",
+                "SELECT message_id, type, name, timestamp, received_at, body, source, seq FROM events",
                 None,
             )?
             .to_array()?;

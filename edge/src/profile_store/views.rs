@@ -60,7 +60,7 @@ impl ProfileStore {
         let (traits, trait_sources) = self.traits()?;
         let events: Vec<Value> = sql
             .exec(
-                "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, rowid DESC LIMIT ?",
+                "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, seq DESC, message_id DESC LIMIT ?",
                 vec![VIEW_EVENTS.into()],
             )?
             .to_array::<BodyRow>()?
@@ -88,15 +88,20 @@ impl ProfileStore {
     /// A page of the timeline, newest first, as `query` asks (see [`TimelineQuery`]).
     pub(super) fn timeline(&self, query: &TimelineQuery) -> Result<Option<Value>> {
         let limit = query.limit;
-        let (cursor_time, cursor_row) = query.cursor.unwrap_or((i64::MAX, i64::MAX));
+        // The cursor's row is `seq.messageId` of the previous page's last event.
+        let (cursor_time, cursor_row) = query.cursor.clone().unwrap_or((i64::MAX, String::new()));
+        let (cursor_seq, cursor_id) = cursor_row
+            .split_once('.')
+            .and_then(|(seq, id)| Some((seq.parse::<i64>().ok()?, id.to_owned())))
+            .unwrap_or((i64::MAX, String::new()));
         let rows: Vec<PageRow> = self
             .sql()
             .exec(
-                "SELECT rowid AS row, timestamp, body FROM events
+                "SELECT seq || '.' || message_id AS row, timestamp, body FROM events
                  WHERE (? IS NULL OR type = ?) AND (? IS NULL OR name = ?)
                    AND timestamp >= ? AND timestamp <= ?
-                   AND (timestamp < ? OR (timestamp = ? AND rowid < ?))
-                 ORDER BY timestamp DESC, rowid DESC LIMIT ?",
+                   AND (timestamp < ? OR (timestamp = ? AND (seq < ? OR (seq = ? AND message_id < ?))))
+                 ORDER BY timestamp DESC, seq DESC, message_id DESC LIMIT ?",
                 vec![
                     query.kind.as_deref().into(),
                     query.kind.as_deref().into(),
@@ -106,7 +111,9 @@ impl ProfileStore {
                     query.to.unwrap_or(i64::MAX).into(),
                     cursor_time.into(),
                     cursor_time.into(),
-                    cursor_row.into(),
+                    cursor_seq.into(),
+                    cursor_seq.into(),
+                    cursor_id.into(),
                     (limit + 1).into(),
                 ],
             )?
@@ -132,7 +139,7 @@ impl ProfileStore {
         let events: Vec<Value> = self
             .sql()
             .exec(
-                "SELECT body FROM events ORDER BY timestamp, received_at, rowid",
+                "SELECT body FROM events ORDER BY timestamp, received_at, seq, message_id",
                 None,
             )?
             .to_array::<BodyRow>()?

@@ -270,6 +270,18 @@ fn campaign_dim(campaign: Option<&[String; 3]>) -> String {
     serde_json::to_string(campaign.unwrap_or(&none)).unwrap_or_default()
 }
 
+/// Adds `delta` to `into`, dropping keys that come to nothing: the differences of several
+/// profiles of one call, written once per key.
+pub fn accumulate(into: &mut Rollup, delta: Rollup) {
+    for (key, value) in delta {
+        let slot = into.entry(key.clone()).or_insert(0.0);
+        *slot += value;
+        if *slot == 0.0 {
+            into.remove(&key);
+        }
+    }
+}
+
 /// `new − old`, without the keys that did not change: what a directory partition adds
 /// when a profile's ledger changes.
 pub fn difference(old: &Rollup, new: &Rollup) -> Rollup {

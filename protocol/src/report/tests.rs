@@ -412,3 +412,20 @@ fn answers_sum_the_rows_into_the_ranges_buckets() {
         json!({"name": "Order Completed", "count": 4.0})
     );
 }
+
+#[test]
+fn differences_of_several_profiles_sum_per_key_and_cancel_out() {
+    use super::rollup::accumulate;
+    let key = |m: &str| (0, m.to_owned(), String::new());
+    let mut moved = Rollup::new();
+    accumulate(
+        &mut moved,
+        Rollup::from([(key("events"), 3.0), (key("orders"), 1.0)]),
+    );
+    accumulate(
+        &mut moved,
+        Rollup::from([(key("events"), 2.0), (key("orders"), -1.0)]),
+    );
+    // One write for `events`, none for `orders`, which came to nothing.
+    assert_eq!(moved, Rollup::from([(key("events"), 5.0)]));
+}
