@@ -26,7 +26,7 @@ use crate::{config, http};
 /// not a row and its key's index. Events are keyed by `messageId` (which is what makes a
 /// redelivered event a duplicate) with no index by time: a profile's timeline is read
 /// rarely and sorted then, while every event would pay for the index when written.
-const TABLES: [(&str, &str, &str); 7] = [
+const TABLES: [(&str, &str, &str); 5] = [
     // `seq`: the order events were stored in (the aggregate's count then), which orders
     // events of the same millisecond as they came.
     (
@@ -40,19 +40,9 @@ const TABLES: [(&str, &str, &str); 7] = [
         "kind, value, first_seen, message_id, via",
     ),
     (
-        "traits",
-        "CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL, source TEXT, message_id TEXT) WITHOUT ROWID",
-        "key, value, timestamp, source, message_id",
-    ),
-    (
         "meta",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
         "key, value",
-    ),
-    (
-        "kept_apart",
-        "CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID",
-        "a, b",
     ),
     (
         "deadlines",
@@ -66,12 +56,36 @@ const TABLES: [(&str, &str, &str); 7] = [
     ),
 ];
 
-/// Tables that are appended to (logs) or read in insertion order (the outbox).
-const LOGS: &str = "
-CREATE TABLE IF NOT EXISTS merge_log (at INTEGER NOT NULL, absorbed TEXT NOT NULL, message_id TEXT NOT NULL, identifiers TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS unmerge_log (at INTEGER NOT NULL, identifier TEXT NOT NULL, kept_apart_from TEXT NOT NULL, profile TEXT NOT NULL, identifiers TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL);
-";
+/// The outbox is read in insertion order, so it keeps its rowid.
+const LOGS: &str =
+    "CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL);";
+
+/// Tables most profiles never write (traits come with identify calls; the rest with merges
+/// and unmerges): created on their first write, and read as empty until then. Every
+/// table a new object creates is a row written, and most profiles are a visitor's few
+/// events.
+pub(super) const LAZY: [(&str, &str, &str); 4] = [
+    (
+        "traits",
+        "CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL, source TEXT, message_id TEXT) WITHOUT ROWID",
+        "key, value, timestamp, source, message_id",
+    ),
+    (
+        "kept_apart",
+        "CREATE TABLE IF NOT EXISTS kept_apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID",
+        "a, b",
+    ),
+    (
+        "merge_log",
+        "CREATE TABLE IF NOT EXISTS merge_log (at INTEGER NOT NULL, absorbed TEXT NOT NULL, message_id TEXT NOT NULL, identifiers TEXT NOT NULL)",
+        "",
+    ),
+    (
+        "unmerge_log",
+        "CREATE TABLE IF NOT EXISTS unmerge_log (at INTEGER NOT NULL, identifier TEXT NOT NULL, kept_apart_from TEXT NOT NULL, profile TEXT NOT NULL, identifiers TEXT NOT NULL)",
+        "",
+    ),
+];
 
 /// Columns added since the first schema: `(table, column)`, added to objects created before.
 const ADDED_COLUMNS: [(&str, &str); 3] = [
@@ -102,6 +116,8 @@ pub struct ProfileStore {
     ready: Cell<bool>,
     /// The audience definitions held, parsed once per version.
     pub(super) parsed: RefCell<Option<ParsedDefinitions>>,
+    /// The lazily created tables this object has (read once per instance).
+    lazy: RefCell<Option<std::collections::BTreeSet<String>>>,
 }
 
 impl DurableObject for ProfileStore {
@@ -111,6 +127,7 @@ impl DurableObject for ProfileStore {
             env,
             ready: Cell::new(false),
             parsed: RefCell::new(None),
+            lazy: RefCell::new(None),
         }
     }
 
@@ -171,8 +188,9 @@ impl DurableObject for ProfileStore {
                 if to.is_empty() {
                     return http::error(400, "invalid_forward", "to names no profile");
                 }
+                self.clear(&["events", "identity", "traits"])?;
                 self.sql().exec(
-                    "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM meta WHERE key IN ('aggregate', 'expired', 'audience_facts', 'oldest');",
+                    "DELETE FROM meta WHERE key IN ('aggregate', 'expired', 'audience_facts', 'oldest')",
                     None,
                 )?;
                 self.set_meta("merged_into", &to)?;
@@ -234,6 +252,53 @@ impl DurableObject for ProfileStore {
 }
 
 impl ProfileStore {
+    /// Whether lazily created table `table` exists here.
+    pub(super) fn has(&self, table: &str) -> Result<bool> {
+        if self.lazy.borrow().is_none() {
+            let names: std::collections::BTreeSet<String> = self
+                .sql()
+                .exec(
+                    "SELECT name AS value FROM sqlite_master WHERE type = 'table'",
+                    None,
+                )?
+                .to_array::<Text>()?
+                .into_iter()
+                .map(|t| t.value)
+                .collect();
+            *self.lazy.borrow_mut() = Some(names);
+        }
+        Ok(self
+            .lazy
+            .borrow()
+            .as_ref()
+            .is_some_and(|names| names.contains(table)))
+    }
+
+    /// Creates lazily created table `table` before its first write.
+    pub(super) fn create(&self, table: &str) -> Result<()> {
+        if self.has(table)? {
+            return Ok(());
+        }
+        if let Some((_, create, _)) = LAZY.iter().find(|(name, _, _)| *name == table) {
+            self.sql().exec(create, None)?;
+            if let Some(names) = self.lazy.borrow_mut().as_mut() {
+                names.insert(table.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties `tables` (those that exist).
+    pub(super) fn clear(&self, tables: &[&str]) -> Result<()> {
+        for table in tables {
+            let eager = !LAZY.iter().any(|(name, _, _)| name == table);
+            if eager || self.has(table)? {
+                self.sql().exec(&format!("DELETE FROM {table}"), None)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn sql(&self) -> Sql {
         Sql::of(&self.state, "profile")
     }
@@ -251,6 +316,11 @@ impl ProfileStore {
         if self.meta("schema")?.as_deref() != Some(SCHEMA_VERSION) {
             let mut upgraded = false;
             for (table, column) in ADDED_COLUMNS {
+                // A table created lazily is created with its columns, when it is.
+                let lazy = LAZY.iter().any(|(name, _, _)| *name == table);
+                if lazy && !self.has(table)? {
+                    continue;
+                }
                 let probe = ["SELECT ", column, " FROM ", table, " LIMIT 0"].concat();
                 if sql.exec(&probe, None).is_err() {
                     let alter = ["ALTER TABLE ", table, " ADD COLUMN ", column, " TEXT"].concat();
@@ -262,6 +332,11 @@ impl ProfileStore {
                 // Events stored by older code keep their order: their rowid becomes `seq`.
                 let selected = columns.replace(", seq", ", rowid");
                 crate::schema::without_rowid_from(&sql, table, create, columns, &selected)?;
+            }
+            for (table, create, columns) in LAZY.iter().filter(|(_, _, c)| !c.is_empty()) {
+                if self.has(table)? {
+                    crate::schema::without_rowid(&sql, table, create, columns)?;
+                }
             }
             // An object from older code holds events its aggregate may not summarise yet
             // (version 3 added the report ledger); a new object has none.
@@ -290,7 +365,7 @@ impl ProfileStore {
     /// unmerge or a schema upgrade; rare, so reading every event is fine).
     pub(super) fn rebuild(&self) -> Result<()> {
         let sql = self.sql();
-        sql.exec("DELETE FROM traits", None)?;
+        self.clear(&["traits"])?;
         let rows: Vec<FactRow> = sql
             .exec(
                 "SELECT message_id, type, name, timestamp, body, source FROM events WHERE source IS NOT 'audiences' ORDER BY timestamp, received_at, seq, message_id",
@@ -504,6 +579,7 @@ impl ProfileStore {
             self.set_meta("split_from", &absorb.from)?;
             return Ok(());
         }
+        self.create("merge_log")?;
         let already = sql
             .exec(
                 "SELECT COUNT(*) AS n FROM merge_log WHERE absorbed = ?",
@@ -591,6 +667,7 @@ impl ProfileStore {
         source: Option<&str>,
         message_id: &str,
     ) -> Result<()> {
+        self.create("traits")?;
         self.sql().exec(
             "INSERT INTO traits (key, value, timestamp, source, message_id) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
@@ -618,10 +695,16 @@ impl ProfileStore {
             .map(|r| r.value)
             .collect();
         let identifiers: Vec<String> = self.identities()?.iter().map(IdentityRow::key).collect();
+        self.clear(&[
+            "events",
+            "identity",
+            "traits",
+            "merge_log",
+            "unmerge_log",
+            "kept_apart",
+        ])?;
         sql.exec(
-            "DELETE FROM events; DELETE FROM identity; DELETE FROM traits; DELETE FROM merge_log;
-             DELETE FROM unmerge_log; DELETE FROM kept_apart;
-             DELETE FROM meta WHERE key IN ('aggregate', 'split_from', 'expired', 'audience_facts', 'oldest');",
+            "DELETE FROM meta WHERE key IN ('aggregate', 'split_from', 'expired', 'audience_facts', 'oldest')",
             None,
         )?;
         self.set_meta("erased_at", &worker::Date::now().as_millis().to_string())?;

@@ -13,6 +13,9 @@ use super::{Detach, EventRow, IdentityRow, Pair, Split, SplitAsk};
 
 impl ProfileStore {
     pub(super) fn kept_apart(&self) -> Result<Vec<(String, String)>> {
+        if !self.has("kept_apart")? {
+            return Ok(Vec::new());
+        }
         Ok(self
             .sql()
             .exec("SELECT a AS key, b AS value FROM kept_apart", None)?
@@ -23,6 +26,7 @@ impl ProfileStore {
     }
 
     pub(super) fn keep_apart(&self, a: &str, b: &str) -> Result<()> {
+        self.create("kept_apart")?;
         self.sql().exec(
             "INSERT OR IGNORE INTO kept_apart (a, b) VALUES (?, ?)",
             vec![a.into(), b.into()],
@@ -107,6 +111,7 @@ impl ProfileStore {
         self.rebuild()?;
         self.forget_traits_of(&detach.moved)?;
         self.keep_apart(&detach.identifier, &detach.anchor)?;
+        self.create("unmerge_log")?;
         sql.exec(
             "INSERT INTO unmerge_log (at, identifier, kept_apart_from, profile, identifiers) VALUES (?, ?, ?, ?, ?)",
             vec![

@@ -16,6 +16,9 @@ const VIEW_EVENTS: i64 = 100;
 impl ProfileStore {
     /// The traits, and where each value came from: `(traits, sources)`.
     pub(super) fn traits(&self) -> Result<(Map<String, Value>, Map<String, Value>)> {
+        if !self.has("traits")? {
+            return Ok((Map::new(), Map::new()));
+        }
         let rows = self
             .sql()
             .exec(
@@ -165,13 +168,16 @@ impl ProfileStore {
         if identities.is_empty() {
             return Ok(None);
         }
-        let merges: Vec<MergeRow> = self
-            .sql()
-            .exec(
-                "SELECT at, absorbed, message_id, identifiers FROM merge_log ORDER BY at",
-                None,
-            )?
-            .to_array()?;
+        let merges: Vec<MergeRow> = if self.has("merge_log")? {
+            self.sql()
+                .exec(
+                    "SELECT at, absorbed, message_id, identifiers FROM merge_log ORDER BY at",
+                    None,
+                )?
+                .to_array()?
+        } else {
+            Vec::new()
+        };
         let why: Vec<Value> = identities
             .iter()
             .map(|r| {
@@ -188,17 +194,23 @@ impl ProfileStore {
             .map(|m| json!({"at": cdp_protocol::time::format_rfc3339(m.at), "absorbed": m.absorbed, "messageId": m.message_id,
                             "identifiers": m.identifiers.split(' ').collect::<Vec<_>>()}))
             .collect();
-        let unmerges: Vec<Value> = self
-            .sql()
-            .exec(
-                "SELECT at, identifier, kept_apart_from, profile, identifiers FROM unmerge_log ORDER BY at",
-                None,
-            )?
-            .to_array::<UnmergeRow>()?
+        let logged: Vec<UnmergeRow> = if self.has("unmerge_log")? {
+            self.sql()
+                .exec(
+                    "SELECT at, identifier, kept_apart_from, profile, identifiers FROM unmerge_log ORDER BY at",
+                    None,
+                )?
+                .to_array()?
+        } else {
+            Vec::new()
+        };
+        let unmerges: Vec<Value> = logged
             .into_iter()
-            .map(|u| json!({"at": cdp_protocol::time::format_rfc3339(u.at), "identifier": u.identifier,
+            .map(|u| {
+                json!({"at": cdp_protocol::time::format_rfc3339(u.at), "identifier": u.identifier,
                             "keptApartFrom": u.kept_apart_from, "movedTo": u.profile,
-                            "identifiers": u.identifiers.split(' ').collect::<Vec<_>>()}))
+                            "identifiers": u.identifiers.split(' ').collect::<Vec<_>>()})
+            })
             .collect();
         Ok(Some(json!({
             "id": self.meta("id")?.unwrap_or_default(),
