@@ -256,8 +256,8 @@ pub async fn erase_dead_letters(
 }
 
 /// Sends the dead-letter store's messages (or the one `only` names) back to the queue and
-/// takes them out of the store. Their events go through dedup as any delivery does, so a
-/// replay never stores an event twice; unreadable messages stay where they are.
+/// takes them out of the store. Their events meet their profiles' `messageId` keys as any
+/// delivery does, so a replay never stores an event twice; unreadable messages stay where they are.
 pub async fn replay_dead_letters(env: &Env, only: Option<&str>) -> Result<ReplayReport> {
     let bucket = env.bucket(ARCHIVE)?;
     let mut report = ReplayReport::default();

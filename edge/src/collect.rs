@@ -4,7 +4,7 @@
 //! validation, consent, enrichment, then the queue. It answers success only once the queue
 //! holds every accepted event, so a client that sees 200 may forget the batch; on a queue
 //! failure it answers 503 and the client retries, which is safe because delivery is
-//! deduplicated by `(source, messageId)` downstream. The stages are shared with the
+//! deduplicated downstream (a profile stores each `messageId` once). The stages are shared with the
 //! offline import ([`offline_import`](crate::offline_import)), which reads files instead
 //! of events.
 

@@ -88,8 +88,8 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     }
     // Read once per delivery and passed to every profile written, with their version.
     let audiences = registry::definitions(env).await?;
-    // Replays apart from new events: a replayed event counts as delivered only if the
-    // store did not hold it yet, a new one whenever dedup lets it through.
+    // Replays apart from new events: a replayed event that the store held already is not
+    // counted again (as delivered or as a duplicate), as it was counted the first time.
     for replay in [false, true] {
         let all: Vec<&(RawMessage, QueuedBatch)> = readable
             .iter()

@@ -184,7 +184,9 @@ struct Remaining {
 }
 
 impl DurableObject for IdentityShard {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
+        // Whether to count (see crate::meter), known before the first statement runs.
+        crate::meter::enabled(&env);
         Self {
             state,
             schema: Schema::default(),

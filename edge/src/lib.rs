@@ -48,6 +48,7 @@ use worker::{
 
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
+    meter::enabled(&env);
     // Each message is read once per delivery and deleted once acknowledged; a retried one
     // is read again (counted by its next delivery), so deletes are counted as reads here.
     let messages = batch.raw_iter().count() as i64;
@@ -67,6 +68,7 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
 /// The Cron Trigger (every minute): the scheduled exports and catalog feeds that are due.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    meter::enabled(&env);
     meter::add(meter::Cost::WorkerRequest, 1);
     let at = event.schedule() as i64;
     if let Err(e) = exports::scheduled(&env, at).await {
@@ -79,6 +81,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    meter::enabled(&env);
     meter::add(meter::Cost::WorkerRequest, 1);
     match route(req, env, ctx).await {
         Ok(response) => Ok(response),

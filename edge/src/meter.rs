@@ -7,8 +7,9 @@
 //! counted back to its caller in a response header ([`stamp`] and [`call`]), so whatever
 //! isolate an object runs in, its rows reach the Worker that called it. With `METER=true`
 //! the Worker adds the tally to the counters it writes anyway (as `meter.<unit>` in
-//! `/v1/stats`), which is what `make bench-cost` reads; otherwise nothing leaves the
-//! isolate, and metering costs nothing.
+//! `/v1/stats`), which is what `make bench-cost` reads; without it, every isolate reads
+//! the setting as its first invocation or object starts, and counts nothing (no tally, no
+//! header).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -84,15 +85,22 @@ thread_local! {
     static TALLY: RefCell<BTreeMap<Cost, i64>> = const { RefCell::new(BTreeMap::new()) };
     static ENABLED: RefCell<Option<bool>> = const { RefCell::new(None) };
     /// Rows written by object class, the breakdown of [`Cost::RowsWritten`].
-    static LABELLED: RefCell<BTreeMap<&'static str, i64>> = const { RefCell::new(BTreeMap::new()) };
+    static LABELLED: RefCell<BTreeMap<String, i64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// The response header a Durable Object's tally travels in.
 const HEADER: &str = "cdp-meter";
 
+/// Whether this isolate counts: not once it has read `METER` and found it off (a
+/// deployment without metering does no counting work); until then it counts, so nothing
+/// is lost when it is on.
+fn on() -> bool {
+    ENABLED.with(|e| e.borrow().unwrap_or(true))
+}
+
 /// Adds `n` of `cost` to this isolate's tally.
 pub fn add(cost: Cost, n: i64) {
-    if n != 0 {
+    if n != 0 && on() {
         TALLY.with(|t| *t.borrow_mut().entry(cost).or_default() += n);
     }
 }
@@ -110,7 +118,7 @@ pub fn take() -> BTreeMap<String, i64> {
         .map(|(cost, n)| (cost.name().to_owned(), n))
         .collect();
     for (label, n) in LABELLED.with(|l| std::mem::take(&mut *l.borrow_mut())) {
-        out.insert([Cost::RowsWritten.name(), ".", label].concat(), n);
+        out.insert([Cost::RowsWritten.name(), ".", &label].concat(), n);
     }
     out
 }
@@ -140,6 +148,9 @@ pub fn flush_into(env: &Env, counts: &mut BTreeMap<String, i64>) {
 /// A Durable Object's answer, with what it counted in a header for its caller.
 pub fn stamp(answer: Result<Response>) -> Result<Response> {
     let response = answer?;
+    if !on() {
+        return Ok(response);
+    }
     let tally = take();
     if tally.is_empty() {
         return Ok(response);
@@ -153,20 +164,8 @@ pub fn stamp(answer: Result<Response>) -> Result<Response> {
 /// Adds a breakdown count that came back from an object (`meter.rows_written.<label>`).
 fn add_labelled(name: &str, n: i64) {
     let prefix = [Cost::RowsWritten.name(), "."].concat();
-    let Some(label) = name.strip_prefix(prefix.as_str()) else {
-        return;
-    };
-    // Labels are the few object classes' names, known here as static text.
-    const LABELS: [&str; 6] = [
-        "profile",
-        "identities",
-        "directory",
-        "counters",
-        "registry",
-        "catalog",
-    ];
-    if let Some(known) = LABELS.into_iter().find(|l| *l == label) {
-        LABELLED.with(|l| *l.borrow_mut().entry(known).or_default() += n);
+    if let Some(label) = name.strip_prefix(prefix.as_str()) {
+        LABELLED.with(|l| *l.borrow_mut().entry(label.to_owned()).or_default() += n);
     }
 }
 
@@ -245,14 +244,14 @@ impl Cursor {
 
 impl Drop for Cursor {
     fn drop(&mut self) {
-        if self.1.is_empty() {
+        if self.1.is_empty() || !on() {
             return;
         }
         let (read, written) = (self.0.rows_read() as i64, self.0.rows_written() as i64);
         add(Cost::RowsRead, read);
         add(Cost::RowsWritten, written);
         if written > 0 {
-            LABELLED.with(|l| *l.borrow_mut().entry(self.1).or_default() += written);
+            LABELLED.with(|l| *l.borrow_mut().entry(self.1.to_owned()).or_default() += written);
         }
     }
 }

@@ -22,8 +22,8 @@ pub struct QueuedBatch {
     pub received_at: i64,
     /// The events.
     pub events: Vec<Event>,
-    /// Re-ingested from the archive: skip the dedup check (the profile store's own
-    /// idempotency still holds), so a replay can restore what a store lost.
+    /// Re-ingested from the archive: what its profiles held already is not counted as a
+    /// duplicate (it was counted when first delivered), and what they lost is restored.
     #[serde(default)]
     pub replay: bool,
     /// The collector's counters for the request, added by the consumer: one write to the

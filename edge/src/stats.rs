@@ -146,7 +146,7 @@ async fn post<T: serde::Serialize>(env: &Env, shard: u32, path: &str, body: &T) 
 }
 
 /// How long a shard remembers which queue messages' counters it added: past the queue's
-/// retries, and past the dedup window, after which nothing is redelivered.
+/// retries (a few minutes) with days to spare.
 const APPLIED_FOR_MS: i64 = 8 * 24 * 3_600_000;
 /// How often a shard forgets ids older than that (an offset: `set_alarm` reads integers
 /// as offsets from now).
@@ -240,7 +240,9 @@ struct Total {
 }
 
 impl DurableObject for StatsShard {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
+        // Whether to count (see crate::meter), known before the first statement runs.
+        crate::meter::enabled(&env);
         Self {
             state,
             schema: Schema::default(),

@@ -9,10 +9,12 @@ import { ADMIN_TOKEN, admin, counters, eventually, sendBatch, settled, startWork
 let worker;
 before(async () => {
   worker = await startWorker({ vars: { RETAIN_EVENTS: '60s', RETAIN_ANONYMOUS: '45s' } });
-  const res = await fetch(`${worker.url}/v1/audiences`, { method: 'POST',
-    headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ key: 'buyers', name: 'Buyers', where: { did: { event: 'Order Completed' } } }) });
-  assert.equal(res.status, 201);
+  for (const [key, did] of [['buyers', { event: 'Order Completed' }], ['visitors', { type: 'page' }]]) {
+    const res = await fetch(`${worker.url}/v1/audiences`, { method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ key, name: key, where: { did } }) });
+    assert.equal(res.status, 201);
+  }
 });
 after(async () => {
   await worker?.stop();
@@ -35,11 +37,12 @@ test('old events leave; computed traits and audiences stay; a quiet anonymous pr
   await settled(worker.url, 4);
   const stats = await eventually(async () => {
     const s = await counters(worker.url);
-    return (s['retention.profiles_expired'] ?? 0) >= 1 && (s['retention.events_expired'] ?? 0) >= 2 ? s : null;
+    return (s['retention.profiles_expired'] ?? 0) >= 1 && (s['retention.events_expired'] ?? 0) >= 3 ? s : null;
   }, { timeout: 30_000, interval: 250 });
   assert.ok(stats, `retention ran: ${JSON.stringify(await counters(worker.url))}`);
   assert.equal(stats['retention.profiles_expired'], 1);
-  assert.equal(stats['retention.events_expired'], 2, 'the old order and the quiet visit');
+  // The old order; the quiet profile's visit and its `Audience Entered` timeline event.
+  assert.equal(stats['retention.events_expired'], 3);
 
   const user = (await admin(worker.url, '/v1/profiles/lookup?userId=ret-user')).body;
   const names = user.events.map((e) => e.event ?? e.type);
@@ -52,11 +55,19 @@ test('old events leave; computed traits and audiences stay; a quiet anonymous pr
   assert.equal(members.members?.length ?? members.profiles?.length, 1);
 
   assert.equal((await admin(worker.url, '/v1/profiles/lookup?anonymousId=ret-quiet')).status, 404, 'the quiet profile is gone');
+  // Entries: the user into buyers, both visitors into visitors; and the deleted profile's
+  // exit from visitors, which activation must hear of as for an erased person.
+  const changes = await eventually(async () => {
+    const s = await counters(worker.url);
+    return (s.membership_changes ?? 0) >= 4 ? s.membership_changes : null;
+  }, { timeout: 15_000, interval: 250 });
+  assert.equal(changes, 4, "three entries and the deleted profile's exit");
   assert.equal((await admin(worker.url, '/v1/profiles/lookup?anonymousId=ret-active')).status, 200, 'the active one stays');
 
   // The visitor comes back: a new profile, with only the new visit.
   await sendBatch(worker.url, [event({ type: 'page', name: 'Back', anonymousId: 'ret-quiet', timestamp: ago(0) })]);
   await settled(worker.url, 5);
   const back = (await admin(worker.url, '/v1/profiles/lookup?anonymousId=ret-quiet')).body;
-  assert.deepEqual(back.events.map((e) => e.name), ['Back']);
+  // Its visit, and its entry into `visitors` again; nothing from before.
+  assert.deepEqual(back.events.map((e) => e.name ?? e.event).sort(), ['Audience Entered', 'Back']);
 });

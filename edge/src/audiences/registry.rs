@@ -214,7 +214,9 @@ fn now() -> i64 {
 }
 
 impl DurableObject for AudienceRegistry {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
+        // Whether to count (see crate::meter), known before the first statement runs.
+        crate::meter::enabled(&env);
         Self {
             state,
             schema: Schema::default(),

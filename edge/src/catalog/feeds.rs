@@ -9,7 +9,7 @@ use worker::{Env, Fetch, Request, Response, Result};
 use super::store::{self, Ask, Upload};
 use super::{ingest, kind_of, Run, MAX_FILE_BYTES};
 use crate::config::Config;
-use crate::{http, import_job};
+use crate::http;
 
 /// `POST /v1/catalog/feeds` and `PUT /v1/catalog/feeds/{key}`.
 pub async fn save(
@@ -126,17 +126,8 @@ async fn pull(env: &Env, config: &Config, body: &Value, trigger: &str) -> Result
         Ok(text) => text,
         Err(why) => {
             let upload = Upload {
-                job: ["cat-", &import_job::random_uuid()?].concat(),
-                kind: feed.kind.clone(),
-                feed: Some(feed.key.clone()),
-                trigger: trigger.to_owned(),
-                replace: false,
-                items: 0,
-                chunks: 0,
-                row_errors: 0,
-                errors: Vec::new(),
                 error: Some(why.clone()),
-                started_at,
+                ..Upload::begin(&feed.kind, Some(&feed.key), trigger, started_at)?
             };
             store::call(env, &Ask::StartUpload(upload)).await?;
             return Ok((

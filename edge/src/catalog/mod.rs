@@ -27,7 +27,7 @@ use worker::{Env, MessageBatch, MessageExt, Request, Response, Result, Url};
 use crate::config::{Config, CATALOG_QUEUE_BINDING};
 use crate::offline_import::Format;
 use crate::stats::{self, Counter, Counts};
-use crate::{collect, http, import_job, queue};
+use crate::{collect, http, queue};
 use store::{Ask, Upload};
 
 /// The largest file an upload or a feed may be (after gzip): what one Worker invocation
@@ -56,12 +56,14 @@ struct Chunk {
 /// A kind's settings as stored, parsed; unknown kinds are `None` (built-in ones always
 /// exist).
 async fn kind_of(env: &Env, name: &str) -> Result<Option<Kind>> {
-    let (_, answer) = store::call(env, &Ask::Kinds).await?;
-    Ok(http::listed(&answer, "kinds", "kind", name).and_then(|k| {
-        let body = json!({"mapping": k.get("mapping").cloned().unwrap_or(Value::Null),
-            "itemFields": k.get("itemFields").cloned().unwrap_or(json!([]))});
-        Kind::parse(name, &body).ok()
-    }))
+    let ask = Ask::Kind {
+        kind: name.to_owned(),
+    };
+    let (status, body) = store::call(env, &ask).await?;
+    if status == 404 {
+        return Ok(None);
+    }
+    Ok(Kind::parse(name, &body).ok())
 }
 
 fn unknown_kind(name: &str) -> Result<Response> {
@@ -142,17 +144,10 @@ pub async fn ingest(
             "message": "no row of the file is an item; nothing was stored or removed"},
             "rowErrors": errors, "rowErrorCount": row_errors});
         let upload = Upload {
-            job: ["cat-", &import_job::random_uuid()?].concat(),
-            kind: run.kind.name.clone(),
-            feed: run.feed.map(str::to_owned),
-            trigger: run.trigger.to_owned(),
-            replace: false,
-            items: 0,
-            chunks: 0,
             row_errors: row_errors as i64,
             errors,
             error: Some("no row of the file is an item".into()),
-            started_at,
+            ..Upload::begin(&run.kind.name, run.feed, run.trigger, started_at)?
         };
         // A feed's run is logged even when nothing came of it.
         if run.feed.is_some() {
@@ -164,20 +159,15 @@ pub async fn ingest(
     // shop still sells, with one bad value.
     let replace = run.replace && row_errors == 0;
     let chunks = catalog::chunks(read.items, CHUNK_BYTES);
-    let job = ["cat-", &import_job::random_uuid()?].concat();
     let upload = Upload {
-        job: job.clone(),
-        kind: run.kind.name.clone(),
-        feed: run.feed.map(str::to_owned),
-        trigger: run.trigger.to_owned(),
         replace,
         items: items as i64,
         chunks: chunks.len() as i64,
         row_errors: row_errors as i64,
         errors: errors.clone(),
-        error: None,
-        started_at,
+        ..Upload::begin(&run.kind.name, run.feed, run.trigger, started_at)?
     };
+    let job = upload.job.clone();
     let (_, started) = store::call(env, &Ask::StartUpload(upload)).await?;
     let generation = started
         .get("generation")

@@ -42,6 +42,9 @@ pub enum Ask {
     /// Every kind's settings (built-in and declared) with its item count, and the
     /// settings' version.
     Kinds,
+    /// One kind's settings as stored (`{"mapping"?, "itemFields"?}`; `{}` for a built-in
+    /// kind left as it is), or 404.
+    Kind { kind: String },
     /// Declare a kind, or change one's settings (already checked by the Worker).
     PutKind { kind: String, body: Value },
     /// One item.
@@ -115,6 +118,25 @@ pub struct Upload {
     pub error: Option<String>,
     /// When it started (ms).
     pub started_at: i64,
+}
+
+impl Upload {
+    /// A new upload (or feed run) of `kind`, with a new job id and nothing counted yet.
+    pub fn begin(kind: &str, feed: Option<&str>, trigger: &str, started_at: i64) -> Result<Self> {
+        Ok(Self {
+            job: ["cat-", &crate::import_job::random_uuid()?].concat(),
+            kind: kind.to_owned(),
+            feed: feed.map(str::to_owned),
+            trigger: trigger.to_owned(),
+            replace: false,
+            items: 0,
+            chunks: 0,
+            row_errors: 0,
+            errors: Vec::new(),
+            error: None,
+            started_at,
+        })
+    }
 }
 
 /// Sends `ask` to the catalog store; its status and answer.
@@ -261,7 +283,9 @@ fn kinds_parsed(sql: &Sql) -> Result<Vec<(Kind, Value)>> {
 }
 
 impl DurableObject for CatalogStore {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
+        // Whether to count (see crate::meter), known before the first statement runs.
+        crate::meter::enabled(&env);
         Self {
             state,
             schema: Schema::default(),
@@ -279,6 +303,10 @@ impl DurableObject for CatalogStore {
         };
         match ask {
             Ask::Kinds => kinds(&sql),
+            Ask::Kind { kind } => match kind_bodies(&sql)?.into_iter().find(|(k, _, _)| *k == kind) {
+                Some((_, body, _)) => http::json(200, &body),
+                None => http::error(404, "unknown_kind", &format!("no catalog kind {kind:?}")),
+            },
             Ask::PutKind { kind, body } => {
                 let known = kind_bodies(&sql)?;
                 if !known.iter().any(|(k, _, _)| *k == kind) && known.len() >= MAX_KINDS {

@@ -309,6 +309,8 @@ impl ProfileDirectory {
 
 impl DurableObject for ProfileDirectory {
     fn new(state: State, env: Env) -> Self {
+        // Whether to count (see crate::meter), known before the first statement runs.
+        crate::meter::enabled(&env);
         Self {
             state,
             env,

@@ -55,7 +55,7 @@ impl ProfileStore {
     }
 
     /// The definitions held, parsed once per version for the object's life.
-    fn definitions(&self) -> Result<(i64, Rc<Vec<Definition>>)> {
+    pub(super) fn definitions(&self) -> Result<(i64, Rc<Vec<Definition>>)> {
         let Some(text) = self.meta("audiences")? else {
             return Ok((-1, Rc::new(Vec::new())));
         };

@@ -122,6 +122,8 @@ pub struct ProfileStore {
 
 impl DurableObject for ProfileStore {
     fn new(state: State, env: Env) -> Self {
+        // Whether to count (see crate::meter), known before the first statement runs.
+        crate::meter::enabled(&env);
         Self {
             state,
             env,

@@ -8,7 +8,7 @@
 //! events any audience definition reads are kept as facts (`audience_facts`), so a
 //! "did buy" audience keeps its members. The timeline and the reports' ledger lose them.
 
-use cdp_protocol::audience::{self, Definition};
+use cdp_protocol::audience;
 use cdp_protocol::computed::{self, Aggregate};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -120,18 +120,10 @@ impl ProfileStore {
         if retention.anonymous_expired(self.anonymous_only()?, last.unwrap_or(now), now) {
             let profile = self.meta("id")?.unwrap_or_default();
             let erased = self.erase()?;
-            for key in [
-                "expired",
-                "audience_facts",
-                "oldest",
-                "erased_at",
-                "audiences",
-                "membership_seq",
-            ] {
-                self.sql()
-                    .exec("DELETE FROM meta WHERE key = ?", vec![key.into()])?;
-            }
-            self.sql().exec("DELETE FROM memberships", None)?;
+            // As an erasure, less the suppression: the memberships stay until the change
+            // hook that follows sends their exits, as it does for an erased person.
+            self.sql()
+                .exec("DELETE FROM meta WHERE key = 'erased_at'", None)?;
             self.set_meta("expired_at", &now.to_string())?;
             // The index forgets its identifiers (only while they still point here).
             identity_index::forget(&self.env, &erased.identifiers, &profile).await?;
@@ -164,7 +156,7 @@ impl ProfileStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let definitions = self.definitions_now()?;
+        let (_, definitions) = self.definitions()?;
         let (names, types) = audience::events_read(&definitions);
         let mut expired = self.expired()?.unwrap_or_default();
         let mut facts = self.kept_facts()?;
@@ -206,14 +198,5 @@ impl ProfileStore {
         self.save_aggregate(&aggregate)?;
         self.recount_oldest()?;
         Ok(rows.len())
-    }
-
-    /// The audience definitions the profile holds now.
-    fn definitions_now(&self) -> Result<Vec<Definition>> {
-        Ok(self
-            .meta("audiences")?
-            .and_then(|t| serde_json::from_str::<crate::audiences::registry::Definitions>(&t).ok())
-            .map(|d| d.parsed())
-            .unwrap_or_default())
     }
 }
