@@ -17,11 +17,25 @@ const PEERS = [
     // Ours again, served like the peers (no wrangler dev in between), for a like-for-like row.
     name: 'edge-cdp, served like the peers',
     file: join(ROOT, 'www', 'cdp.js'),
-    files: { 'cdp/tracker.js': join(ROOT, 'www', 'cdp', 'tracker.js'), 'cdp/tracker_bg.wasm': join(ROOT, 'www', 'cdp', 'tracker_bg.wasm') },
+    files: { 'cdp/tracker_bg.wasm': join(ROOT, 'www', 'cdp', 'tracker_bg.wasm') },
     before: `${readFileSync(join(ROOT, 'tracker', 'js', 'snippet.min.js'), 'utf8')}
       cdp.ready(function () { window.__ready = performance.now(); });`,
     attributes: 'data-write-key="bench" data-endpoint="https://collector.test"',
     track: (p) => window.cdp.track('Bench Event', p),
+    breakdown: true,
+  },
+  {
+    // The same, with the preload hint the README recommends: the Wasm is fetched while the
+    // loader is, not after it.
+    name: 'edge-cdp, served so, Wasm preloaded',
+    file: join(ROOT, 'www', 'cdp.js'),
+    files: { 'cdp/tracker_bg.wasm': join(ROOT, 'www', 'cdp', 'tracker_bg.wasm') },
+    head: '<link rel="preload" href="/cdp/tracker_bg.wasm" as="fetch" crossorigin>',
+    before: `${readFileSync(join(ROOT, 'tracker', 'js', 'snippet.min.js'), 'utf8')}
+      cdp.ready(function () { window.__ready = performance.now(); });`,
+    attributes: 'data-write-key="bench" data-endpoint="https://collector.test"',
+    track: (p) => window.cdp.track('Bench Event', p),
+    breakdown: true,
   },
   {
     name: 'Segment analytics-next (standalone)',
@@ -70,8 +84,14 @@ const LONG_TASKS = () => {
     .observe({ type: 'longtask', buffered: true });
 };
 
-/** One peer in a fresh context: its page and script served by the benchmark, its collector answered 200. */
-async function measurePeer(browser, peer) {
+/** Loads measured per peer (fresh contexts, peers in turn): the median ready time is shown. */
+const LOADS = 5;
+
+/**
+ * One peer in a fresh context: its page and script served by the benchmark, its collector
+ * answered 200. With `calls`, also main-thread time per call and long tasks.
+ */
+async function measurePeer(browser, peer, calls) {
   const path = peer.file.startsWith('/') ? peer.file : join(PEERS_DIR, peer.file);
   if (!existsSync(path)) return null;
   const context = await browser.newContext();
@@ -85,7 +105,7 @@ async function measurePeer(browser, peer) {
       return route.fulfill({ contentType: extra[0].endsWith('.wasm') ? 'application/wasm' : 'text/javascript', body: readFileSync(extra[1]) });
     }
     return route.fulfill({ contentType: 'text/html', body: `<!doctype html><html><head><script>${peer.before || ''}</script>
-      <script src="/peer.js" ${peer.attributes || ''}></script><script>${peer.after || ''}</script></head><body>bench</body></html>` });
+      ${peer.head || ''}<script src="/peer.js" ${peer.attributes || ''}></script><script>${peer.after || ''}</script></head><body>bench</body></html>` });
   });
   await context.route('https://cdn.segment.com/**', (route) => {
     const url = route.request().url();
@@ -103,15 +123,24 @@ async function measurePeer(browser, peer) {
   const page = await context.newPage();
   await page.goto('https://bench.test/');
   await page.waitForFunction(() => window.__ready, null, { timeout: 15_000 });
-  const ready = await page.evaluate(() => {
-    const script = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/peer.js'));
-    return window.__ready - script.startTime;
+  // Where the time goes: the loader's request, the Wasm's, and what is left (compile,
+  // instantiate, start), each from the loader's start.
+  const { ready, parts } = await page.evaluate(() => {
+    const entries = performance.getEntriesByType('resource');
+    const script = entries.find((e) => e.name.endsWith('/peer.js'));
+    const wasm = entries.find((e) => e.name.endsWith('.wasm'));
+    const from = (t) => t - script.startTime;
+    return {
+      ready: window.__ready - script.startTime,
+      parts: wasm && { loader: from(script.responseEnd), wasmStart: from(wasm.startTime), wasmEnd: from(wasm.responseEnd) },
+    };
   });
+  if (!calls) { await context.close(); return { ready, parts }; }
   const perCall = await perCallTime(page, peer.track);
   await page.waitForTimeout(4000);
   const longTasks = await page.evaluate(() => window.__longTasks);
   await context.close();
-  return { ready, perCall, bytes, longTasks };
+  return { ready, parts, perCall, bytes, longTasks };
 }
 
 const worker = await startWorker();
@@ -160,14 +189,29 @@ try {
   console.log(`  ${'tracker'.padEnd(40)} ${'ready'.padStart(9)} ${'track() median'.padStart(15)} ${'p90'.padStart(9)} ${'wire B/event'.padStart(13)} ${'long tasks'.padStart(11)}`);
   const line = (name, r) => console.log(`  ${name.padEnd(40)} ${(r.ready.toFixed(1) + ' ms').padStart(9)} ${((r.perCall.median * 1000).toFixed(1) + ' µs').padStart(15)} ${((r.perCall.p90 * 1000).toFixed(1) + ' µs').padStart(9)} ${String(r.wire).padStart(13)} ${String(r.longTasks).padStart(11)}`);
   line('edge-cdp (this tracker)', { ready: ready.readyAt - ready.loaderStart, perCall, wire: (bodyBytes / Math.max(events, 1)).toFixed(0), longTasks });
+  // Each peer's calls once; its load LOADS times, the peers taking turns, so that a slow
+  // moment of the machine or a browser still warming up does not fall on one of them.
+  const results = new Map();
   for (const peer of PEERS) {
     try {
-      const r = await measurePeer(browser, peer);
-      if (!r) { console.log(`  ${peer.name}: not installed (run make size)`); continue; }
-      line(peer.name, { ...r, wire: 'n/a' });
+      const r = await measurePeer(browser, peer, true);
+      if (r) results.set(peer, { ...r, loads: [r] });
+      else console.log(`  ${peer.name}: not installed (run make size)`);
     } catch (e) {
       console.log(`  ${peer.name}: could not be measured (${e.message.split('\n')[0]})`);
     }
+  }
+  for (let i = 1; i < LOADS; i++) {
+    for (const [peer, r] of results) r.loads.push(await measurePeer(browser, peer, false));
+  }
+  const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const [peer, r] of results) line(peer.name, { ...r, ready: median(r.loads.map((l) => l.ready)), wire: 'n/a' });
+  console.log(`  (ready: median of ${LOADS} loads in fresh contexts, from the script's request to ready)`);
+  for (const [peer, r] of results) {
+    const parts = r.loads.map((l) => l.parts).filter(Boolean);
+    if (!peer.breakdown || !parts.length) continue;
+    const m = (k) => median(parts.map((p) => p[k])).toFixed(1);
+    console.log(`  ${peer.name}: loader done ${m('loader')} ms, Wasm requested ${m('wasmStart')} ms and arrived ${m('wasmEnd')} ms, ready ${median(r.loads.map((l) => l.ready)).toFixed(1)} ms (the rest: compile, instantiate, start)`);
   }
 } finally {
   await browser.close();

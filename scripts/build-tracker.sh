@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the tracker: Rust → Wasm → wasm-bindgen glue → wasm-opt -Oz, then
-#  - the script-tag build into www/ (loader www/cdp.js, tracker www/cdp/), minified;
+#  - the script-tag build into www/ (loader and glue www/cdp.js, Wasm www/cdp/), minified;
 #  - the npm package files into tracker/npm/ (ESM, not minified: the app's bundler does that);
 #  - the single-page-app demo, which uses the npm package, into www/spa/.
 set -euo pipefail
@@ -30,12 +30,14 @@ wasm-opt -Oz --strip-debug --strip-producers --strip-target-features --minify-im
 node tracker/tools/shorten-names.mjs tracker/pkg/names.json tracker/pkg/tracker.js
 
 # (wasm-bindgen's glue repeats an import key when one snippet serves several imports: harmless.)
+# The script tag's two files: the loader with the glue bundled in (one script before the
+# Wasm, not two in a row; the glue's default Wasm path, the one use of import.meta, is never
+# taken) and the Wasm.
 mkdir -p www/cdp www/spa
+rm -f www/cdp/tracker.js
 cp tracker/pkg/tracker_bg.opt.wasm www/cdp/tracker_bg.wasm
-esbuild --log-level=warning --log-override:duplicate-object-key=silent --bundle --minify --format=esm --target=es2017 \
-  tracker/pkg/tracker.js --outfile=www/cdp/tracker.js
-esbuild --log-level=warning --log-override:duplicate-object-key=silent --bundle --minify --format=iife --target=es2017 \
-  tracker/js/cdp.js --outfile=www/cdp.js
+esbuild --log-level=warning --log-override:duplicate-object-key=silent --log-override:empty-import-meta=silent \
+  --bundle --minify --format=iife --target=es2017 tracker/js/cdp.js --outfile=www/cdp.js
 
 cp tracker/pkg/tracker_bg.opt.wasm tracker/npm/tracker_bg.wasm
 cp tracker/js/api.js tracker/npm/api.js

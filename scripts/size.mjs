@@ -20,7 +20,7 @@ const row = (name, [raw, gz, br]) => console.log(`${name.padEnd(44)}${kb(raw).pa
 const header = (title) => console.log(`\n${title.padEnd(44)}${'raw'.padStart(10)}${'gzip'.padStart(10)}${'brotli'.padStart(10)}`);
 
 header('edge-cdp tracker (what a page loads)');
-const ours = ['www/cdp.js', 'www/cdp/tracker.js', 'www/cdp/tracker_bg.wasm'].map((f) => [f, measure(join(root, f))]);
+const ours = ['www/cdp.js', 'www/cdp/tracker_bg.wasm'].map((f) => [f, measure(join(root, f))]);
 for (const [f, sizes] of ours) row(`  ${f}`, sizes);
 const total = [0, 1, 2].map((i) => ours.reduce((sum, [, s]) => sum + s[i], 0));
 row('  total', total);

@@ -328,8 +328,21 @@ test('a site serves the tracker under paths of its own (data-path)', () => withC
   await page.evaluate(() => { window.cdp.track('Neutral'); return window.cdp.flush(); });
   const events = await eventually(() => { const e = sent.flatMap((b) => b.events); return e.length >= 2 ? e : null; });
   assert.deepEqual(events.map((e) => e.event ?? e.type), ['page', 'Neutral']);
-  assert.deepEqual(files.sort(), ['l.js', 'tracker.js', 'tracker_bg.wasm']);
+  assert.deepEqual(files.sort(), ['l.js', 'tracker_bg.wasm']);
   assert.deepEqual(cdpRequests, [], 'nothing fetched from /cdp');
+}));
+
+test('the shop preloads the Wasm and fetches it once; the tracker\'s files load from any site and are cached', () => withContext(async (context) => {
+  const { page } = await openShop(context);
+  const wasm = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.wasm')).length);
+  assert.equal(wasm, 1, 'the preloaded response is the one the loader uses');
+  for (const path of ['/cdp.js', '/cdp/tracker_bg.wasm']) {
+    const res = await fetch(`${worker.url}${path}`, { headers: { Origin: 'https://other.example' } });
+    assert.equal(res.status, 200, path);
+    assert.equal(res.headers.get('access-control-allow-origin'), '*', path);
+    assert.equal(res.headers.get('cross-origin-resource-policy'), 'cross-origin', path);
+    assert.match(res.headers.get('cache-control') || '', /max-age=300, stale-while-revalidate=86400/, path);
+  }
 }));
 
 test('with consent required and not given, nothing is sent or stored', () => withContext(async (context) => {

@@ -9,12 +9,15 @@
  * default where this script came from), data-consent="required", data-consent-category,
  * data-honor-gpc="false", data-honor-dnt="true", data-auto-page="false", data-track-hash,
  * data-flush-at, data-flush-interval, data-max-queue, data-cookie-domain, data-cookie-days,
- * data-path (the directory of tracker.js and tracker_bg.wasm; default cdp/ beside this script).
+ * data-path (the directory of tracker_bg.wasm; default cdp/ beside this script).
  * Calls queued on a page left before the tracker has loaded are kept for the next page.
  * It never throws into the page: where Wasm cannot run (an old browser, a CSP without
  * 'wasm-unsafe-eval') the calls stay queued and nothing else happens.
  */
 import { createApi, METHODS } from './api.js';
+// The Wasm glue is bundled into this file (scripts/build-tracker.sh): one script to fetch
+// before the Wasm, not two in a row.
+import init, { Tracker } from '../pkg/tracker.js';
 
 (function (w) {
   var script = document.currentScript;
@@ -84,18 +87,18 @@ import { createApi, METHODS } from './api.js';
   }
   addEventListener('pagehide', keep);
   addEventListener('visibilitychange', keep);
-  // The tracker's two files: in cdp/ beside this script, or in the directory data-path names.
-  var dir = new URL(config.path || 'cdp/', script.src).href;
-  import(dir + 'tracker.js').then(function (mod) {
-    return mod.default({ module_or_path: dir + 'tracker_bg.wasm' }).then(function () {
-      var api = createApi(new mod.Tracker(config), config);
-      w.cdp = api;
-      var calls = kept().concat(queue);
-      try { localStorage.removeItem(KEPT); } catch (x) {}
-      // A record spoilt in storage costs only itself, not the calls after it.
-      calls.forEach(function (c) {
-        try { if (c && !c.k) api.replay(c.c || c, c.t, c.c && c); } catch (x) { console.warn('[cdp] kept call skipped:', x); }
-      });
+  // The Wasm, in cdp/ beside this script or in the directory data-path names, is fetched
+  // at once and compiled as it arrives.
+  Promise.resolve().then(function () {
+    return init({ module_or_path: fetch(new URL((config.path || 'cdp/') + 'tracker_bg.wasm', script.src)) });
+  }).then(function () {
+    var api = createApi(new Tracker(config), config);
+    w.cdp = api;
+    var calls = kept().concat(queue);
+    try { localStorage.removeItem(KEPT); } catch (x) {}
+    // A record spoilt in storage costs only itself, not the calls after it.
+    calls.forEach(function (c) {
+      try { if (c && !c.k) api.replay(c.c || c, c.t, c.c && c); } catch (x) { console.warn('[cdp] kept call skipped:', x); }
     });
   }).catch(function (e) {
     failed = 1; // nothing is kept for a next page where the tracker cannot run either

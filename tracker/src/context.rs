@@ -14,7 +14,13 @@ export function fixed_context(name, version) {
   var n = navigator, s = self.screen || {};
   var c = { userAgent: n.userAgent, locale: n.language, library: { name: name, version: version },
             screen: { width: s.width, height: s.height, density: self.devicePixelRatio } };
-  try { c.timezone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) {}
+  // The time zone is read when the first event is completed (at idle time), not now: the
+  // browser's first Intl call loads its locale data, 15-35 ms that delayed ready.
+  Object.defineProperty(c, 'timezone', { enumerable: true, configurable: true, get: function () {
+    var z; try { z = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) {}
+    Object.defineProperty(c, 'timezone', { value: z, enumerable: true });
+    return z;
+  } });
   var q = new URLSearchParams(location.search), map = { utm_source: 'source', utm_medium: 'medium', utm_campaign: 'name', utm_term: 'term', utm_content: 'content' };
   for (var k in map) { var v = q.get(k); if (v) { c.campaign = c.campaign || {}; c.campaign[map[k]] = v; } }
   return c;

@@ -97,6 +97,8 @@ fn events_are_stored_with_the_segment_fields_before_any_send() {
         assert!(text(event, "timestamp").ends_with('Z'));
         assert_eq!(text(event, "context.page.url"), href);
         assert_eq!(text(event, "context.library.name"), "edge-cdp-tracker");
+        // Read lazily (off the path to ready), and still in every stored event.
+        assert!(!text(event, "context.timezone").is_empty(), "a time zone");
         assert!(get(event, "context.sessionId").as_f64().is_some());
         assert!(
             get(event, "sentAt").is_undefined(),
