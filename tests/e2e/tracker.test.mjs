@@ -491,6 +491,36 @@ test('what a page failed to send as it closed goes out soon from the next page',
   assert.ok(arrived, 'delivered from the next page');
 }));
 
+test('what waits in storage leaves when a tab is shown again, with no new event recorded', () => withContext(async (context) => {
+  let failing = false;
+  await context.route('**/v1/batch', (route) => (failing ? route.abort('connectionrefused') : route.continue()));
+  await context.route('**/manual.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>Manual</title>
+    <script src="/cdp.js" data-write-key="demo-write-key" data-auto-page="false"></script>` }));
+  const sent = watchBatches(context);
+  const open = async () => {
+    const page = await context.newPage();
+    await page.goto(`${worker.url}/manual.html`);
+    await page.waitForFunction(() => window.cdp && window.cdp.loaded);
+    return page;
+  };
+  const show = (page, shown) => page.evaluate((s) => {
+    Object.defineProperty(document, 'hidden', { value: !s, configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, shown);
+  const delivered = () => sent.some((b) => b.status === 200 && b.events.some((e) => e.event === 'Left Behind'));
+  const a = await open();
+  await show(a, false); // the visitor goes to another tab of the site
+  const b = await open();
+  failing = true;
+  await b.evaluate(() => { window.cdp.track('Left Behind'); return window.cdp.flush(); });
+  await b.goto('about:blank'); // and leaves it: its last send as it closes fails too
+  failing = false;
+  await a.waitForTimeout(12_000); // past the mark a send as a page closes leaves on its entries
+  assert.ok(!delivered(), 'nothing sent while the other tab stays hidden and records nothing');
+  await show(a, true);
+  assert.ok(await eventually(delivered, { timeout: 15_000 }), 'sent by the tab shown again');
+}));
+
 test('marked elements and shop pages send the e-commerce events', () => withContext(async (context) => {
   const { page, anonymousId } = await openShop(context, '/product?id=stove');
   await page.click('#add');

@@ -55,7 +55,8 @@ const HIDE_MARK_MS: f64 = 10_000.0;
 enum Signal {
     /// The page is hidden or being closed.
     Hidden,
-    /// The browser is back online.
+    /// The browser is back online or the tracker starts (`x` is 0), or the page is shown
+    /// again (`x` is 1).
     Online,
     /// The URL changed without a page load.
     Route,
@@ -358,7 +359,11 @@ fn woken(shared: &Shared, signal: Signal, x: f64, y: f64, value: JsValue) {
     match signal {
         Signal::Hidden => on_hide(shared),
         Signal::Online => {
-            shared.borrow_mut().retry_at = 0.0;
+            // Back online (x = 0), the collector may be reachable again: the backoff is
+            // over. Shown again (x = 1), what waits goes when the backoff allows.
+            if x < 0.5 {
+                shared.borrow_mut().retry_at = 0.0;
+            }
             flush(shared);
         }
         Signal::Route => {

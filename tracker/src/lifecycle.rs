@@ -1,4 +1,4 @@
-//! The page's lifecycle: hidden or closed, back online, timers and idle time. Each reports
+//! The page's lifecycle: hidden or closed, shown again, back online, timers and idle time. Each reports
 //! through the tracker's one callback, `wake(kind)`.
 //!
 //! Only `pagehide` and `visibilitychange`, never `unload`, which would keep the page out of
@@ -11,7 +11,12 @@ export function on_hide(f, kind) {
   addEventListener('pagehide', function () { f(kind); });
   document.addEventListener('visibilitychange', function () { if (document.visibilityState === 'hidden') f(kind); });
 }
-export function on_online(f, kind) { var g = function () { f(kind); }; addEventListener('online', g); setTimeout(g); }
+export function on_online(f, kind) {
+  var g = function () { f(kind, 0); };
+  addEventListener('online', g);
+  document.addEventListener('visibilitychange', function () { document.hidden || f(kind, 1); });
+  setTimeout(g);
+}
 export function later(f, kind, ms) { setTimeout(function () { f(kind); }, ms); }
 export function when_idle(f, kind) {
   var run = function () { f(kind); };
@@ -32,9 +37,10 @@ pub fn every_hide(wake: &JsValue, kind: u32) {
     on_hide(wake, kind)
 }
 
-/// Calls `wake(kind)` every time the browser comes back online, and once as the tracker
-/// starts: what earlier pages stored leaves then, not with the next event this page
-/// records (a site with manual page calls may record none).
+/// Calls `wake(kind, 0)` every time the browser comes back online, and once as the tracker
+/// starts; `wake(kind, 1)` every time the page is shown again. What earlier pages or other
+/// tabs stored leaves then, not with the next event this page records (a site with manual
+/// page calls may record none).
 pub fn every_online(wake: &JsValue, kind: u32) {
     on_online(wake, kind)
 }
