@@ -15,7 +15,7 @@ pub mod store;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use cdp_protocol::catalog::{self, kind::Kind};
+use cdp_protocol::catalog::{self, cache::ItemCache, kind::Kind};
 use cdp_protocol::decode::Envelope;
 use cdp_protocol::event::Event;
 use cdp_protocol::validate::check_batch;
@@ -379,92 +379,109 @@ thread_local! {
         ["products", "content"].iter().filter_map(|k| Kind::built_in(k)).collect(),
         0,
     ));
+    /// The items this isolate looked up lately, found or not.
+    static ITEMS: RefCell<ItemCache> = RefCell::new(ItemCache::default());
 }
 
 /// How long an isolate trusts the kinds' settings it read without asking again (a change
 /// of item fields reaches every isolate within this time).
 const KINDS_FRESH_MS: i64 = 60_000;
 
-/// Gives a delivery's events the fields of the catalog items they name: one call to the
-/// catalog store for all of them (none when no event names an item).
+/// The `(kind, id)` pairs `events` name under `kinds`, sorted, each once.
+fn named_by(events: &[Event], kinds: &[Kind]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = events
+        .iter()
+        .flat_map(|e| catalog::named(&e.body, kinds))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    pairs
+}
+
+/// The items of a lookup's answer, by `(kind, id)`.
+fn found_in(answer: &Value) -> HashMap<(String, String), Map<String, Value>> {
+    answer
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|row| {
+            let kind = row.get(0).and_then(Value::as_str)?;
+            let id = row.get(1).and_then(Value::as_str)?;
+            let fields = row.get(2).and_then(Value::as_object)?;
+            Some(((kind.to_owned(), id.to_owned()), fields.clone()))
+        })
+        .collect()
+}
+
+/// Gives a delivery's events the fields of the catalog items they name, from what the
+/// isolate remembers (`cdp_protocol::catalog::cache`) and, for the rest, one call to the
+/// catalog store; none when every item named is remembered and the kinds are fresh.
 pub struct Enricher;
 
 impl Enricher {
     /// Enriches `events` in place; the number of events that gained a field.
     pub async fn apply(env: &Env, events: &mut [Event]) -> Result<usize> {
         let now = worker::Date::now().as_millis() as i64;
-        let (mut version, kinds, read_at) = KINDS.with(|k| k.borrow().clone());
-        if now - read_at > KINDS_FRESH_MS {
-            version = -1;
-        }
-        let mut pairs: Vec<(String, String)> = events
-            .iter()
-            .flat_map(|e| catalog::named(&e.body, &kinds))
-            .collect();
-        if pairs.is_empty() && version >= 0 {
-            return Ok(0);
-        }
-        pairs.sort();
-        pairs.dedup();
-        let ask = Ask::Lookup {
-            pairs: pairs.clone(),
-            kinds_version: version,
-        };
-        let (_, mut answer) = store::call(env, &ask).await?;
-        let mut kinds = kinds;
-        if let Some(fresh) = answer.get("kinds").and_then(Value::as_array) {
-            kinds = fresh
-                .iter()
-                .filter_map(|k| {
-                    let name = k.get(0).and_then(Value::as_str)?;
-                    Kind::parse(name, k.get(1)?).ok()
-                })
-                .collect();
-            let new_version = answer
-                .get("kindsVersion")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            KINDS.with(|k| *k.borrow_mut() = (new_version, kinds.clone(), now));
-            // The settings changed: what the events name may have too.
-            let mut renamed: Vec<(String, String)> = events
-                .iter()
-                .flat_map(|e| catalog::named(&e.body, &kinds))
-                .collect();
-            renamed.sort();
-            renamed.dedup();
-            if renamed != pairs && !renamed.is_empty() {
-                let ask = Ask::Lookup {
-                    pairs: renamed,
-                    kinds_version: new_version,
-                };
-                answer = store::call(env, &ask).await?.1;
+        let (version, mut kinds, read_at) = KINDS.with(|k| k.borrow().clone());
+        let stale = version < 0 || now - read_at > KINDS_FRESH_MS;
+        let pairs = named_by(events, &kinds);
+        let ask = ITEMS.with(|c| c.borrow().missing(&pairs, now));
+        if !ask.is_empty() || stale {
+            let lookup = Ask::Lookup {
+                pairs: ask.clone(),
+                kinds_version: version,
+            };
+            let (_, answer) = store::call(env, &lookup).await?;
+            let fresh = answer.get("kinds").and_then(Value::as_array);
+            match fresh {
+                None => {
+                    KINDS.with(|k| k.borrow_mut().2 = now);
+                    ITEMS.with(|c| c.borrow_mut().remember(&ask, found_in(&answer), now));
+                }
+                Some(fresh) => {
+                    // The settings changed: what the events name may have too, and the
+                    // items remembered may lack fields now declared.
+                    kinds = fresh
+                        .iter()
+                        .filter_map(|k| {
+                            let name = k.get(0).and_then(Value::as_str)?;
+                            Kind::parse(name, k.get(1)?).ok()
+                        })
+                        .collect();
+                    let new_version = answer
+                        .get("kindsVersion")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    KINDS.with(|k| *k.borrow_mut() = (new_version, kinds.clone(), now));
+                    let renamed = named_by(events, &kinds);
+                    let answer = if renamed == ask || renamed.is_empty() {
+                        answer
+                    } else {
+                        let lookup = Ask::Lookup {
+                            pairs: renamed.clone(),
+                            kinds_version: new_version,
+                        };
+                        store::call(env, &lookup).await?.1
+                    };
+                    ITEMS.with(|c| {
+                        let mut cache = c.borrow_mut();
+                        cache.clear();
+                        cache.remember(&renamed, found_in(&answer), now);
+                    });
+                }
             }
         }
-        let mut found: HashMap<(String, String), Map<String, Value>> = HashMap::new();
-        for row in answer
-            .get("items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(kind), Some(id), Some(fields)) = (
-                row.get(0).and_then(Value::as_str),
-                row.get(1).and_then(Value::as_str),
-                row.get(2).and_then(Value::as_object),
-            ) {
-                found.insert((kind.to_owned(), id.to_owned()), fields.clone());
+        ITEMS.with(|c| {
+            let cache = c.borrow();
+            let lookup = |kind: &str, id: &str| cache.get(kind, id).cloned();
+            let mut enriched = 0;
+            for event in events.iter_mut() {
+                if catalog::enrich(&mut event.body, &kinds, lookup) {
+                    enriched += 1;
+                }
             }
-        }
-        if found.is_empty() {
-            return Ok(0);
-        }
-        let lookup = |kind: &str, id: &str| found.get(&(kind.to_owned(), id.to_owned())).cloned();
-        let mut enriched = 0;
-        for event in events.iter_mut() {
-            if catalog::enrich(&mut event.body, &kinds, lookup) {
-                enriched += 1;
-            }
-        }
-        Ok(enriched)
+            Ok(enriched)
+        })
     }
 }

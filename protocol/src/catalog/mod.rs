@@ -1,8 +1,10 @@
 //! Catalog data: items (products, content, users, …) imported from files through a
 //! field [`mapping`], and the enrichment rule that gives an event naming an item the
 //! item's fields it did not send. The Worker's `catalog` module stores items, pulls feeds
-//! and looks items up once per delivery; everything it decides is here.
+//! and looks up, once per delivery, the items its isolate does not remember ([`cache`]);
+//! everything it decides is here.
 
+pub mod cache;
 pub mod feed;
 pub mod kind;
 pub mod mapping;
