@@ -96,7 +96,7 @@ async function catalog(url) {
 
 /**
  * A pipeline row: a Worker of its own, started for it (with the catalog, if asked), warmed
- * up until nothing is pending, measured, and stopped. A Worker left running after its row
+ * up by a one-second load it delivers, measured, and stopped. A Worker left running after its row
  * keeps working (alarms, folds) on the same two cores: it once made whichever row came
  * second look twice as slow, which passed for the catalog's cost.
  */
@@ -124,7 +124,7 @@ writeFileSync(collectorOnly, readFileSync(join(ROOT, 'wrangler.toml'), 'utf8')
   .replace(/\[\[queues\.consumers\]\][^[]*/g, ''));
 
 /** The collector row: a collector-only Worker of its own, warmed up, measured and stopped
- * (its queue, never consumed, fills up; left running it stalled the next Worker started). */
+ * (its queue, never consumed, fills up and should not weigh on the rows after it). */
 async function collectorRow(size) {
   const worker = await startWorker({ config: collectorOnly });
   try {
@@ -144,7 +144,8 @@ try {
   console.log('collector: the Worker with the queue consumer left out; pipeline: the same load while the consumer');
   console.log('delivers to identities, profiles, the directory, R2 and counters in the same workerd thread, each');
   console.log('collector and pipeline row on a fresh Worker of its own, warmed up first, and stopped after it\n');
-  console.log('delivered/s: events that reached their profiles per second, from the load\'s start until none is pending\n');
+  console.log('delivered/s: events that reached their profiles per second, from the load\'s start until every event');
+  console.log('accepted is counted and none is pending ("not settled": not within 5 minutes)\n');
   console.log('batch  target             req/s   events/s   p50 ms   p95 ms   p99 ms  errors   vs empty  delivered/s');
   for (const size of (process.env.BENCH_SIZES || '1,20,100').split(',').map(Number)) {
     await load(empty.url, size, 1);

@@ -248,3 +248,22 @@ test('users from a feed become identify calls, stored once however often it is p
   assert.ok(ann.body.identifiers.some((i) => i.type === 'email' && i.value === 'ann@example.com'), JSON.stringify(ann.body.identifiers));
   assert.equal(ann.body.events.filter((e) => e.type === 'identify').length, 1, 'stored once');
 });
+
+test('the consumer remembers the items it looked up for a minute: an item deleted meanwhile still enriches', async () => {
+  const up = await upload('products', ['sku,title,brand,price_eur,path', 'kettle,Kettle,Acme,35,Camping › Cooking'].join('\n'));
+  assert.equal(up.status, 200, JSON.stringify(up.body));
+  const viewed = () => sendBatch(worker.url, [event('cat-kettle', 'Product Viewed', { product_id: 'kettle' })]);
+  const stored = (n) => eventually(async () => {
+    const events = await profileEvents(worker.url, 'cat-kettle');
+    return events.length === n ? events : null;
+  }, { timeout: 30_000 });
+  assert.equal((await viewed()).status, 200);
+  await stored(1);
+  const deleted = await call('DELETE', '/v1/catalog/products/kettle');
+  assert.ok(deleted.status < 300, JSON.stringify(deleted.body));
+  assert.equal((await admin(worker.url, '/v1/catalog/products/kettle')).status, 404, 'gone from the store');
+  assert.equal((await viewed()).status, 200);
+  const events = await stored(2);
+  // Asked of the store, the second would have no name: the item is gone there (README, Catalog).
+  assert.deepEqual(events.map((e) => e.properties.name), ['Kettle', 'Kettle']);
+});

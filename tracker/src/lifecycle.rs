@@ -1,5 +1,5 @@
-//! The page's lifecycle: hidden or closed, shown again, back online, timers and idle time. Each reports
-//! through the tracker's one callback, `wake(kind)`.
+//! The page's lifecycle: hidden or closed, shown again, back online, timers and idle time.
+//! Each reports through the tracker's one callback, `wake(kind)`.
 //!
 //! Only `pagehide` and `visibilitychange`, never `unload`, which would keep the page out of
 //! the back/forward cache.
