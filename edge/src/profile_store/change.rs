@@ -3,7 +3,7 @@
 //! [`after_change`](ProfileStore::after_change) runs after every write that changes what the
 //! profile shows (ingest, a merge in or out, an unmerge, erasure, a deadline that came). In
 //! the same synchronous stretch as the change, so in the same SQLite transaction, it writes
-//! the profile's notice for the directory (its summary, or its removal) and sets the
+//! the profile's notice for the directory (its summary, or its removal) and works out the
 //! profile's deadlines. [`drain`](ProfileStore::drain) then sends what the outbox holds and
 //! removes what was sent; what could not be sent stays, and a deadline retries it. A change
 //! is never saved while its notice is lost.
@@ -12,10 +12,13 @@
 //! summaries of a whole delivery at once (one directory call per shard, not one per
 //! profile), and its delivery is retried until that succeeds, which is the same guarantee.
 //!
-//! Deadlines are one table of `(kind, at)` behind the object's single alarm, set to the
-//! earliest: the abandoned cart (search learns of it on time, with no new event), the
-//! audiences' next verdict change (see [`membership`](super::membership)) and the
-//! outbox's retry.
+//! The deadlines (the abandoned cart, so search learns of it on time with no new event;
+//! the audiences' next verdict change, see [`membership`](super::membership); retention;
+//! the outbox's retry) are worked out, not stored: the object's one alarm is set to the
+//! earliest, and when it comes everything is worked out again. Most ingests move a
+//! deadline (a new product view moves a "viewed within 30 days" window), and a row
+//! written costs a thousand rows read; an alarm that comes early only works things out
+//! once more.
 
 use cdp_protocol::computed::Aggregate;
 use serde_json::{json, Value};
@@ -25,34 +28,14 @@ use super::object::ProfileStore;
 use super::Text;
 use crate::{config, directory};
 
-/// A deadline's kind: what the alarm does when it comes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Deadline {
-    /// The cart turns abandoned: the directory must learn it.
-    Cart,
-    /// The outbox holds notices a send failed to deliver.
-    Outbox,
-    /// An audience verdict can change by itself (a window runs out).
-    Audience,
-}
-
-impl Deadline {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Cart => "cart",
-            Self::Outbox => "outbox",
-            Self::Audience => "audience",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "cart" => Some(Self::Cart),
-            "outbox" => Some(Self::Outbox),
-            "audience" => Some(Self::Audience),
-            _ => None,
-        }
-    }
+/// The deadlines an evaluation in this request worked out (the cart's and the
+/// audiences'), for [`ProfileStore::arm`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Plan {
+    /// Whether the deadlines were worked out since the alarm was last set.
+    pub worked_out: bool,
+    /// The earliest of them.
+    pub earliest: Option<i64>,
 }
 
 /// Who sends the directory notice of a change.
@@ -78,7 +61,7 @@ impl ProfileStore {
         notify: Notify,
     ) -> Result<Option<Value>> {
         let mut summary = self.summary(aggregate, now)?;
-        let audiences = self.evaluate_audiences(summary.as_ref(), now)?;
+        let (audiences, audience_change) = self.evaluate_audiences(summary.as_ref(), now)?;
         if let Some(doc) = summary.as_mut() {
             doc["audiences"] = json!(audiences);
         }
@@ -86,11 +69,15 @@ impl ProfileStore {
             self.notify_directory(summary.as_ref())?;
         }
         let abandon_after = config::computed_settings(&self.env).abandon_after;
-        match aggregate.abandons_at(abandon_after).filter(|at| *at > now) {
-            // A second late: the cart counts as abandoned from its instant on.
-            Some(at) if summary.is_some() => self.schedule(Deadline::Cart, at + 1_000)?,
-            _ => self.unschedule(Deadline::Cart)?,
-        }
+        // A second late: the cart counts as abandoned from its instant on.
+        let cart = aggregate
+            .abandons_at(abandon_after)
+            .filter(|at| *at > now && summary.is_some())
+            .map(|at| at + 1_000);
+        self.plan.set(Plan {
+            worked_out: true,
+            earliest: earliest([cart, audience_change]),
+        });
         Ok(summary)
     }
 
@@ -131,7 +118,10 @@ impl ProfileStore {
         }
         let notices = self
             .sql()
-            .exec("SELECT target, body FROM outbox ORDER BY rowid", None)?
+            .exec(
+                "SELECT target, body FROM outbox ORDER BY length(target), target",
+                None,
+            )?
             .to_array::<Notice>()?;
         for notice in notices {
             let sent = if notice.target.starts_with("membership:") {
@@ -140,8 +130,8 @@ impl ProfileStore {
                 self.send(&notice.body).await
             };
             if let Err(e) = sent {
+                // It stays in the outbox, so the alarm retries it.
                 worker::console_error!("profile notice not sent, retrying: {e}");
-                self.schedule(Deadline::Outbox, now + RETRY_AFTER_MS)?;
                 return self.arm(now).await;
             }
             self.sql().exec(
@@ -177,23 +167,10 @@ impl ProfileStore {
         }
     }
 
-    /// The alarm: runs the deadlines that have come, then waits for the next.
+    /// The alarm: whichever deadline came (or none, if one moved later since), the
+    /// profile is evaluated again, retention applied if due, and the outbox sent.
     pub(super) async fn run_deadlines(&self, now: i64) -> Result<()> {
-        let due = self
-            .sql()
-            .exec(
-                "SELECT kind AS value FROM deadlines WHERE at <= ?",
-                vec![now.into()],
-            )?
-            .to_array::<Text>()?;
-        for kind in due.iter().filter_map(|d| Deadline::parse(&d.value)) {
-            self.unschedule(kind)?;
-            if matches!(kind, Deadline::Cart | Deadline::Audience) {
-                self.after_change(&self.aggregate()?, now, Notify::Outbox)?;
-            }
-        }
-        // Retention's deadline is worked out, not stored: an anonymous profile's follows
-        // its last event, which every ingest moves.
+        // Retention's deadline follows the last event, which every ingest moves.
         let aggregate = self.aggregate()?;
         if self
             .retention_deadline(&aggregate)?
@@ -201,62 +178,44 @@ impl ProfileStore {
             && self.meta("merged_into")?.is_none()
         {
             self.expire(now).await?;
-            self.after_change(&self.aggregate()?, now, Notify::Outbox)?;
         }
-        // Every deadline kind ends in sending what is waiting.
+        self.after_change(&self.aggregate()?, now, Notify::Outbox)?;
         self.drain(now).await
     }
 
-    /// Sets deadline `kind` to `at`; written only when it changes (most ingests leave the
-    /// cart's deadline where it was, and a row read costs less than a row written).
-    pub(super) fn schedule(&self, kind: Deadline, at: i64) -> Result<()> {
-        self.sql().exec(
-            "INSERT INTO deadlines (kind, at) VALUES (?, ?)
-             ON CONFLICT (kind) DO UPDATE SET at = excluded.at WHERE at != excluded.at",
-            vec![kind.name().into(), at.into()],
-        )?;
-        Ok(())
-    }
-
-    pub(super) fn unschedule(&self, kind: Deadline) -> Result<()> {
-        self.sql().exec(
-            "DELETE FROM deadlines WHERE kind = ?",
-            vec![kind.name().into()],
-        )?;
-        Ok(())
-    }
-
-    /// Sets the alarm to the earliest deadline (retention's among them), or clears it
-    /// when there is none.
+    /// Sets the alarm to the earliest deadline: the cart's and the audiences' as this
+    /// request worked them out, retention's, and a retry while the outbox holds notices a
+    /// send failed to deliver. Without deadlines worked out in this request, an alarm set
+    /// earlier is only ever brought forward, never dropped.
     pub(super) async fn arm(&self, now: i64) -> Result<()> {
-        #[derive(serde::Deserialize)]
-        struct Next {
-            at: Option<i64>,
-        }
-        let stored = self
-            .sql()
-            .exec("SELECT MIN(at) AS at FROM deadlines", None)?
-            .to_array::<Next>()?
-            .into_iter()
-            .next()
-            .and_then(|n| n.at);
+        let plan = self.plan.take();
         let retention = if self.meta("merged_into")?.is_some() {
             None
         } else {
             self.retention_deadline(&self.aggregate()?)?
         };
-        let next = match (stored, retention) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let retry = self.outbox_waiting()?.then_some(now + RETRY_AFTER_MS);
         let storage = self.state().storage();
+        let set = storage.get_alarm().await?;
+        let kept = if plan.worked_out { None } else { set };
+        let next = earliest([plan.earliest, retention, retry, kept]);
         match next {
+            // Setting the alarm is a write: not when it is set at most a second early (it
+            // was set as an offset, so it is rarely exact; an early alarm only works the
+            // deadlines out again and sets it anew).
+            Some(at) if set.is_some_and(|s| s <= at && s > at - 1_000) => Ok(()),
             // `set_alarm` reads an integer as an offset from now, not as a time.
             Some(at) => {
                 let offset = std::time::Duration::from_millis((at - now).max(0) as u64);
                 storage.set_alarm(offset).await
             }
+            None if set.is_none() => Ok(()),
             None => storage.delete_alarm().await,
         }
     }
+}
+
+/// The earliest of `deadlines`, if any.
+fn earliest<const N: usize>(deadlines: [Option<i64>; N]) -> Option<i64> {
+    deadlines.into_iter().flatten().min()
 }

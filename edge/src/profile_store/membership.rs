@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Result;
 
-use super::change::Deadline;
 use super::object::ProfileStore;
 use crate::audiences::registry::Definitions;
 
@@ -88,8 +87,12 @@ impl ProfileStore {
 
     /// Evaluates every audience for the profile as `doc` shows it (`None`: the profile is
     /// gone, merged away or erased, and leaves them all) at `now`; records entries and
-    /// exits, sets the next audience deadline, and returns the keys it is in.
-    pub(super) fn evaluate_audiences(&self, doc: Option<&Value>, now: i64) -> Result<Vec<String>> {
+    /// exits, and returns the keys it is in and when a verdict can next change by itself.
+    pub(super) fn evaluate_audiences(
+        &self,
+        doc: Option<&Value>,
+        now: i64,
+    ) -> Result<(Vec<String>, Option<i64>)> {
         let (version, definitions) = self.definitions()?;
         let verdicts = match doc {
             Some(doc) => self.verdicts(&definitions, doc, now)?,
@@ -143,17 +146,14 @@ impl ProfileStore {
                 )?;
             }
         }
-        match verdicts.values().filter_map(|v| v.next_change).min() {
-            Some(at) => self.schedule(Deadline::Audience, at)?,
-            None => self.unschedule(Deadline::Audience)?,
-        }
+        let next_change = verdicts.values().filter_map(|v| v.next_change).min();
         let mut keys: Vec<String> = verdicts
             .into_iter()
             .filter(|(_, v)| v.member)
             .map(|(k, _)| k)
             .collect();
         keys.sort();
-        Ok(keys)
+        Ok((keys, next_change))
     }
 
     /// Every audience's verdict for the profile as `doc` shows it, at `now`.

@@ -16,7 +16,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 
 use crate::meter::Sql;
 
-use super::change::Notify;
+use super::change::{Notify, Plan};
 use super::{
     to_json, Absorb, Ask, Count, Dump, Erased, FactRow, Holding, IdentityRow, IngestReport, Text,
 };
@@ -45,20 +45,18 @@ const TABLES: [(&str, &str, &str); 5] = [
         "key, value",
     ),
     (
-        "deadlines",
-        "CREATE TABLE IF NOT EXISTS deadlines (kind TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
-        "kind, at",
-    ),
-    (
         "memberships",
         "CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL) WITHOUT ROWID",
         "key, name, grp, since",
     ),
+    // Read in the order notices were written: a membership change's target carries its
+    // number (`membership:7`), so shorter targets first, then by text.
+    (
+        "outbox",
+        "CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID",
+        "target, body",
+    ),
 ];
-
-/// The outbox is read in insertion order, so it keeps its rowid.
-const LOGS: &str =
-    "CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL);";
 
 /// Tables most profiles never write (traits come with identify calls; the rest with merges
 /// and unmerges): created on their first write, and read as empty until then. Every
@@ -96,7 +94,11 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
 /// The schema version this code writes (kept in `meta`).
 /// 3: the aggregate holds the report ledger, so objects of version 2 rebuild it.
 /// 4: the keyed tables have no rowid, and events no index by time.
-const SCHEMA_VERSION: &str = "4";
+/// 5: the outbox has no rowid, and deadlines are worked out, not stored.
+const SCHEMA_VERSION: &str = "5";
+/// The oldest version whose aggregate is what this code computes (3 added the report
+/// ledger); an object older than it is rebuilt from its events when upgraded.
+const AGGREGATE_SINCE: u32 = 3;
 
 /// The time now (ms), read once per request and passed down.
 fn now() -> i64 {
@@ -116,6 +118,8 @@ pub struct ProfileStore {
     ready: Cell<bool>,
     /// The audience definitions held, parsed once per version.
     pub(super) parsed: RefCell<Option<ParsedDefinitions>>,
+    /// The deadlines this request worked out, for the alarm.
+    pub(super) plan: Cell<Plan>,
     /// The lazily created tables this object has (read once per instance).
     lazy: RefCell<Option<std::collections::BTreeSet<String>>>,
 }
@@ -129,6 +133,7 @@ impl DurableObject for ProfileStore {
             env,
             ready: Cell::new(false),
             parsed: RefCell::new(None),
+            plan: Cell::new(Plan::default()),
             lazy: RefCell::new(None),
         }
     }
@@ -314,8 +319,9 @@ impl ProfileStore {
         let sql = self.sql();
         // A new object gets the current tables; an old one keeps its own until upgraded.
         let creates: Vec<&str> = TABLES.iter().map(|(_, create, _)| *create).collect();
-        sql.exec(&[creates.join(";\n").as_str(), ";", LOGS].concat(), None)?;
-        if self.meta("schema")?.as_deref() != Some(SCHEMA_VERSION) {
+        sql.exec(&[creates.join(";\n").as_str(), ";"].concat(), None)?;
+        let held = self.meta("schema")?;
+        if held.as_deref() != Some(SCHEMA_VERSION) {
             let mut upgraded = false;
             for (table, column) in ADDED_COLUMNS {
                 // A table created lazily is created with its columns, when it is.
@@ -340,10 +346,15 @@ impl ProfileStore {
                     crate::schema::without_rowid(&sql, table, create, columns)?;
                 }
             }
-            // An object from older code holds events its aggregate may not summarise yet
-            // (version 3 added the report ledger); a new object has none.
-            let stored = self.meta("aggregate")?.is_some();
-            if upgraded || stored {
+            if held.is_some() {
+                // Deadlines were a table before version 5.
+                sql.exec("DROP TABLE IF EXISTS deadlines", None)?;
+            }
+            // An object from older code may hold events its aggregate does not summarise
+            // yet; a new object has none.
+            let version: u32 = held.and_then(|v| v.parse().ok()).unwrap_or(0);
+            let stale = self.meta("aggregate")?.is_some() && version < AGGREGATE_SINCE;
+            if upgraded || stale {
                 self.rebuild()?;
             }
             self.set_meta("schema", SCHEMA_VERSION)?;
