@@ -5,11 +5,19 @@
 //! A put only replaces the profile's ledger (one row) and marks it changed. The rollups
 //! catch up in a fold: for every changed ledger, the difference between its contribution
 //! now and the one last folded (kept in the same row), summed over all of them and
-//! written once per rollup key. A fold runs before any report reads the rollups (so a
-//! report is never behind) and on an alarm a minute after a change, so a busy partition
-//! writes a rollup key once a minute, not once per profile change. A removal takes the
+//! written once per rollup row. A fold runs before any report reads the rollups (so a
+//! report is never behind) and on an alarm ten minutes after a change, so a partition
+//! writes a rollup row at most once in ten minutes, not once per profile change (the
+//! alarm only bounds the work a report's fold may find waiting). A removal takes the
 //! folded contribution back at once. So the rollups never need a log of increments, and a
 //! notice repeated or replaced changes nothing twice.
+//!
+//! A rollup row is one metric's hour, its dimensions in one JSON object (`{"tent": 3,
+//! "lamp": 1}`): a fold writes a row per metric and hour it touched, not one per product,
+//! referrer or event name, and a report expands the rows it reads (rows read cost a
+//! thousandth of rows written).
+
+use std::collections::BTreeMap;
 
 use cdp_protocol::computed::Settings;
 use cdp_protocol::report::answer::Row;
@@ -25,7 +33,7 @@ use crate::meter::Sql;
 /// rollups, `changed`: whether `entries` differ from it).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledgers (id TEXT PRIMARY KEY, entries TEXT NOT NULL, steps TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, as_of INTEGER NOT NULL, folded TEXT, folded_as_of INTEGER, changed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollups (hour INTEGER NOT NULL, metric TEXT NOT NULL, dim TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (metric, hour, dim)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_hours (metric TEXT NOT NULL, hour INTEGER NOT NULL, dims TEXT NOT NULL, PRIMARY KEY (metric, hour)) WITHOUT ROWID;
 ";
 
 /// Brings a partition created before folds up to date: its ledgers were all added to the
@@ -48,11 +56,31 @@ pub fn upgrade(sql: &Sql) -> Result<()> {
         "CREATE INDEX IF NOT EXISTS ledgers_changed ON ledgers (changed) WHERE changed = 1",
         None,
     )?;
+    // Rollups kept a row per dimension before they kept one per metric and hour.
+    #[derive(Deserialize)]
+    struct Count {
+        n: i64,
+    }
+    let old = sql
+        .exec(
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'rollups'",
+            None,
+        )?
+        .one::<Count>()?
+        .n;
+    if old > 0 {
+        sql.exec(
+            "INSERT OR REPLACE INTO rollup_hours (metric, hour, dims)
+               SELECT metric, hour, json_group_object(dim, value) FROM rollups WHERE value != 0 GROUP BY metric, hour;
+             DROP TABLE rollups;",
+            None,
+        )?;
+    }
     Ok(())
 }
 
 /// How long after a change the alarm folds (a report folds sooner if it reads first).
-pub const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+pub const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Deserialize)]
 struct Held {
@@ -70,13 +98,46 @@ fn contribution(ledger: Option<&(Vec<Entry>, i64)>, settings: &Settings) -> Roll
     })
 }
 
-/// Adds `delta` to the rollups: one row written per key.
+/// Adds `delta` to the rollups: one row written per metric and hour.
 fn apply(sql: &Sql, delta: Rollup) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Dims {
+        dims: String,
+    }
+    let mut by_hour: BTreeMap<(String, i64), Vec<(String, f64)>> = BTreeMap::new();
     for ((hour, metric, dim), value) in delta {
+        by_hour
+            .entry((metric, hour))
+            .or_default()
+            .push((dim, value));
+    }
+    for ((metric, hour), changes) in by_hour {
+        let held: Vec<Dims> = sql
+            .exec(
+                "SELECT dims FROM rollup_hours WHERE metric = ? AND hour = ?",
+                vec![metric.as_str().into(), hour.into()],
+            )?
+            .to_array()?;
+        let mut dims: BTreeMap<String, f64> = held
+            .first()
+            .and_then(|h| serde_json::from_str(&h.dims).ok())
+            .unwrap_or_default();
+        for (dim, value) in changes {
+            let sum = dims.get(&dim).copied().unwrap_or(0.0) + value;
+            // A dimension summed back to nothing leaves the row (and no -0 is kept).
+            if sum == 0.0 {
+                dims.remove(&dim);
+            } else {
+                dims.insert(dim, sum);
+            }
+        }
         sql.exec(
-            "INSERT INTO rollups (hour, metric, dim, value) VALUES (?, ?, ?, ?)
-             ON CONFLICT (metric, hour, dim) DO UPDATE SET value = value + excluded.value",
-            vec![hour.into(), metric.into(), dim.into(), value.into()],
+            "INSERT OR REPLACE INTO rollup_hours (metric, hour, dims) VALUES (?, ?, ?)",
+            vec![
+                metric.into(),
+                hour.into(),
+                serde_json::to_string(&dims)?.into(),
+            ],
         )?;
     }
     Ok(())
@@ -199,9 +260,14 @@ pub fn remove(sql: &Sql, settings: &Settings, id: &str) -> Result<()> {
 /// The partition's rollup rows of `metrics` in `[from, to)`.
 pub fn rows(sql: &Sql, metrics: &[String], from: i64, to: i64) -> Result<Vec<Row>> {
     sql.exec(
-        "SELECT hour, metric, dim, value FROM rollups
-         WHERE metric IN (SELECT value FROM json_each(?)) AND hour >= ? AND hour < ? AND value != 0",
-        vec![serde_json::to_string(metrics)?.into(), from.into(), to.into()],
+        "SELECT r.hour AS hour, r.metric AS metric, d.key AS dim, d.value AS value
+         FROM rollup_hours AS r, json_each(r.dims) AS d
+         WHERE r.metric IN (SELECT value FROM json_each(?)) AND r.hour >= ? AND r.hour < ?",
+        vec![
+            serde_json::to_string(metrics)?.into(),
+            from.into(),
+            to.into(),
+        ],
     )?
     .to_array()
 }
