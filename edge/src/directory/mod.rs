@@ -319,7 +319,7 @@ impl DurableObject for ProfileDirectory {
         }
     }
 
-    /// A minute after a change: the changed ledgers are folded into the rollups.
+    /// Ten minutes after a change: the changed ledgers are folded into the rollups.
     async fn alarm(&self) -> Result<Response> {
         crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         let sql = crate::meter::Sql::of(&self.state, "directory");
