@@ -2,15 +2,16 @@
 //! reports count them) and the partition's hourly rollups, kept equal to the sum of its
 //! profiles' contributions.
 //!
-//! A put only replaces the profile's ledger (one row) and marks it changed. The rollups
-//! catch up in a fold: for every changed ledger, the difference between its contribution
-//! now and the one last folded (kept in the same row), summed over all of them and
-//! written once per rollup row. A fold runs before any report reads the rollups (so a
-//! report is never behind) and on an alarm ten minutes after a change, so a partition
-//! writes a rollup row at most once in ten minutes, not once per profile change (the
-//! alarm only bounds the work a report's fold may find waiting). A removal takes the
-//! folded contribution back at once. So the rollups never need a log of increments, and a
-//! notice repeated or replaced changes nothing twice.
+//! A put replaces the profile's ledger (one row) and adds the difference between its
+//! contribution now and before to the partition's pending change (one row per put call,
+//! whatever the number of profiles in it). The rollups catch up in a fold, which adds the
+//! pending change and empties it. A fold runs before any report reads the rollups (so a
+//! report is never behind), on an alarm ten minutes after a change (it only bounds what a
+//! report's fold finds waiting), and when the pending change grows past
+//! [`PENDING_KEYS`]; so a partition writes a rollup row at most once in ten minutes, not
+//! once per profile change. A removal adds the negative of the profile's contribution.
+//! The rollups need no log of increments, and a notice repeated or replaced changes
+//! nothing twice (an unchanged ledger adds nothing).
 //!
 //! A rollup row is one metric's hour, its dimensions in one JSON object (`{"tent": 3,
 //! "lamp": 1}`): a fold writes a row per metric and hour it touched, not one per product,
@@ -29,34 +30,18 @@ use worker::Result;
 
 use crate::meter::Sql;
 
-/// The partition's tables for the reports (`folded`: the ledger as last added to the
-/// rollups, `changed`: whether `entries` differ from it).
+/// The partition's tables for the reports. A partition from before pending changes has
+/// `folded`, `folded_as_of` and `changed` columns in its ledgers too (see [`upgrade`]).
 pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS ledgers (id TEXT PRIMARY KEY, entries TEXT NOT NULL, steps TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, as_of INTEGER NOT NULL, folded TEXT, folded_as_of INTEGER, changed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledgers (id TEXT PRIMARY KEY, entries TEXT NOT NULL, steps TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, as_of INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_hours (metric TEXT NOT NULL, hour INTEGER NOT NULL, dims TEXT NOT NULL, PRIMARY KEY (metric, hour)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY CHECK (id = 0), delta TEXT NOT NULL);
 ";
 
-/// Brings a partition created before folds up to date: its ledgers were all added to the
-/// rollups as they came, so each is folded as it stands.
-pub fn upgrade(sql: &Sql) -> Result<()> {
-    if sql
-        .exec("SELECT folded FROM ledgers LIMIT 0", None)
-        .is_err()
-    {
-        sql.exec(
-            "ALTER TABLE ledgers ADD COLUMN folded TEXT;
-             ALTER TABLE ledgers ADD COLUMN folded_as_of INTEGER;
-             ALTER TABLE ledgers ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
-             UPDATE ledgers SET folded = entries, folded_as_of = as_of;",
-            None,
-        )?;
-    }
-    // Only the changed ledgers are in it, so a fold reads those and not the partition.
-    sql.exec(
-        "CREATE INDEX IF NOT EXISTS ledgers_changed ON ledgers (changed) WHERE changed = 1",
-        None,
-    )?;
-    // Rollups kept a row per dimension before they kept one per metric and hour.
+/// Brings an older partition up to date: ledgers marked changed since their last fold
+/// (kept as `folded`) are folded the old way, once, and their index dropped; rollups kept
+/// a row per dimension are regrouped by metric and hour.
+pub fn upgrade(sql: &Sql, settings: &Settings) -> Result<()> {
     #[derive(Deserialize)]
     struct Count {
         n: i64,
@@ -76,11 +61,28 @@ pub fn upgrade(sql: &Sql) -> Result<()> {
             None,
         )?;
     }
+    if sql
+        .exec("SELECT changed FROM ledgers LIMIT 0", None)
+        .is_ok()
+    {
+        fold_marked(sql, settings)?;
+        sql.exec(
+            "DROP INDEX IF EXISTS ledgers_changed;
+             ALTER TABLE ledgers DROP COLUMN changed;
+             ALTER TABLE ledgers DROP COLUMN folded;
+             ALTER TABLE ledgers DROP COLUMN folded_as_of;",
+            None,
+        )?;
+    }
     Ok(())
 }
 
 /// How long after a change the alarm folds (a report folds sooner if it reads first).
 pub const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How many rollup keys the pending change may hold before a put folds it (it is read and
+/// written whole by every put call).
+pub const PENDING_KEYS: usize = 5_000;
 
 #[derive(Deserialize)]
 struct Held {
@@ -143,10 +145,81 @@ fn apply(sql: &Sql, delta: Rollup) -> Result<()> {
     Ok(())
 }
 
+/// The partition's change not yet added to the rollups, read once per call and written
+/// once (see [`Pending::save`]).
+pub struct Pending {
+    delta: Rollup,
+    changed: bool,
+}
+
+impl Pending {
+    /// The pending change as stored.
+    pub fn load(sql: &Sql) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Row {
+            delta: String,
+        }
+        let rows: Vec<Row> = sql
+            .exec("SELECT delta FROM pending WHERE id = 0", None)?
+            .to_array()?;
+        let listed: Vec<(i64, String, String, f64)> = rows
+            .first()
+            .and_then(|r| serde_json::from_str(&r.delta).ok())
+            .unwrap_or_default();
+        Ok(Self {
+            delta: listed
+                .into_iter()
+                .map(|(hour, metric, dim, value)| ((hour, metric, dim), value))
+                .collect(),
+            changed: false,
+        })
+    }
+
+    fn add(&mut self, delta: Rollup) {
+        if !delta.is_empty() {
+            accumulate(&mut self.delta, delta);
+            self.changed = true;
+        }
+    }
+
+    /// Whether anything waits to be folded.
+    pub fn waiting(&self) -> bool {
+        !self.delta.is_empty()
+    }
+
+    /// Stores what this call added (folding it at once past [`PENDING_KEYS`]); whether
+    /// anything waits for a fold.
+    pub fn save(self, sql: &Sql) -> Result<bool> {
+        if !self.changed {
+            return Ok(self.waiting());
+        }
+        if self.delta.len() > PENDING_KEYS {
+            apply(sql, self.delta)?;
+            sql.exec("DELETE FROM pending", None)?;
+            return Ok(false);
+        }
+        let listed: Vec<(i64, &str, &str, f64)> = self
+            .delta
+            .iter()
+            .map(|((hour, metric, dim), value)| (*hour, metric.as_str(), dim.as_str(), *value))
+            .collect();
+        sql.exec(
+            "INSERT OR REPLACE INTO pending (id, delta) VALUES (0, ?)",
+            vec![serde_json::to_string(&listed)?.into()],
+        )?;
+        Ok(self.waiting())
+    }
+}
+
 /// Replaces profile `id`'s ledger with `entries` (in the ledger's order) as of `as_of`
-/// (the summary's time: a cart's window is judged then), for the next fold. Whether it
-/// changed anything.
-pub fn put(sql: &Sql, id: &str, entries: Vec<Entry>, as_of: i64) -> Result<bool> {
+/// (the summary's time: a cart's window is judged then), adding the difference to
+/// `pending` (nothing when the ledger is unchanged).
+pub fn put(
+    sql: &Sql,
+    settings: &Settings,
+    pending: &mut Pending,
+    (id, entries, as_of): (&str, Vec<Entry>, i64),
+) -> Result<()> {
     let held: Vec<Held> = sql
         .exec(
             "SELECT entries, as_of FROM ledgers WHERE id = ?",
@@ -158,11 +231,12 @@ pub fn put(sql: &Sql, id: &str, entries: Vec<Entry>, as_of: i64) -> Result<bool>
         .first()
         .is_some_and(|h| h.entries == text && h.as_of == as_of)
     {
-        return Ok(false);
+        return Ok(());
     }
+    let old = held.first().map(|h| ledger_of(&h.entries, h.as_of));
     let (first, last) = match (entries.first(), entries.last()) {
         (Some(first), Some(last)) => (first.at, last.at),
-        // Nothing to count: an empty ledger still folds its old contribution away.
+        // Nothing to count: an empty ledger still takes its old contribution away.
         _ => (0, 0),
     };
     let steps: Vec<(i64, &str)> = entries
@@ -171,9 +245,9 @@ pub fn put(sql: &Sql, id: &str, entries: Vec<Entry>, as_of: i64) -> Result<bool>
         .filter_map(|e| Some((e.at, e.name.as_deref()?)))
         .collect();
     sql.exec(
-        "INSERT INTO ledgers (id, entries, steps, first_at, last_at, as_of, changed) VALUES (?, ?, ?, ?, ?, ?, 1)
+        "INSERT INTO ledgers (id, entries, steps, first_at, last_at, as_of) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET entries = excluded.entries, steps = excluded.steps,
-           first_at = excluded.first_at, last_at = excluded.last_at, as_of = excluded.as_of, changed = 1",
+           first_at = excluded.first_at, last_at = excluded.last_at, as_of = excluded.as_of",
         vec![
             id.into(),
             text.into(),
@@ -183,12 +257,27 @@ pub fn put(sql: &Sql, id: &str, entries: Vec<Entry>, as_of: i64) -> Result<bool>
             as_of.into(),
         ],
     )?;
-    Ok(true)
+    let new = (entries, as_of);
+    pending.add(difference(
+        &contribution(old.as_ref(), settings),
+        &contribution(Some(&new), settings),
+    ));
+    Ok(())
 }
 
-/// Adds every changed ledger's difference to the rollups (one write per rollup key) and
-/// marks them folded.
-pub fn fold(sql: &Sql, settings: &Settings) -> Result<()> {
+/// Adds the pending change to the rollups (one write per metric and hour) and empties it.
+pub fn fold(sql: &Sql) -> Result<()> {
+    let pending = Pending::load(sql)?;
+    if pending.waiting() {
+        apply(sql, pending.delta)?;
+        sql.exec("DELETE FROM pending", None)?;
+    }
+    Ok(())
+}
+
+/// Folds, the way partitions did before pending changes, the ledgers marked changed since
+/// their last fold: the difference between each one's contribution and the one folded.
+fn fold_marked(sql: &Sql, settings: &Settings) -> Result<()> {
     #[derive(Deserialize)]
     struct Changed {
         entries: String,
@@ -220,38 +309,24 @@ pub fn fold(sql: &Sql, settings: &Settings) -> Result<()> {
             ),
         );
     }
-    apply(sql, moved)?;
-    sql.exec(
-        "UPDATE ledgers SET folded = entries, folded_as_of = as_of, changed = 0 WHERE changed = 1",
-        None,
-    )?;
-    Ok(())
+    apply(sql, moved)
 }
 
-/// Takes profile `id` (merged away, or erased) out of the rollups: what was folded of it
-/// goes at once, and its ledger with it.
-pub fn remove(sql: &Sql, settings: &Settings, id: &str) -> Result<()> {
-    #[derive(Deserialize)]
-    struct Folded {
-        folded: Option<String>,
-        folded_as_of: Option<i64>,
-    }
-    let held: Vec<Folded> = sql
+/// Takes profile `id` (merged away, or erased) out of the rollups (through `pending`),
+/// and its ledger with it.
+pub fn remove(sql: &Sql, settings: &Settings, pending: &mut Pending, id: &str) -> Result<()> {
+    let held: Vec<Held> = sql
         .exec(
-            "SELECT folded, folded_as_of FROM ledgers WHERE id = ?",
+            "SELECT entries, as_of FROM ledgers WHERE id = ?",
             vec![id.into()],
         )?
         .to_array()?;
-    if let Some(Folded {
-        folded: Some(folded),
-        folded_as_of,
-    }) = held.into_iter().next()
-    {
-        let old = ledger_of(&folded, folded_as_of.unwrap_or_default());
-        apply(
-            sql,
-            difference(&contribution(Some(&old), settings), &Rollup::new()),
-        )?;
+    if let Some(h) = held.first() {
+        let old = ledger_of(&h.entries, h.as_of);
+        pending.add(difference(
+            &contribution(Some(&old), settings),
+            &Rollup::new(),
+        ));
     }
     sql.exec("DELETE FROM ledgers WHERE id = ?", vec![id.into()])?;
     Ok(())

@@ -285,6 +285,17 @@ pub struct ProfileDirectory {
 }
 
 impl ProfileDirectory {
+    /// Stores the pending change; a fold follows within [`ledger::FOLD_AFTER`].
+    async fn keep_pending(&self, sql: &crate::meter::Sql, pending: ledger::Pending) -> Result<()> {
+        if pending.save(sql)? {
+            let storage = self.state.storage();
+            if storage.get_alarm().await?.is_none() {
+                storage.set_alarm(ledger::FOLD_AFTER).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The partition's tables, brought up to date once per instance.
     fn ensure(&self, sql: &crate::meter::Sql) -> Result<()> {
         self.schema.ensure_with(sql, |sql| {
@@ -302,7 +313,7 @@ impl ProfileDirectory {
                 .concat(),
                 None,
             )?;
-            ledger::upgrade(sql)
+            ledger::upgrade(sql, &crate::config::computed_settings(&self.env))
         })
     }
 }
@@ -324,7 +335,7 @@ impl DurableObject for ProfileDirectory {
         crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         let sql = crate::meter::Sql::of(&self.state, "directory");
         self.ensure(&sql)?;
-        ledger::fold(&sql, &crate::config::computed_settings(&self.env))?;
+        ledger::fold(&sql)?;
         Response::empty()
     }
 
@@ -349,7 +360,7 @@ impl DurableObject for ProfileDirectory {
                 http::json(200, &Found::default())
             }
             "/put" => {
-                let mut changed = false;
+                let mut pending = ledger::Pending::load(&sql)?;
                 for (id, mut doc) in body.docs {
                     // The ledger is the reports', not part of what a search shows.
                     let entries = doc.as_object_mut().and_then(|d| d.remove("report"));
@@ -371,15 +382,10 @@ impl DurableObject for ProfileDirectory {
                             .and_then(Value::as_str)
                             .and_then(cdp_protocol::time::parse_rfc3339)
                             .unwrap_or_default();
-                        changed |= ledger::put(&sql, &id, entries, as_of)?;
+                        ledger::put(&sql, &settings, &mut pending, (&id, entries, as_of))?;
                     }
                 }
-                if changed {
-                    let storage = self.state.storage();
-                    if storage.get_alarm().await?.is_none() {
-                        storage.set_alarm(ledger::FOLD_AFTER).await?;
-                    }
-                }
+                self.keep_pending(&sql, pending).await?;
                 http::json(200, &Found::default())
             }
             "/remove" => {
@@ -387,12 +393,14 @@ impl DurableObject for ProfileDirectory {
                     "DELETE FROM profiles WHERE id = ?",
                     vec![body.id.clone().into()],
                 )?;
-                ledger::remove(&sql, &settings, &body.id)?;
+                let mut pending = ledger::Pending::load(&sql)?;
+                ledger::remove(&sql, &settings, &mut pending, &body.id)?;
+                self.keep_pending(&sql, pending).await?;
                 http::json(200, &Found::default())
             }
             "/rollups" => {
                 // The changes not folded yet are folded first: a report is never behind.
-                ledger::fold(&sql, &settings)?;
+                ledger::fold(&sql)?;
                 let rows = ledger::rows(&sql, &body.metrics, body.from, body.to)?;
                 http::json(
                     200,
