@@ -29,6 +29,21 @@ impl Schema {
     }
 }
 
+/// Whether the object's database has a table named `name`.
+pub fn table_exists(sql: &Sql, name: &str) -> Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct Count {
+        n: i64,
+    }
+    let found = sql
+        .exec(
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
+            vec![name.into()],
+        )?
+        .one::<Count>()?;
+    Ok(found.n > 0)
+}
+
 #[derive(serde::Deserialize)]
 struct Definition {
     sql: String,

@@ -42,18 +42,7 @@ CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY CHECK (id = 0), delta
 /// (kept as `folded`) are folded the old way, once, and their index dropped; rollups kept
 /// a row per dimension are regrouped by metric and hour.
 pub fn upgrade(sql: &Sql, settings: &Settings) -> Result<()> {
-    #[derive(Deserialize)]
-    struct Count {
-        n: i64,
-    }
-    let old = sql
-        .exec(
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'rollups'",
-            None,
-        )?
-        .one::<Count>()?
-        .n;
-    if old > 0 {
+    if crate::schema::table_exists(sql, "rollups")? {
         sql.exec(
             "INSERT OR REPLACE INTO rollup_hours (metric, hour, dims)
                SELECT metric, hour, json_group_object(dim, value) FROM rollups WHERE value != 0 GROUP BY metric, hour;

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use worker::Result;
 
 use super::object::ProfileStore;
+use super::EventRow as StoredEvent;
 use crate::audiences::registry::Definitions;
 
 /// Where membership changes go (the source of the timeline events they write).
@@ -243,19 +244,17 @@ impl ProfileStore {
         let properties = json!({"audience_key": key, "audience_name": name, "group": group});
         let body = json!({"type": "track", "event": event_name, "messageId": message_id,
             "timestamp": at, "receivedAt": at, "properties": properties});
-        if timeline {
-            self.sql().exec(
-                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source)
-                 VALUES (?, 'track', ?, ?, ?, ?, ?)",
-                vec![
-                    message_id.clone().into(),
-                    event_name.into(),
-                    now.into(),
-                    now.into(),
-                    body.to_string().into(),
-                    SOURCE.into(),
-                ],
-            )?;
+        if timeline && self.stored_ids([message_id.as_str()])?.is_empty() {
+            self.append_events(&[StoredEvent {
+                message_id: message_id.clone(),
+                r#type: "track".to_owned(),
+                name: Some(event_name.to_owned()),
+                timestamp: now,
+                received_at: now,
+                body: body.to_string(),
+                source: Some(SOURCE.to_owned()),
+                seq: 0,
+            }])?;
         }
         let change = json!({"profile": profile, "seq": seq, "audience": key, "name": name,
             "group": group, "change": if entered { "entered" } else { "exited" }, "at": at,

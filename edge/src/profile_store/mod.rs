@@ -17,6 +17,7 @@
 //! [`unmerge`] how a profile splits.
 
 mod change;
+mod events;
 mod membership;
 mod object;
 mod retention;

@@ -17,23 +17,17 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 use crate::meter::Sql;
 
 use super::change::{Notify, Plan};
+use super::events;
 use super::{
-    to_json, Absorb, Ask, Count, Dump, Erased, FactRow, Holding, IdentityRow, IngestReport, Text,
+    to_json, Absorb, Ask, Count, Dump, Erased, EventRow, FactRow, Holding, IdentityRow,
+    IngestReport, Text,
 };
 use crate::{config, http};
 
 /// The tables keyed by what they are looked up by have no rowid: an insert writes one row,
-/// not a row and its key's index. Events are keyed by `messageId` (which is what makes a
-/// redelivered event a duplicate) with no index by time: a profile's timeline is read
-/// rarely and sorted then, while every event would pay for the index when written.
-const TABLES: [(&str, &str, &str); 5] = [
-    // `seq`: the order events were stored in (the aggregate's count then), which orders
-    // events of the same millisecond as they came.
-    (
-        "events",
-        "CREATE TABLE IF NOT EXISTS events (message_id TEXT PRIMARY KEY, type TEXT NOT NULL, name TEXT, timestamp INTEGER NOT NULL, received_at INTEGER NOT NULL, body TEXT NOT NULL, source TEXT, seq INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
-        "message_id, type, name, timestamp, received_at, body, source, seq",
-    ),
+/// not a row and its key's index. Events are kept apart, in blocks (see
+/// [`events`](super::events)).
+const TABLES: [(&str, &str, &str); 4] = [
     (
         "identity",
         "CREATE TABLE IF NOT EXISTS identity (kind TEXT NOT NULL, value TEXT NOT NULL, first_seen INTEGER NOT NULL, message_id TEXT NOT NULL, via TEXT, PRIMARY KEY (kind, value)) WITHOUT ROWID",
@@ -95,7 +89,8 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
 /// 3: the aggregate holds the report ledger, so objects of version 2 rebuild it.
 /// 4: the keyed tables have no rowid, and events no index by time.
 /// 5: the outbox has no rowid, and deadlines are worked out, not stored.
-const SCHEMA_VERSION: &str = "5";
+/// 6: events are kept in blocks (see [`events`](super::events)).
+const SCHEMA_VERSION: &str = "6";
 /// The oldest version whose aggregate is what this code computes (3 added the report
 /// ledger); an object older than it is rebuilt from its events when upgraded.
 const AGGREGATE_SINCE: u32 = 3;
@@ -195,7 +190,7 @@ impl DurableObject for ProfileStore {
                 if to.is_empty() {
                     return http::error(400, "invalid_forward", "to names no profile");
                 }
-                self.clear(&["events", "identity", "traits"])?;
+                self.clear(&["event_blocks", "identity", "traits"])?;
                 self.sql().exec(
                     "DELETE FROM meta WHERE key IN ('aggregate', 'expired', 'audience_facts', 'oldest')",
                     None,
@@ -319,7 +314,17 @@ impl ProfileStore {
         let sql = self.sql();
         // A new object gets the current tables; an old one keeps its own until upgraded.
         let creates: Vec<&str> = TABLES.iter().map(|(_, create, _)| *create).collect();
-        sql.exec(&[creates.join(";\n").as_str(), ";"].concat(), None)?;
+        sql.exec(
+            &[
+                creates.join(";\n").as_str(),
+                ";",
+                events::BLOCKS,
+                ";",
+                events::VIEW,
+            ]
+            .concat(),
+            None,
+        )?;
         let held = self.meta("schema")?;
         if held.as_deref() != Some(SCHEMA_VERSION) {
             let mut upgraded = false;
@@ -337,10 +342,9 @@ impl ProfileStore {
                 }
             }
             for (table, create, columns) in TABLES {
-                // Events stored by older code keep their order: their rowid becomes `seq`.
-                let selected = columns.replace(", seq", ", rowid");
-                crate::schema::without_rowid_from(&sql, table, create, columns, &selected)?;
+                crate::schema::without_rowid(&sql, table, create, columns)?;
             }
+            self.events_into_blocks()?;
             for (table, create, columns) in LAZY.iter().filter(|(_, _, c)| !c.is_empty()) {
                 if self.has(table)? {
                     crate::schema::without_rowid(&sql, table, create, columns)?;
@@ -563,21 +567,14 @@ impl ProfileStore {
     /// traits rebuilt from all events. Writing it twice changes nothing.
     pub(super) fn absorb(&self, absorb: Absorb) -> Result<()> {
         let sql = self.sql();
-        for e in &absorb.dump.events {
-            sql.exec(
-                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                vec![
-                    e.message_id.as_str().into(),
-                    e.r#type.as_str().into(),
-                    e.name.clone().into(),
-                    e.timestamp.into(),
-                    e.received_at.into(),
-                    e.body.as_str().into(),
-                    e.source.clone().into(),
-                    e.seq.into(),
-                ],
-            )?;
-        }
+        let held = self.stored_ids(absorb.dump.events.iter().map(|e| e.message_id.as_str()))?;
+        let fresh: Vec<EventRow> = absorb
+            .dump
+            .events
+            .into_iter()
+            .filter(|e| !held.contains(&e.message_id))
+            .collect();
+        self.append_events(&fresh)?;
         for row in &absorb.dump.identity {
             self.link(row)?;
         }
@@ -623,37 +620,32 @@ impl ProfileStore {
         events: &[Event],
         sources: &BTreeMap<String, String>,
     ) -> Result<(IngestReport, Aggregate)> {
-        let sql = self.sql();
         let mut report = IngestReport {
             stored: 0,
             duplicates: 0,
             summary: None,
         };
         let mut aggregate = self.aggregate()?;
+        // A duplicate is an event stored before, or met earlier in this delivery.
+        let mut seen = self.stored_ids(events.iter().map(|e| e.message_id.as_str()))?;
+        let mut block = Vec::new();
         for event in events {
-            let body = to_json(&event.body)?;
-            let source = sources.get(&event.message_id).cloned();
-            let cursor = sql.exec(
-                "INSERT OR IGNORE INTO events (message_id, type, name, timestamp, received_at, body, source, seq)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                vec![
-                    event.message_id.as_str().into(),
-                    event.kind.as_str().into(),
-                    event.name.clone().into(),
-                    event.timestamp.into(),
-                    event.received_at.into(),
-                    body.into(),
-                    source.clone().into(),
-                    (aggregate.events_added() as i64).into(),
-                ],
-            )?;
-            // Drain the cursor so the statement runs before rows_written is read.
-            let _ = cursor.to_array::<Value>()?;
-            if cursor.rows_written() == 0 {
+            if !seen.insert(event.message_id.clone()) {
                 report.duplicates += 1;
                 continue;
             }
             report.stored += 1;
+            let source = sources.get(&event.message_id).cloned();
+            block.push(EventRow {
+                message_id: event.message_id.clone(),
+                r#type: event.kind.as_str().to_owned(),
+                name: event.name.clone(),
+                timestamp: event.timestamp,
+                received_at: event.received_at,
+                body: to_json(&event.body)?,
+                source: source.clone(),
+                seq: aggregate.events_added() as i64,
+            });
             let row = FactRow {
                 message_id: event.message_id.clone(),
                 r#type: event.kind.as_str().to_owned(),
@@ -664,6 +656,7 @@ impl ProfileStore {
             };
             self.take_in(&mut aggregate, &row, &event.body)?;
         }
+        self.append_events(&block)?;
         if report.stored > 0 {
             self.save_aggregate(&aggregate)?;
         }
@@ -709,7 +702,7 @@ impl ProfileStore {
             .collect();
         let identifiers: Vec<String> = self.identities()?.iter().map(IdentityRow::key).collect();
         self.clear(&[
-            "events",
+            "event_blocks",
             "identity",
             "traits",
             "merge_log",

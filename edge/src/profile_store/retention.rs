@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use worker::Result;
 
+use super::events::Taken;
 use super::object::ProfileStore;
 use super::FactRow;
 use crate::stats::{self, Counter, Counts};
@@ -191,10 +192,7 @@ impl ProfileStore {
         aggregate.forget_report_before(cutoff);
         self.set_meta("expired", &serde_json::to_string(&expired)?)?;
         self.set_meta("audience_facts", &serde_json::to_string(&facts)?)?;
-        sql.exec(
-            "DELETE FROM events WHERE timestamp < ?",
-            vec![cutoff.into()],
-        )?;
+        self.delete_events(Taken::Before(cutoff))?;
         self.save_aggregate(&aggregate)?;
         self.recount_oldest()?;
         Ok(rows.len())

@@ -8,6 +8,7 @@ use cdp_protocol::identity::{identifiers_of, traits_naming, Cause, Identifier, L
 use serde_json::{Map, Value};
 use worker::Result;
 
+use super::events::Taken;
 use super::object::ProfileStore;
 use super::{Detach, EventRow, IdentityRow, Pair, Split, SplitAsk};
 
@@ -98,12 +99,7 @@ impl ProfileStore {
     /// identifiers get their new causes, traits and aggregate are rebuilt, and it is logged.
     pub(super) fn detach(&self, detach: &Detach) -> Result<()> {
         let sql = self.sql();
-        for id in &detach.message_ids {
-            sql.exec(
-                "DELETE FROM events WHERE message_id = ?",
-                vec![id.as_str().into()],
-            )?;
-        }
+        self.delete_events(Taken::Ids(&detach.message_ids))?;
         sql.exec("DELETE FROM identity", None)?;
         for row in &detach.kept {
             self.link(row)?;

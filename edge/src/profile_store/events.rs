@@ -1,0 +1,154 @@
+//! How a profile keeps its events: in blocks, one row per write (a delivery's events for
+//! the profile, a merge's, an audience change), read through the `events` view, which
+//! has a row per event with the columns the rest of the store queries.
+//!
+//! A row written costs a thousand rows read, and a delivery brings a profile a few events
+//! at a time: one block row instead of a row per event is most of what an event costs in
+//! the profile. What it gives up is a key per event: whether a `messageId` is already
+//! stored is answered by reading the profile's blocks (the view), and the rare deletes
+//! (retention, unmerge) rewrite the blocks that hold what they delete.
+
+use std::collections::HashSet;
+
+use worker::{Result, SqlStorageValue};
+
+use super::object::ProfileStore;
+use super::{EventRow, Text};
+
+/// The blocks: each a JSON array of events, each event an array of the view's columns in
+/// order (`body` as text, `name` and `source` null when absent).
+pub(super) const BLOCKS: &str =
+    "CREATE TABLE IF NOT EXISTS event_blocks (block INTEGER PRIMARY KEY, events TEXT NOT NULL)";
+
+/// The events as rows: what timelines, audiences, retention and merges read.
+pub(super) const VIEW: &str = "CREATE VIEW IF NOT EXISTS events AS SELECT
+  json_extract(e.value, '$[0]') AS message_id,
+  json_extract(e.value, '$[1]') AS type,
+  json_extract(e.value, '$[2]') AS name,
+  json_extract(e.value, '$[3]') AS timestamp,
+  json_extract(e.value, '$[4]') AS received_at,
+  json_extract(e.value, '$[5]') AS body,
+  json_extract(e.value, '$[6]') AS source,
+  json_extract(e.value, '$[7]') AS seq
+FROM event_blocks AS b, json_each(b.events) AS e";
+
+/// Which events a delete takes.
+pub(super) enum Taken<'a> {
+    /// Those that happened before this time (ms).
+    Before(i64),
+    /// Those with these `messageId`s.
+    Ids(&'a [String]),
+}
+
+impl ProfileStore {
+    /// Which of `ids` are stored already.
+    pub(super) fn stored_ids<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<HashSet<String>> {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        Ok(self
+            .sql()
+            .exec(
+                "SELECT message_id AS value FROM events WHERE message_id IN (SELECT value FROM json_each(?))",
+                vec![serde_json::to_string(&ids)?.into()],
+            )?
+            .to_array::<Text>()?
+            .into_iter()
+            .map(|t| t.value)
+            .collect())
+    }
+
+    /// Stores `rows` as one block (nothing when there are none). The caller has left out
+    /// those already stored (see [`stored_ids`](Self::stored_ids)).
+    pub(super) fn append_events(&self, rows: &[EventRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let block: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.message_id,
+                    r.r#type,
+                    r.name,
+                    r.timestamp,
+                    r.received_at,
+                    r.body,
+                    r.source,
+                    r.seq
+                ])
+            })
+            .collect();
+        self.sql().exec(
+            "INSERT INTO event_blocks (events) VALUES (?)",
+            vec![serde_json::to_string(&block)?.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the events `taken` picks: each block holding one is rewritten without them
+    /// (or deleted when nothing is left in it).
+    pub(super) fn delete_events(&self, taken: Taken<'_>) -> Result<()> {
+        let (picked, value): (&str, SqlStorageValue) = match taken {
+            Taken::Before(at) => ("json_extract(e.value, '$[3]') < ?1", at.into()),
+            Taken::Ids(ids) => (
+                "json_extract(e.value, '$[0]') IN (SELECT value FROM json_each(?1))",
+                serde_json::to_string(ids)?.into(),
+            ),
+        };
+        let sql = self.sql();
+        sql.exec(
+            &[
+                "UPDATE event_blocks SET events = (SELECT json_group_array(json(e.value)) FROM json_each(event_blocks.events) AS e WHERE NOT (",
+                picked,
+                ")) WHERE EXISTS (SELECT 1 FROM json_each(event_blocks.events) AS e WHERE ",
+                picked,
+                ")",
+            ]
+            .concat(),
+            vec![value],
+        )?;
+        sql.exec(
+            "DELETE FROM event_blocks WHERE json_array_length(events) = 0",
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Moves the events of an object from before blocks (a table named `events`, one row
+    /// each) into one block, in the order they were stored, and puts the view in its place.
+    pub(super) fn events_into_blocks(&self) -> Result<()> {
+        let sql = self.sql();
+        if !crate::schema::table_exists(&sql, "events")? {
+            return Ok(());
+        }
+        // Before version 4 the order stored was the rowid; `seq` came then.
+        let seq = if sql.exec("SELECT seq FROM events LIMIT 0", None).is_ok() {
+            "seq"
+        } else {
+            "rowid"
+        };
+        sql.exec(
+            &[
+                "ALTER TABLE events RENAME TO events_rows;
+                 INSERT INTO event_blocks (events)
+                   SELECT json_group_array(json_array(message_id, type, name, timestamp, received_at, body, source, s))
+                   FROM (SELECT *, ",
+                seq,
+                " AS s FROM events_rows ORDER BY ",
+                seq,
+                ");
+                 DELETE FROM event_blocks WHERE json_array_length(events) = 0;
+                 DROP TABLE events_rows;",
+                VIEW,
+            ]
+            .concat(),
+            None,
+        )?;
+        Ok(())
+    }
+}
