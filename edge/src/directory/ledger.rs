@@ -30,17 +30,21 @@ use worker::Result;
 
 use crate::meter::Sql;
 
-/// The partition's tables for the reports. A partition from before pending changes has
-/// `folded`, `folded_as_of` and `changed` columns in its ledgers too (see [`upgrade`]).
+/// The ledger's columns in the partition's `profiles` rows (beside the summary, so a
+/// change to both is one row written).
+pub const COLUMNS: &str =
+    "entries TEXT, steps TEXT, first_at INTEGER, last_at INTEGER, as_of INTEGER";
+
+/// The partition's tables for the reports (the ledgers are in `profiles`, see [`COLUMNS`]).
 pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS ledgers (id TEXT PRIMARY KEY, entries TEXT NOT NULL, steps TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, as_of INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_hours (metric TEXT NOT NULL, hour INTEGER NOT NULL, dims TEXT NOT NULL, PRIMARY KEY (metric, hour)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY CHECK (id = 0), delta TEXT NOT NULL);
 ";
 
-/// Brings an older partition up to date: ledgers marked changed since their last fold
-/// (kept as `folded`) are folded the old way, once, and their index dropped; rollups kept
-/// a row per dimension are regrouped by metric and hour.
+/// Brings an older partition up to date: rollups kept a row per dimension are regrouped
+/// by metric and hour; ledgers kept in a table of their own move into the profiles' rows,
+/// after those marked changed since their last fold (kept as `folded`) are folded the
+/// old way, once.
 pub fn upgrade(sql: &Sql, settings: &Settings) -> Result<()> {
     if crate::schema::table_exists(sql, "rollups")? {
         sql.exec(
@@ -51,15 +55,25 @@ pub fn upgrade(sql: &Sql, settings: &Settings) -> Result<()> {
         )?;
     }
     if sql
-        .exec("SELECT changed FROM ledgers LIMIT 0", None)
-        .is_ok()
+        .exec("SELECT entries FROM profiles LIMIT 0", None)
+        .is_err()
     {
-        fold_marked(sql, settings)?;
+        for column in COLUMNS.split(", ") {
+            sql.exec(&["ALTER TABLE profiles ADD COLUMN ", column].concat(), None)?;
+        }
+    }
+    if crate::schema::table_exists(sql, "ledgers")? {
+        if sql
+            .exec("SELECT changed FROM ledgers LIMIT 0", None)
+            .is_ok()
+        {
+            fold_marked(sql, settings)?;
+        }
         sql.exec(
-            "DROP INDEX IF EXISTS ledgers_changed;
-             ALTER TABLE ledgers DROP COLUMN changed;
-             ALTER TABLE ledgers DROP COLUMN folded;
-             ALTER TABLE ledgers DROP COLUMN folded_as_of;",
+            "UPDATE profiles SET entries = l.entries, steps = l.steps, first_at = l.first_at,
+               last_at = l.last_at, as_of = l.as_of
+             FROM ledgers AS l WHERE l.id = profiles.id;
+             DROP TABLE ledgers;",
             None,
         )?;
     }
@@ -200,57 +214,86 @@ impl Pending {
     }
 }
 
-/// Replaces profile `id`'s ledger with `entries` (in the ledger's order) as of `as_of`
-/// (the summary's time: a cart's window is judged then), adding the difference to
-/// `pending` (nothing when the ledger is unchanged).
-pub fn put(
-    sql: &Sql,
-    settings: &Settings,
-    pending: &mut Pending,
-    (id, entries, as_of): (&str, Vec<Entry>, i64),
-) -> Result<()> {
+/// A profile's summary for the partition: its row's `doc`, and its ledger (`entries`, in
+/// the ledger's order) when the summary carried one, as of `as_of` (the summary's time: a
+/// cart's window is judged then).
+pub struct Put<'a> {
+    /// The profile.
+    pub id: &'a str,
+    /// The summary, as search shows it.
+    pub doc: String,
+    /// The ledger.
+    pub entries: Option<Vec<Entry>>,
+    /// The summary's time.
+    pub as_of: i64,
+}
+
+/// Writes profile `put.id`'s row, summary and ledger in one, unless the row holds a newer
+/// summary (a notice retried from a profile's outbox may arrive after the summary of a
+/// later change); a changed ledger adds its difference to `pending`.
+pub fn put(sql: &Sql, settings: &Settings, pending: &mut Pending, put: Put<'_>) -> Result<()> {
     let held: Vec<Held> = sql
         .exec(
-            "SELECT entries, as_of FROM ledgers WHERE id = ?",
-            vec![id.into()],
+            "SELECT entries, as_of FROM profiles WHERE id = ? AND entries IS NOT NULL",
+            vec![put.id.into()],
         )?
         .to_array()?;
-    let text = serde_json::to_string(&entries)?;
-    if held
-        .first()
-        .is_some_and(|h| h.entries == text && h.as_of == as_of)
-    {
-        return Ok(());
+    let mut ledger: Option<(String, String, i64, i64)> = None;
+    let mut delta = Rollup::new();
+    if let Some(entries) = put.entries {
+        let text = serde_json::to_string(&entries)?;
+        let same = held
+            .first()
+            .is_some_and(|h| h.entries == text && h.as_of == put.as_of);
+        if !same {
+            let (first, last) = match (entries.first(), entries.last()) {
+                (Some(first), Some(last)) => (first.at, last.at),
+                // Nothing to count: an empty ledger still takes its old contribution away.
+                _ => (0, 0),
+            };
+            let steps: Vec<(i64, &str)> = entries
+                .iter()
+                .filter(|e| e.kind == "track")
+                .filter_map(|e| Some((e.at, e.name.as_deref()?)))
+                .collect();
+            ledger = Some((text, serde_json::to_string(&steps)?, first, last));
+            let old = held.first().map(|h| ledger_of(&h.entries, h.as_of));
+            delta = difference(
+                &contribution(old.as_ref(), settings),
+                &contribution(Some(&(entries, put.as_of)), settings),
+            );
+        }
     }
-    let old = held.first().map(|h| ledger_of(&h.entries, h.as_of));
-    let (first, last) = match (entries.first(), entries.last()) {
-        (Some(first), Some(last)) => (first.at, last.at),
-        // Nothing to count: an empty ledger still takes its old contribution away.
-        _ => (0, 0),
+    let (entries, steps, first, last) = match ledger {
+        Some((entries, steps, first, last)) => {
+            (Some(entries), Some(steps), Some(first), Some(last))
+        }
+        None => (None, None, None, None),
     };
-    let steps: Vec<(i64, &str)> = entries
-        .iter()
-        .filter(|e| e.kind == "track")
-        .filter_map(|e| Some((e.at, e.name.as_deref()?)))
-        .collect();
-    sql.exec(
-        "INSERT INTO ledgers (id, entries, steps, first_at, last_at, as_of) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET entries = excluded.entries, steps = excluded.steps,
-           first_at = excluded.first_at, last_at = excluded.last_at, as_of = excluded.as_of",
-        vec![
-            id.into(),
-            text.into(),
-            serde_json::to_string(&steps)?.into(),
-            first.into(),
-            last.into(),
-            as_of.into(),
-        ],
-    )?;
-    let new = (entries, as_of);
-    pending.add(difference(
-        &contribution(old.as_ref(), settings),
-        &contribution(Some(&new), settings),
-    ));
+    let as_of = entries.as_ref().map(|_| put.as_of);
+    let written = sql
+        .exec(
+            "INSERT INTO profiles (id, doc, entries, steps, first_at, last_at, as_of) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc,
+               entries = coalesce(excluded.entries, profiles.entries), steps = coalesce(excluded.steps, profiles.steps),
+               first_at = coalesce(excluded.first_at, profiles.first_at), last_at = coalesce(excluded.last_at, profiles.last_at),
+               as_of = coalesce(excluded.as_of, profiles.as_of)
+             WHERE coalesce(json_extract(excluded.doc, '$.updatedAt'), '')
+                >= coalesce(json_extract(profiles.doc, '$.updatedAt'), '')",
+            vec![
+                put.id.into(),
+                put.doc.into(),
+                entries.into(),
+                steps.into(),
+                first.into(),
+                last.into(),
+                as_of.into(),
+            ],
+        )?
+        .rows_written();
+    if written > 0 {
+        pending.add(delta);
+    }
     Ok(())
 }
 
@@ -302,11 +345,11 @@ fn fold_marked(sql: &Sql, settings: &Settings) -> Result<()> {
 }
 
 /// Takes profile `id` (merged away, or erased) out of the rollups (through `pending`),
-/// and its ledger with it.
+/// and deletes its row.
 pub fn remove(sql: &Sql, settings: &Settings, pending: &mut Pending, id: &str) -> Result<()> {
     let held: Vec<Held> = sql
         .exec(
-            "SELECT entries, as_of FROM ledgers WHERE id = ?",
+            "SELECT entries, as_of FROM profiles WHERE id = ? AND entries IS NOT NULL",
             vec![id.into()],
         )?
         .to_array()?;
@@ -317,7 +360,7 @@ pub fn remove(sql: &Sql, settings: &Settings, pending: &mut Pending, id: &str) -
             &Rollup::new(),
         ));
     }
-    sql.exec("DELETE FROM ledgers WHERE id = ?", vec![id.into()])?;
+    sql.exec("DELETE FROM profiles WHERE id = ?", vec![id.into()])?;
     Ok(())
 }
 
@@ -346,7 +389,7 @@ pub fn funnel(sql: &Sql, funnel: &Funnel) -> Result<Vec<u64>> {
     // Only profiles active in the range can start the funnel there.
     let profiles = sql
         .exec(
-            "SELECT steps FROM ledgers WHERE last_at >= ? AND first_at < ?",
+            "SELECT steps FROM profiles WHERE steps IS NOT NULL AND last_at >= ? AND first_at < ?",
             vec![funnel.from.into(), funnel.to.into()],
         )?
         .to_array::<Steps>()?;

@@ -302,7 +302,12 @@ impl ProfileDirectory {
             crate::schema::without_rowid(
                 sql,
                 "profiles",
-                "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID",
+                &[
+                    "CREATE TABLE IF NOT EXISTS profiles (id TEXT PRIMARY KEY, doc TEXT NOT NULL, ",
+                    ledger::COLUMNS,
+                    ") WITHOUT ROWID",
+                ]
+                .concat(),
                 "id, doc",
             )?;
             sql.exec(
@@ -363,36 +368,28 @@ impl DurableObject for ProfileDirectory {
                 let mut pending = ledger::Pending::load(&sql)?;
                 for (id, mut doc) in body.docs {
                     // The ledger is the reports', not part of what a search shows.
-                    let entries = doc.as_object_mut().and_then(|d| d.remove("report"));
-                    // An older summary never replaces a newer one: a notice retried from a
-                    // profile's outbox may arrive after the summary of a later change.
-                    let written = sql
-                        .exec(
-                            "INSERT INTO profiles (id, doc) VALUES (?, ?)
-                             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc
-                             WHERE coalesce(json_extract(excluded.doc, '$.updatedAt'), '')
-                                >= coalesce(json_extract(profiles.doc, '$.updatedAt'), '')",
-                            vec![id.clone().into(), doc.to_string().into()],
-                        )?
-                        .rows_written();
-                    if let (true, Some(entries)) = (written > 0, entries) {
-                        let entries: Vec<Entry> = serde_json::from_value(entries)?;
-                        let as_of = doc
-                            .get("updatedAt")
-                            .and_then(Value::as_str)
-                            .and_then(cdp_protocol::time::parse_rfc3339)
-                            .unwrap_or_default();
-                        ledger::put(&sql, &settings, &mut pending, (&id, entries, as_of))?;
-                    }
+                    let entries = doc
+                        .as_object_mut()
+                        .and_then(|d| d.remove("report"))
+                        .map(serde_json::from_value::<Vec<Entry>>)
+                        .transpose()?;
+                    let as_of = doc
+                        .get("updatedAt")
+                        .and_then(Value::as_str)
+                        .and_then(cdp_protocol::time::parse_rfc3339)
+                        .unwrap_or_default();
+                    let put = ledger::Put {
+                        id: &id,
+                        doc: doc.to_string(),
+                        entries,
+                        as_of,
+                    };
+                    ledger::put(&sql, &settings, &mut pending, put)?;
                 }
                 self.keep_pending(&sql, pending).await?;
                 http::json(200, &Found::default())
             }
             "/remove" => {
-                sql.exec(
-                    "DELETE FROM profiles WHERE id = ?",
-                    vec![body.id.clone().into()],
-                )?;
                 let mut pending = ledger::Pending::load(&sql)?;
                 ledger::remove(&sql, &settings, &mut pending, &body.id)?;
                 self.keep_pending(&sql, pending).await?;
