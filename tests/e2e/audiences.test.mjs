@@ -140,6 +140,13 @@ test('a within-10s audience is left on time with no new event', async () => {
   const lag = Date.parse(exited.timestamp) - (Date.parse(events.find((e) => e.event === 'Product Viewed').timestamp) + 10_000);
   assert.ok(lag >= 0, `not before the window ends (${lag} ms)`);
   console.log(`# time-based exit ${lag} ms after its instant`);
+  // Back again: the entry is numbered after the exit (the exit kept its audience's row).
+  await sendBatch(worker.url, [track('anon-window', 'Product Viewed')]);
+  assert.ok(await becomes('anon-window', 'viewed_just_now', true), 'enters again');
+  const changes = (await lookup('anon-window')).events.filter((e) => e.event?.startsWith('Audience '))
+    .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+  assert.deepEqual(changes.map((e) => [e.event, e.messageId.split('-').pop()]),
+    [['Audience Entered', '1'], ['Audience Exited', '2'], ['Audience Entered', '3']]);
 });
 
 test('profiles that existed before an audience are backfilled; members page; sizes by group', async () => {

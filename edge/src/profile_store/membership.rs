@@ -16,7 +16,7 @@ use worker::Result;
 
 use super::object::ProfileStore;
 use super::EventRow as StoredEvent;
-use crate::audiences::registry::Definitions;
+use crate::audiences::registry::{self, Definitions};
 
 /// Where membership changes go (the source of the timeline events they write).
 pub(super) const SOURCE: &str = "audiences";
@@ -37,39 +37,48 @@ struct EventRow {
     body: String,
 }
 
+/// An entry into an audience or an exit, numbered in the profile's order of changes.
+struct Change<'a> {
+    entered: bool,
+    key: &'a str,
+    name: &'a str,
+    group: Option<&'a str>,
+    seq: i64,
+}
+
 /// One audience the profile is in, as the profile shows it.
 pub(super) fn shown(key: &str, since: i64) -> Value {
     json!({"key": key, "since": cdp_protocol::time::format_rfc3339(since)})
 }
 
 impl ProfileStore {
-    /// Keeps `incoming` when it is newer than the definitions held.
-    pub(super) fn take_definitions(&self, incoming: Option<&Definitions>) -> Result<()> {
-        let Some(incoming) = incoming else {
-            return Ok(());
-        };
-        if incoming.version > self.definitions()?.0 {
-            self.set_meta("audiences", &serde_json::to_string(incoming)?)?;
+    /// Keeps `incoming` when it is newer than the definitions this instance holds; with
+    /// none held and none incoming, asks the registry. Definitions are held in memory
+    /// only: a copy in every profile's storage was a row written per profile. Every
+    /// request that evaluates audiences calls this first, before its change begins.
+    pub(super) async fn take_definitions(&self, incoming: Option<&Definitions>) -> Result<()> {
+        let held = self.parsed.borrow().as_ref().map(|(version, _)| *version);
+        match (incoming, held) {
+            (Some(incoming), held) if held.is_none_or(|v| incoming.version > v) => {
+                self.hold(incoming);
+            }
+            (None, None) => self.hold(&registry::definitions(&self.env).await?),
+            _ => {}
         }
         Ok(())
     }
 
-    /// The definitions held, parsed once per version for the object's life.
+    fn hold(&self, definitions: &Definitions) {
+        *self.parsed.borrow_mut() = Some((definitions.version, Rc::new(definitions.parsed())));
+    }
+
+    /// The definitions held (see [`take_definitions`](Self::take_definitions)).
     pub(super) fn definitions(&self) -> Result<(i64, Rc<Vec<Definition>>)> {
-        let Some(text) = self.meta("audiences")? else {
-            return Ok((-1, Rc::new(Vec::new())));
-        };
-        let cached = self.parsed.borrow().clone();
-        // The text is the cache key: the version alone could repeat after a reset.
-        if let Some((held, version, parsed)) = cached {
-            if held == text {
-                return Ok((version, parsed));
-            }
-        }
-        let definitions: Definitions = serde_json::from_str(&text)?;
-        let parsed = Rc::new(definitions.parsed());
-        *self.parsed.borrow_mut() = Some((text, definitions.version, parsed.clone()));
-        Ok((definitions.version, parsed))
+        Ok(self
+            .parsed
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| (-1, Rc::new(Vec::new()))))
     }
 
     /// The audiences the profile is in: key and since.
@@ -77,7 +86,7 @@ impl ProfileStore {
         Ok(self
             .sql()
             .exec(
-                "SELECT key, name, grp, since FROM memberships ORDER BY key",
+                "SELECT key, name, grp, since FROM memberships WHERE member = 1 ORDER BY key",
                 None,
             )?
             .to_array::<Member>()?
@@ -101,50 +110,68 @@ impl ProfileStore {
         };
         let held: Vec<Member> = self
             .sql()
-            .exec("SELECT key, name, grp, since FROM memberships", None)?
+            .exec(
+                "SELECT key, name, grp, since FROM memberships WHERE member = 1",
+                None,
+            )?
             .to_array()?;
         let held_keys: BTreeSet<&str> = held.iter().map(|m| m.key.as_str()).collect();
+        let mut seq = self.last_membership_seq()?;
         for d in definitions.iter() {
             let member = verdicts.get(&d.key).is_some_and(|v| v.member);
             if member && !held_keys.contains(d.key.as_str()) {
+                seq += 1;
                 self.sql().exec(
-                    "INSERT INTO memberships (key, name, grp, since) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO memberships (key, name, grp, since, seq, member) VALUES (?, ?, ?, ?, ?, 1)
+                     ON CONFLICT (key) DO UPDATE SET name = excluded.name, grp = excluded.grp,
+                       since = excluded.since, seq = excluded.seq, member = 1",
                     vec![
                         d.key.clone().into(),
                         d.name.clone().into(),
                         d.group.clone().into(),
                         now.into(),
+                        seq.into(),
                     ],
                 )?;
-                self.record(
-                    true,
-                    &d.key,
-                    &d.name,
-                    d.group.as_deref(),
-                    (version, now),
-                    doc.is_some(),
-                )?;
+                let change = Change {
+                    entered: true,
+                    key: &d.key,
+                    name: &d.name,
+                    group: d.group.as_deref(),
+                    seq,
+                };
+                self.record(change, (version, now), doc.is_some())?;
             }
         }
         for m in &held {
             let member = verdicts.get(&m.key).is_some_and(|v| v.member);
             if !member {
-                self.sql().exec(
-                    "DELETE FROM memberships WHERE key = ?",
-                    vec![m.key.clone().into()],
-                )?;
+                seq += 1;
+                // The exit keeps the row, with its number, so the next change is numbered
+                // after it; a profile that is gone keeps nothing.
+                let (statement, bound) = match doc {
+                    Some(_) => (
+                        "UPDATE memberships SET member = 0, seq = ?, since = ? WHERE key = ?",
+                        vec![seq.into(), now.into(), m.key.clone().into()],
+                    ),
+                    None => (
+                        "DELETE FROM memberships WHERE key = ?",
+                        vec![m.key.clone().into()],
+                    ),
+                };
+                self.sql().exec(statement, bound)?;
                 let name = definitions
                     .iter()
                     .find(|d| d.key == m.key)
                     .map_or(m.name.as_str(), |d| d.name.as_str());
-                self.record(
-                    false,
-                    &m.key,
+                let change = Change {
+                    entered: false,
+                    key: &m.key,
                     name,
-                    m.grp.as_deref(),
-                    (version, now),
-                    doc.is_some(),
-                )?;
+                    group: m.grp.as_deref(),
+                    seq,
+                };
+                self.record(change, (version, now), doc.is_some())?;
             }
         }
         let next_change = verdicts.values().filter_map(|v| v.next_change).min();
@@ -214,25 +241,40 @@ impl ProfileStore {
         Ok(rows)
     }
 
+    /// The number of the profile's latest membership change: the highest kept with its
+    /// audience, or (an object from before version 8) the counter kept in `meta`.
+    fn last_membership_seq(&self) -> Result<i64> {
+        #[derive(Deserialize)]
+        struct Last {
+            seq: Option<i64>,
+        }
+        let kept = self
+            .sql()
+            .exec("SELECT MAX(seq) AS seq FROM memberships", None)?
+            .to_array::<Last>()?
+            .into_iter()
+            .next()
+            .and_then(|l| l.seq)
+            .unwrap_or(0);
+        let counted = self
+            .meta("membership_seq")?
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        Ok(kept.max(counted))
+    }
+
     /// One entry or exit: the timeline event (`timeline`: not for a profile that is gone,
     /// which keeps no events, an erased one least of all) and the numbered change for
     /// activation. `when` is the definitions' version and the instant.
-    fn record(
-        &self,
-        entered: bool,
-        key: &str,
-        name: &str,
-        group: Option<&str>,
-        when: (i64, i64),
-        timeline: bool,
-    ) -> Result<()> {
+    fn record(&self, change: Change<'_>, when: (i64, i64), timeline: bool) -> Result<()> {
+        let Change {
+            entered,
+            key,
+            name,
+            group,
+            seq,
+        } = change;
         let (version, now) = when;
-        let seq = self
-            .meta("membership_seq")?
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-            + 1;
-        self.set_meta("membership_seq", &seq.to_string())?;
         let profile = self.meta("id")?.unwrap_or_default();
         let event_name = if entered {
             "Audience Entered"

@@ -40,7 +40,7 @@ const TABLES: [(&str, &str, &str); 4] = [
     ),
     (
         "memberships",
-        "CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0, member INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID",
         "key, name, grp, since",
     ),
     // Read in the order notices were written: a membership change's target carries its
@@ -90,7 +90,9 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
 /// 4: the keyed tables have no rowid, and events no index by time.
 /// 5: the outbox has no rowid, and deadlines are worked out, not stored.
 /// 6: events are kept in blocks (see [`events`](super::events)).
-const SCHEMA_VERSION: &str = "6";
+/// 7: audience definitions are held in memory, not copied into each profile.
+/// 8: a membership keeps the number of its latest change, and an exit keeps its row.
+const SCHEMA_VERSION: &str = "8";
 /// The oldest version whose aggregate is what this code computes (3 added the report
 /// ledger); an object older than it is rebuilt from its events when upgraded.
 const AGGREGATE_SINCE: u32 = 3;
@@ -100,9 +102,8 @@ fn now() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
-/// Audience definitions as parsed: their stored text (the cache key), version, and checked
-/// definitions.
-pub(super) type ParsedDefinitions = (String, i64, Rc<Vec<Definition>>);
+/// Audience definitions as parsed: their version, and checked definitions.
+pub(super) type ParsedDefinitions = (i64, Rc<Vec<Definition>>);
 
 /// The Durable Object class holding one profile.
 #[durable_object]
@@ -136,6 +137,7 @@ impl DurableObject for ProfileStore {
     async fn alarm(&self) -> Result<Response> {
         crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         self.ensure_schema()?;
+        self.take_definitions(None).await?;
         self.run_deadlines(now()).await?;
         Response::empty()
     }
@@ -148,10 +150,18 @@ impl DurableObject for ProfileStore {
             Ok(ask) => ask,
             Err(e) => return http::error(400, "invalid_request", &e.to_string()),
         };
+        if matches!(
+            ask,
+            Ask::Absorb(_) | Ask::Detach(_) | Ask::Forward { .. } | Ask::Erase
+        ) {
+            // These changes end in evaluating the audiences (see `changed`).
+            self.take_definitions(None).await?;
+        }
         match ask {
             Ask::Ingest(body) => {
+                // Before the change: it is one synchronous stretch, so one transaction.
+                self.take_definitions(body.audiences.as_ref()).await?;
                 self.set_meta("id", &body.profile)?;
-                self.take_definitions(body.audiences.as_ref())?;
                 for link in &body.links {
                     self.link(link)?;
                 }
@@ -215,7 +225,7 @@ impl DurableObject for ProfileStore {
             Ask::Explain => self.answer(|me| me.explain()),
             Ask::Evaluate { audiences } => {
                 // A backfill: only a change of membership is a change to publish.
-                self.take_definitions(Some(&audiences))?;
+                self.take_definitions(Some(&audiences)).await?;
                 let before = self.memberships()?;
                 let now = now();
                 let summary = self.after_change(&self.aggregate()?, now, Notify::Caller)?;
@@ -344,6 +354,16 @@ impl ProfileStore {
             for (table, create, columns) in TABLES {
                 crate::schema::without_rowid(&sql, table, create, columns)?;
             }
+            if sql
+                .exec("SELECT seq FROM memberships LIMIT 0", None)
+                .is_err()
+            {
+                sql.exec(
+                    "ALTER TABLE memberships ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                     ALTER TABLE memberships ADD COLUMN member INTEGER NOT NULL DEFAULT 1;",
+                    None,
+                )?;
+            }
             self.events_into_blocks()?;
             for (table, create, columns) in LAZY.iter().filter(|(_, _, c)| !c.is_empty()) {
                 if self.has(table)? {
@@ -351,8 +371,11 @@ impl ProfileStore {
                 }
             }
             if held.is_some() {
-                // Deadlines were a table before version 5.
-                sql.exec("DROP TABLE IF EXISTS deadlines", None)?;
+                // Deadlines were a table before version 5, definitions a copy before 7.
+                sql.exec(
+                    "DROP TABLE IF EXISTS deadlines; DELETE FROM meta WHERE key = 'audiences'",
+                    None,
+                )?;
             }
             // An object from older code may hold events its aggregate does not summarise
             // yet; a new object has none.
