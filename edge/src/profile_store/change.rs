@@ -47,6 +47,9 @@ pub(super) enum Notify {
     Caller,
 }
 
+/// The prefix of the outbox's keys in `meta` (`outbox;` is the first key after them).
+const OUTBOX: &str = "outbox:";
+
 /// How long a failed send waits before the alarm tries it again.
 const RETRY_AFTER_MS: i64 = 5_000;
 
@@ -92,9 +95,16 @@ impl ProfileStore {
             None => json!({"remove": id}),
         };
         // One notice per target: a newer change replaces one not yet sent.
+        self.put_in_outbox("directory", &notice.to_string())
+    }
+
+    /// Puts `body` in the outbox for `target` (`directory`, or `membership:<number>`).
+    /// The outbox is keys of `meta` (`outbox:<target>`): a table of its own would be two
+    /// rows written in every new profile.
+    pub(super) fn put_in_outbox(&self, target: &str, body: &str) -> Result<()> {
         self.sql().exec(
-            "INSERT OR REPLACE INTO outbox (target, body) VALUES ('directory', ?)",
-            vec![notice.to_string().into()],
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            vec![[OUTBOX, target].concat().into(), body.into()],
         )?;
         Ok(())
     }
@@ -103,7 +113,10 @@ impl ProfileStore {
     pub(super) fn outbox_waiting(&self) -> Result<bool> {
         Ok(!self
             .sql()
-            .exec("SELECT target AS value FROM outbox LIMIT 1", None)?
+            .exec(
+                "SELECT key AS value FROM meta WHERE key >= 'outbox:' AND key < 'outbox;' LIMIT 1",
+                None,
+            )?
             .to_array::<Text>()?
             .is_empty())
     }
@@ -119,7 +132,8 @@ impl ProfileStore {
         let notices = self
             .sql()
             .exec(
-                "SELECT target, body FROM outbox ORDER BY length(target), target",
+                "SELECT substr(key, 8) AS target, value AS body FROM meta
+                 WHERE key >= 'outbox:' AND key < 'outbox;' ORDER BY length(key), key",
                 None,
             )?
             .to_array::<Notice>()?;
@@ -135,8 +149,8 @@ impl ProfileStore {
                 return self.arm(now).await;
             }
             self.sql().exec(
-                "DELETE FROM outbox WHERE target = ? AND body = ?",
-                vec![notice.target.into(), notice.body.into()],
+                "DELETE FROM meta WHERE key = ? AND value = ?",
+                vec![[OUTBOX, &notice.target].concat().into(), notice.body.into()],
             )?;
         }
         self.arm(now).await

@@ -1,6 +1,7 @@
 //! How a profile keeps its events: in blocks, one row per write (a delivery's events for
-//! the profile, a merge's, an audience change), read through the `events` view, which
-//! has a row per event with the columns the rest of the store queries.
+//! the profile, a merge's, an audience change), read as `events`, a row per event with
+//! the columns the rest of the store queries (a common table expression, [`with`], put
+//! before each query: a view would be two rows written in every new profile).
 //!
 //! A row written costs a thousand rows read, and a delivery brings a profile a few events
 //! at a time: one block row instead of a row per event is most of what an event costs in
@@ -21,7 +22,7 @@ pub(super) const BLOCKS: &str =
     "CREATE TABLE IF NOT EXISTS event_blocks (block INTEGER PRIMARY KEY, events TEXT NOT NULL)";
 
 /// The events as rows: what timelines, audiences, retention and merges read.
-pub(super) const VIEW: &str = "CREATE VIEW IF NOT EXISTS events AS SELECT
+const EVENTS: &str = "WITH events AS (SELECT
   json_extract(e.value, '$[0]') AS message_id,
   json_extract(e.value, '$[1]') AS type,
   json_extract(e.value, '$[2]') AS name,
@@ -30,7 +31,12 @@ pub(super) const VIEW: &str = "CREATE VIEW IF NOT EXISTS events AS SELECT
   json_extract(e.value, '$[5]') AS body,
   json_extract(e.value, '$[6]') AS source,
   json_extract(e.value, '$[7]') AS seq
-FROM event_blocks AS b, json_each(b.events) AS e";
+FROM event_blocks AS b, json_each(b.events) AS e) ";
+
+/// `query`, which reads `events`, with the events' definition before it.
+pub(super) fn with(query: &str) -> String {
+    [EVENTS, query].concat()
+}
 
 /// Which events a delete takes.
 pub(super) enum Taken<'a> {
@@ -53,7 +59,7 @@ impl ProfileStore {
         Ok(self
             .sql()
             .exec(
-                "SELECT message_id AS value FROM events WHERE message_id IN (SELECT value FROM json_each(?))",
+                &with("SELECT message_id AS value FROM events WHERE message_id IN (SELECT value FROM json_each(?))"),
                 vec![serde_json::to_string(&ids)?.into()],
             )?
             .to_array::<Text>()?
@@ -120,9 +126,11 @@ impl ProfileStore {
     }
 
     /// Moves the events of an object from before blocks (a table named `events`, one row
-    /// each) into one block, in the order they were stored, and puts the view in its place.
+    /// each) into one block, in the order they were stored.
     pub(super) fn events_into_blocks(&self) -> Result<()> {
         let sql = self.sql();
+        // Blocks were read through a view for a while.
+        sql.exec("DROP VIEW IF EXISTS events", None)?;
         if !crate::schema::table_exists(&sql, "events")? {
             return Ok(());
         }
@@ -144,7 +152,6 @@ impl ProfileStore {
                 ");
                  DELETE FROM event_blocks WHERE json_array_length(events) = 0;
                  DROP TABLE events_rows;",
-                VIEW,
             ]
             .concat(),
             None,

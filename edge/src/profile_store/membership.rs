@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Result;
 
+use super::events;
 use super::object::ProfileStore;
 use super::EventRow as StoredEvent;
 use crate::audiences::registry::{self, Definitions};
@@ -225,9 +226,11 @@ impl ProfileStore {
         let mut rows: Vec<EventRow> = self
             .sql()
             .exec(
-                "SELECT type, name, timestamp, body FROM events
+                &events::with(
+                    "SELECT type, name, timestamp, body FROM events
                  WHERE (type = 'track' AND name IN (SELECT value FROM json_each(?)))
                     OR type IN (SELECT value FROM json_each(?))",
+                ),
                 vec![names.into(), types.into()],
             )?
             .to_array()?;
@@ -301,13 +304,7 @@ impl ProfileStore {
         let change = json!({"profile": profile, "seq": seq, "audience": key, "name": name,
             "group": group, "change": if entered { "entered" } else { "exited" }, "at": at,
             "definitionsVersion": version});
-        self.sql().exec(
-            "INSERT OR REPLACE INTO outbox (target, body) VALUES (?, ?)",
-            vec![
-                format!("membership:{seq}").into(),
-                change.to_string().into(),
-            ],
-        )?;
+        self.put_in_outbox(&format!("membership:{seq}"), &change.to_string())?;
         Ok(())
     }
 }

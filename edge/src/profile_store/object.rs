@@ -27,7 +27,7 @@ use crate::{config, http};
 /// The tables keyed by what they are looked up by have no rowid: an insert writes one row,
 /// not a row and its key's index. Events are kept apart, in blocks (see
 /// [`events`](super::events)).
-const TABLES: [(&str, &str, &str); 4] = [
+const TABLES: [(&str, &str, &str); 3] = [
     (
         "identity",
         "CREATE TABLE IF NOT EXISTS identity (kind TEXT NOT NULL, value TEXT NOT NULL, first_seen INTEGER NOT NULL, message_id TEXT NOT NULL, via TEXT, PRIMARY KEY (kind, value)) WITHOUT ROWID",
@@ -42,13 +42,6 @@ const TABLES: [(&str, &str, &str); 4] = [
         "memberships",
         "CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0, member INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID",
         "key, name, grp, since",
-    ),
-    // Read in the order notices were written: a membership change's target carries its
-    // number (`membership:7`), so shorter targets first, then by text.
-    (
-        "outbox",
-        "CREATE TABLE IF NOT EXISTS outbox (target TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID",
-        "target, body",
     ),
 ];
 
@@ -92,7 +85,9 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
 /// 6: events are kept in blocks (see [`events`](super::events)).
 /// 7: audience definitions are held in memory, not copied into each profile.
 /// 8: a membership keeps the number of its latest change, and an exit keeps its row.
-const SCHEMA_VERSION: &str = "8";
+/// 9: events are read through a common table expression, not a view, and the outbox
+///    is keys of `meta`.
+const SCHEMA_VERSION: &str = "9";
 /// The oldest version whose aggregate is what this code computes (3 added the report
 /// ledger); an object older than it is rebuilt from its events when upgraded.
 const AGGREGATE_SINCE: u32 = 3;
@@ -323,25 +318,18 @@ impl ProfileStore {
         }
         let sql = self.sql();
         // A new object gets the current tables; an old one keeps its own until upgraded.
-        let creates: Vec<&str> = TABLES.iter().map(|(_, create, _)| *create).collect();
-        sql.exec(
-            &[
-                creates.join(";\n").as_str(),
-                ";",
-                events::BLOCKS,
-                ";",
-                events::VIEW,
-            ]
-            .concat(),
-            None,
-        )?;
+        // One statement at a time: a cursor counts the rows its last statement wrote.
+        for (_, create, _) in TABLES {
+            sql.exec(create, None)?;
+        }
+        sql.exec(events::BLOCKS, None)?;
         let held = self.meta("schema")?;
         if held.as_deref() != Some(SCHEMA_VERSION) {
             let mut upgraded = false;
             for (table, column) in ADDED_COLUMNS {
-                // A table created lazily is created with its columns, when it is.
-                let lazy = LAZY.iter().any(|(name, _, _)| *name == table);
-                if lazy && !self.has(table)? {
+                // A table created lazily is created with its columns, when it is; events
+                // are in blocks now, and a table of them is only an older object's.
+                if !self.has(table)? {
                     continue;
                 }
                 let probe = ["SELECT ", column, " FROM ", table, " LIMIT 0"].concat();
@@ -365,6 +353,13 @@ impl ProfileStore {
                 )?;
             }
             self.events_into_blocks()?;
+            if crate::schema::table_exists(&sql, "outbox")? {
+                sql.exec(
+                    "INSERT OR REPLACE INTO meta (key, value) SELECT 'outbox:' || target, body FROM outbox;
+                     DROP TABLE outbox;",
+                    None,
+                )?;
+            }
             for (table, create, columns) in LAZY.iter().filter(|(_, _, c)| !c.is_empty()) {
                 if self.has(table)? {
                     crate::schema::without_rowid(&sql, table, create, columns)?;
@@ -408,7 +403,7 @@ impl ProfileStore {
         self.clear(&["traits"])?;
         let rows: Vec<FactRow> = sql
             .exec(
-                "SELECT message_id, type, name, timestamp, body, source FROM events WHERE source IS NOT 'audiences' ORDER BY timestamp, received_at, seq, message_id",
+                &events::with("SELECT message_id, type, name, timestamp, body, source FROM events WHERE source IS NOT 'audiences' ORDER BY timestamp, received_at, seq, message_id"),
                 None,
             )?
             .to_array()?;
@@ -569,7 +564,7 @@ impl ProfileStore {
         Ok(Dump {
             events: sql
                 .exec(
-                    "SELECT message_id, type, name, timestamp, received_at, body, source, seq FROM events WHERE source IS NOT 'audiences'",
+                    &events::with("SELECT message_id, type, name, timestamp, received_at, body, source, seq FROM events WHERE source IS NOT 'audiences'"),
                     None,
                 )?
                 .to_array()?,
@@ -718,7 +713,10 @@ impl ProfileStore {
     pub(super) fn erase(&self) -> Result<Erased> {
         let sql = self.sql();
         let message_ids: Vec<String> = sql
-            .exec("SELECT message_id AS value FROM events", None)?
+            .exec(
+                &events::with("SELECT message_id AS value FROM events"),
+                None,
+            )?
             .to_array::<Text>()?
             .into_iter()
             .map(|r| r.value)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use worker::Result;
 
-use super::events::Taken;
+use super::events::{self, Taken};
 use super::object::ProfileStore;
 use super::FactRow;
 use crate::stats::{self, Counter, Counts};
@@ -72,7 +72,10 @@ impl ProfileStore {
         }
         Ok(self
             .sql()
-            .exec("SELECT MIN(timestamp) AS at FROM events", None)?
+            .exec(
+                &events::with("SELECT MIN(timestamp) AS at FROM events"),
+                None,
+            )?
             .to_array::<Oldest>()?
             .into_iter()
             .next()
@@ -149,8 +152,10 @@ impl ProfileStore {
         let sql = self.sql();
         let rows: Vec<FactRow> = sql
             .exec(
-                "SELECT message_id, type, name, timestamp, body, source FROM events
+                &events::with(
+                    "SELECT message_id, type, name, timestamp, body, source FROM events
                  WHERE timestamp < ? ORDER BY timestamp, received_at, seq, message_id",
+                ),
                 vec![cutoff.into()],
             )?
             .to_array()?;

@@ -8,7 +8,7 @@ use cdp_protocol::identity::{identifiers_of, traits_naming, Cause, Identifier, L
 use serde_json::{Map, Value};
 use worker::Result;
 
-use super::events::Taken;
+use super::events::{self, Taken};
 use super::object::ProfileStore;
 use super::{Detach, EventRow, IdentityRow, Pair, Split, SplitAsk};
 
@@ -40,7 +40,7 @@ impl ProfileStore {
         let sql = self.sql();
         let rows: Vec<EventRow> = sql
             .exec(
-                "SELECT message_id, type, name, timestamp, received_at, body, source, seq FROM events",
+                &events::with("SELECT message_id, type, name, timestamp, received_at, body, source, seq FROM events"),
                 None,
             )?
             .to_array()?;

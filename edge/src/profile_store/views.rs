@@ -6,6 +6,7 @@ use cdp_protocol::timeline::TimelineQuery;
 use serde_json::{json, Map, Value};
 use worker::Result;
 
+use super::events;
 use super::object::ProfileStore;
 use super::{BodyRow, Count, IdentityRow, MergeRow, PageRow, TraitRow, UnmergeRow};
 use crate::config;
@@ -49,7 +50,7 @@ impl ProfileStore {
     pub(super) fn profile(&self) -> Result<Option<Value>> {
         let sql = self.sql();
         let total = sql
-            .exec("SELECT COUNT(*) AS n FROM events", None)?
+            .exec(&events::with("SELECT COUNT(*) AS n FROM events"), None)?
             .one::<Count>()?
             .n;
         let identities = self.identities()?;
@@ -63,7 +64,7 @@ impl ProfileStore {
         let (traits, trait_sources) = self.traits()?;
         let events: Vec<Value> = sql
             .exec(
-                "SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, seq DESC, message_id DESC LIMIT ?",
+                &events::with("SELECT body FROM events ORDER BY timestamp DESC, received_at DESC, seq DESC, message_id DESC LIMIT ?"),
                 vec![VIEW_EVENTS.into()],
             )?
             .to_array::<BodyRow>()?
@@ -100,11 +101,11 @@ impl ProfileStore {
         let rows: Vec<PageRow> = self
             .sql()
             .exec(
-                "SELECT seq || '.' || message_id AS row, timestamp, body FROM events
+                &events::with("SELECT seq || '.' || message_id AS row, timestamp, body FROM events
                  WHERE (? IS NULL OR type = ?) AND (? IS NULL OR name = ?)
                    AND timestamp >= ? AND timestamp <= ?
                    AND (timestamp < ? OR (timestamp = ? AND (seq < ? OR (seq = ? AND message_id < ?))))
-                 ORDER BY timestamp DESC, seq DESC, message_id DESC LIMIT ?",
+                 ORDER BY timestamp DESC, seq DESC, message_id DESC LIMIT ?"),
                 vec![
                     query.kind.as_deref().into(),
                     query.kind.as_deref().into(),
@@ -142,7 +143,9 @@ impl ProfileStore {
         let events: Vec<Value> = self
             .sql()
             .exec(
-                "SELECT body FROM events ORDER BY timestamp, received_at, seq, message_id",
+                &events::with(
+                    "SELECT body FROM events ORDER BY timestamp, received_at, seq, message_id",
+                ),
                 None,
             )?
             .to_array::<BodyRow>()?
