@@ -11,6 +11,8 @@ import { ADMIN_TOKEN, counters, sendBatch, startWorker } from '../tests/e2e/harn
 
 const VISITORS = Number(process.env.BENCH_VISITORS || 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 8);
+// Events per request: about 5 from a browser; server-side libraries send 20 and more.
+const BATCH = Number(process.env.BENCH_BATCH || 5);
 
 // Cloudflare's list prices (Workers Paid plan, beyond the included amounts), in USD, as
 // published on developers.cloudflare.com (Workers, Queues, Durable Objects, R2 pricing).
@@ -61,11 +63,12 @@ try {
     const res = await admin(worker.url, 'POST', '/v1/audiences', { key, name: key, where });
     if (res.status !== 201) throw new Error(`audience ${key}: ${res.status} ${await res.text()}`);
   }
-  // Browsers send their visitors' events in batches of about 5, visitors interleaved.
+  // Browsers send their visitors' events in batches of about 5, visitors interleaved
+  // (BENCH_BATCH: a visitor's events in batches of that many instead).
   const batches = [];
   for (let n = 0; n < VISITORS; n += 1) {
     const events = visit(n);
-    for (let i = 0; i < events.length; i += 5) batches.push(events.slice(i, i + 5));
+    for (let i = 0; i < events.length; i += BATCH) batches.push(events.slice(i, i + BATCH));
   }
   for (let i = batches.length - 1; i > 0; i -= 1) {
     const j = Math.floor(((i * 7919) % 104729) / 104729 * (i + 1));
