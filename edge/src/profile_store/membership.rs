@@ -84,9 +84,6 @@ impl ProfileStore {
 
     /// The audiences the profile is in: key and since.
     pub(super) fn memberships(&self) -> Result<Vec<(String, i64)>> {
-        if !self.has("memberships")? {
-            return Ok(Vec::new());
-        }
         Ok(self
             .sql()
             .exec(
@@ -112,23 +109,19 @@ impl ProfileStore {
             Some(doc) => self.verdicts(&definitions, doc, now)?,
             None => BTreeMap::new(),
         };
-        let held: Vec<Member> = if self.has("memberships")? {
-            self.sql()
-                .exec(
-                    "SELECT key, name, grp, since FROM memberships WHERE member = 1",
-                    None,
-                )?
-                .to_array()?
-        } else {
-            Vec::new()
-        };
+        let held: Vec<Member> = self
+            .sql()
+            .exec(
+                "SELECT key, name, grp, since FROM memberships WHERE member = 1",
+                None,
+            )?
+            .to_array()?;
         let held_keys: BTreeSet<&str> = held.iter().map(|m| m.key.as_str()).collect();
         let mut seq = self.last_membership_seq()?;
         for d in definitions.iter() {
             let member = verdicts.get(&d.key).is_some_and(|v| v.member);
             if member && !held_keys.contains(d.key.as_str()) {
                 seq += 1;
-                self.create("memberships")?;
                 self.sql().exec(
                     "INSERT INTO memberships (key, name, grp, since, seq, member) VALUES (?, ?, ?, ?, ?, 1)
                      ON CONFLICT (key) DO UPDATE SET name = excluded.name, grp = excluded.grp,
@@ -258,17 +251,14 @@ impl ProfileStore {
         struct Last {
             seq: Option<i64>,
         }
-        let kept = if self.has("memberships")? {
-            self.sql()
-                .exec("SELECT MAX(seq) AS seq FROM memberships", None)?
-                .to_array::<Last>()?
-                .into_iter()
-                .next()
-                .and_then(|l| l.seq)
-                .unwrap_or(0)
-        } else {
-            0
-        };
+        let kept = self
+            .sql()
+            .exec("SELECT MAX(seq) AS seq FROM memberships", None)?
+            .to_array::<Last>()?
+            .into_iter()
+            .next()
+            .and_then(|l| l.seq)
+            .unwrap_or(0);
         let counted = self
             .meta("membership_seq")?
             .and_then(|s| s.parse::<i64>().ok())

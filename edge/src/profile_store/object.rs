@@ -27,7 +27,7 @@ use crate::{config, http};
 /// The tables keyed by what they are looked up by have no rowid: an insert writes one row,
 /// not a row and its key's index. Events are kept apart, in blocks (see
 /// [`events`](super::events)).
-const TABLES: [(&str, &str, &str); 2] = [
+const TABLES: [(&str, &str, &str); 3] = [
     (
         "identity",
         "CREATE TABLE IF NOT EXISTS identity (kind TEXT NOT NULL, value TEXT NOT NULL, first_seen INTEGER NOT NULL, message_id TEXT NOT NULL, via TEXT, PRIMARY KEY (kind, value)) WITHOUT ROWID",
@@ -38,19 +38,18 @@ const TABLES: [(&str, &str, &str); 2] = [
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
         "key, value",
     ),
-];
-
-/// Tables most profiles never write (traits come with identify calls, memberships with a
-/// first audience; the rest with merges and unmerges): created on their first write, and
-/// read as empty until then. Every
-/// table a new object creates is a row written, and most profiles are a visitor's few
-/// events.
-pub(super) const LAZY: [(&str, &str, &str); 5] = [
     (
         "memberships",
         "CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0, member INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID",
         "key, name, grp, since",
     ),
+];
+
+/// Tables most profiles never write (traits come with identify calls; the rest with merges
+/// and unmerges): created on their first write, and read as empty until then. Every
+/// table a new object creates is a row written, and most profiles are a visitor's few
+/// events.
+pub(super) const LAZY: [(&str, &str, &str); 4] = [
     (
         "traits",
         "CREATE TABLE IF NOT EXISTS traits (key TEXT PRIMARY KEY, value TEXT NOT NULL, timestamp INTEGER NOT NULL, source TEXT, message_id TEXT) WITHOUT ROWID",
