@@ -55,18 +55,6 @@ struct Definition {
 /// indexes) dropped. A table keyed by what it is looked up by, without a rowid, writes
 /// one row per insert instead of two (the table and its key's index).
 pub fn without_rowid(sql: &Sql, table: &str, create: &str, columns: &str) -> Result<()> {
-    without_rowid_from(sql, table, create, columns, columns)
-}
-
-/// [`without_rowid`], the new `columns` filled from `selected` of the old table (which
-/// may name its `rowid`, to keep the order it gave).
-pub fn without_rowid_from(
-    sql: &Sql,
-    table: &str,
-    create: &str,
-    columns: &str,
-    selected: &str,
-) -> Result<()> {
     let held: Vec<Definition> = sql
         .exec(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -84,7 +72,7 @@ pub fn without_rowid_from(
     sql.exec(&format!("ALTER TABLE {table} RENAME TO {old_name}"), None)?;
     sql.exec(create, None)?;
     sql.exec(
-        &format!("INSERT OR IGNORE INTO {table} ({columns}) SELECT {selected} FROM {old_name}"),
+        &format!("INSERT OR IGNORE INTO {table} ({columns}) SELECT {columns} FROM {old_name}"),
         None,
     )?;
     sql.exec(&format!("DROP TABLE {old_name}"), None)?;

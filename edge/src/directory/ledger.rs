@@ -123,19 +123,11 @@ fn apply(sql: &Sql, delta: Rollup) -> Result<()> {
                 vec![metric.as_str().into(), hour.into()],
             )?
             .to_array()?;
-        let mut dims: BTreeMap<String, f64> = held
-            .first()
-            .and_then(|h| serde_json::from_str(&h.dims).ok())
-            .unwrap_or_default();
-        for (dim, value) in changes {
-            let sum = dims.get(&dim).copied().unwrap_or(0.0) + value;
-            // A dimension summed back to nothing leaves the row (and no -0 is kept).
-            if sum == 0.0 {
-                dims.remove(&dim);
-            } else {
-                dims.insert(dim, sum);
-            }
-        }
+        let mut dims: BTreeMap<String, f64> = match held.first() {
+            Some(h) => serde_json::from_str(&h.dims)?,
+            None => BTreeMap::new(),
+        };
+        accumulate(&mut dims, changes);
         sql.exec(
             "INSERT OR REPLACE INTO rollup_hours (metric, hour, dims) VALUES (?, ?, ?)",
             vec![
@@ -165,10 +157,10 @@ impl Pending {
         let rows: Vec<Row> = sql
             .exec("SELECT delta FROM pending WHERE id = 0", None)?
             .to_array()?;
-        let listed: Vec<(i64, String, String, f64)> = rows
-            .first()
-            .and_then(|r| serde_json::from_str(&r.delta).ok())
-            .unwrap_or_default();
+        let listed: Vec<(i64, String, String, f64)> = match rows.first() {
+            Some(r) => serde_json::from_str(&r.delta)?,
+            None => Vec::new(),
+        };
         Ok(Self {
             delta: listed
                 .into_iter()
@@ -185,6 +177,13 @@ impl Pending {
         }
     }
 
+    /// Adds what is pending to the rollups and empties it.
+    fn fold_into_rollups(self, sql: &Sql) -> Result<()> {
+        apply(sql, self.delta)?;
+        sql.exec("DELETE FROM pending", None)?;
+        Ok(())
+    }
+
     /// Whether anything waits to be folded.
     pub fn waiting(&self) -> bool {
         !self.delta.is_empty()
@@ -196,9 +195,9 @@ impl Pending {
         if !self.changed {
             return Ok(self.waiting());
         }
-        if self.delta.len() > PENDING_KEYS {
-            apply(sql, self.delta)?;
-            sql.exec("DELETE FROM pending", None)?;
+        // Differences that cancelled out leave nothing to keep.
+        if self.delta.is_empty() || self.delta.len() > PENDING_KEYS {
+            self.fold_into_rollups(sql)?;
             return Ok(false);
         }
         let listed: Vec<(i64, &str, &str, f64)> = self
@@ -301,8 +300,7 @@ pub fn put(sql: &Sql, settings: &Settings, pending: &mut Pending, put: Put<'_>) 
 pub fn fold(sql: &Sql) -> Result<()> {
     let pending = Pending::load(sql)?;
     if pending.waiting() {
-        apply(sql, pending.delta)?;
-        sql.exec("DELETE FROM pending", None)?;
+        pending.fold_into_rollups(sql)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! A row written costs a thousand rows read, and a delivery brings a profile a few events
 //! at a time: one block row instead of a row per event is most of what an event costs in
 //! the profile. What it gives up is a key per event: whether a `messageId` is already
-//! stored is answered by reading the profile's blocks (the view), and the rare deletes
+//! stored is answered by reading the profile's blocks, and the rare deletes
 //! (retention, unmerge) rewrite the blocks that hold what they delete.
 
 use std::collections::HashSet;
@@ -16,8 +16,8 @@ use worker::{Result, SqlStorageValue};
 use super::object::ProfileStore;
 use super::{EventRow, Text};
 
-/// The blocks: each a JSON array of events, each event an array of the view's columns in
-/// order (`body` as text, `name` and `source` null when absent).
+/// The blocks: each a JSON array of events, each event an array of the columns [`with`]
+/// reads, in order (`body` as text, `name` and `source` null when absent).
 pub(super) const BLOCKS: &str =
     "CREATE TABLE IF NOT EXISTS event_blocks (block INTEGER PRIMARY KEY, events TEXT NOT NULL)";
 

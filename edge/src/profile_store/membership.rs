@@ -149,18 +149,13 @@ impl ProfileStore {
             if !member {
                 seq += 1;
                 // The exit keeps the row, with its number, so the next change is numbered
-                // after it; a profile that is gone keeps nothing.
-                let (statement, bound) = match doc {
-                    Some(_) => (
+                // after it (a profile that is gone keeps none: see below).
+                if doc.is_some() {
+                    self.sql().exec(
                         "UPDATE memberships SET member = 0, seq = ?, since = ? WHERE key = ?",
                         vec![seq.into(), now.into(), m.key.clone().into()],
-                    ),
-                    None => (
-                        "DELETE FROM memberships WHERE key = ?",
-                        vec![m.key.clone().into()],
-                    ),
-                };
-                self.sql().exec(statement, bound)?;
+                    )?;
+                }
                 let name = definitions
                     .iter()
                     .find(|d| d.key == m.key)
@@ -174,6 +169,11 @@ impl ProfileStore {
                 };
                 self.record(change, (version, now), doc.is_some())?;
             }
+        }
+        if doc.is_none() {
+            // A profile that is gone (merged away, erased) keeps no trace of its audiences,
+            // the exits it kept before either.
+            self.sql().exec("DELETE FROM memberships", None)?;
         }
         let next_change = verdicts.values().filter_map(|v| v.next_change).min();
         let mut keys: Vec<String> = verdicts

@@ -271,8 +271,12 @@ fn campaign_dim(campaign: Option<&[String; 3]>) -> String {
 }
 
 /// Adds `delta` to `into`, dropping keys that come to nothing: the differences of several
-/// profiles of one call, written once per key.
-pub fn accumulate(into: &mut Rollup, delta: Rollup) {
+/// profiles of one call, written once per key (and a stored rollup row's dimensions, with
+/// no zero or -0 kept).
+pub fn accumulate<K: Ord + Clone>(
+    into: &mut BTreeMap<K, f64>,
+    delta: impl IntoIterator<Item = (K, f64)>,
+) {
     for (key, value) in delta {
         let slot = into.entry(key.clone()).or_insert(0.0);
         *slot += value;

@@ -429,3 +429,21 @@ fn differences_of_several_profiles_sum_per_key_and_cancel_out() {
     // One write for `events`, none for `orders`, which came to nothing.
     assert_eq!(moved, Rollup::from([(key("events"), 5.0)]));
 }
+
+#[test]
+fn a_rollup_rows_dimensions_keep_no_zero_and_no_negative_zero() {
+    use super::rollup::accumulate;
+    use std::collections::BTreeMap;
+    let mut dims = BTreeMap::from([("tent".to_owned(), 3.0), ("lamp".to_owned(), 1.0)]);
+    accumulate(
+        &mut dims,
+        [
+            ("lamp".to_owned(), -1.0),
+            ("stove".to_owned(), -0.0),
+            ("tent".to_owned(), 2.0),
+        ],
+    );
+    // What a stored row holds after a fold: `lamp` came to nothing, `stove` never was.
+    assert_eq!(dims, BTreeMap::from([("tent".to_owned(), 5.0)]));
+    assert_eq!(serde_json::to_string(&dims).unwrap(), r#"{"tent":5.0}"#);
+}
