@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use worker::Result;
 
 use super::object::ProfileStore;
+use super::table::OUTBOX;
 use super::Text;
 use crate::{config, directory};
 
@@ -46,9 +47,6 @@ pub(super) enum Notify {
     /// The caller, with the answer (ingest: the consumer publishes a delivery at once).
     Caller,
 }
-
-/// The prefix of the outbox's keys in `meta` (`outbox;` is the first key after them).
-const OUTBOX: &str = "outbox:";
 
 /// How long a failed send waits before the alarm tries it again.
 const RETRY_AFTER_MS: i64 = 5_000;
@@ -99,12 +97,12 @@ impl ProfileStore {
     }
 
     /// Puts `body` in the outbox for `target` (`directory`, or `membership:<number>`).
-    /// The outbox is keys of `meta` (`outbox:<target>`): a table of its own would be two
-    /// rows written in every new profile.
+    /// The outbox is keys of `meta` (see [`table`](super::table)).
     pub(super) fn put_in_outbox(&self, target: &str, body: &str) -> Result<()> {
         self.sql().exec(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            vec![[OUTBOX, target].concat().into(), body.into()],
+            "INSERT INTO meta (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![[OUTBOX.prefix(), target].concat().into(), body.into()],
         )?;
         Ok(())
     }
@@ -114,7 +112,12 @@ impl ProfileStore {
         Ok(!self
             .sql()
             .exec(
-                "SELECT key AS value FROM meta WHERE key >= 'outbox:' AND key < 'outbox;' LIMIT 1",
+                &[
+                    "SELECT key AS value FROM meta WHERE ",
+                    &OUTBOX.picks(""),
+                    " LIMIT 1",
+                ]
+                .concat(),
                 None,
             )?
             .to_array::<Text>()?
@@ -132,8 +135,12 @@ impl ProfileStore {
         let notices = self
             .sql()
             .exec(
-                "SELECT substr(key, 8) AS target, value AS body FROM meta
-                 WHERE key >= 'outbox:' AND key < 'outbox;' ORDER BY length(key), key",
+                &format!(
+                    "SELECT substr(key, {}) AS target, value AS body FROM meta
+                     WHERE {} ORDER BY length(key), key",
+                    OUTBOX.prefix().len() + 1,
+                    OUTBOX.picks("")
+                ),
                 None,
             )?
             .to_array::<Notice>()?;
@@ -150,7 +157,10 @@ impl ProfileStore {
             }
             self.sql().exec(
                 "DELETE FROM meta WHERE key = ? AND value = ?",
-                vec![[OUTBOX, &notice.target].concat().into(), notice.body.into()],
+                vec![
+                    [OUTBOX.prefix(), &notice.target].concat().into(),
+                    notice.body.into(),
+                ],
             )?;
         }
         self.arm(now).await

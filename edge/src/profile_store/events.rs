@@ -1,7 +1,8 @@
 //! How a profile keeps its events: in blocks, one row per write (a delivery's events for
-//! the profile, a merge's, an audience change), read as `events`, a row per event with
-//! the columns the rest of the store queries (a common table expression, [`with`], put
-//! before each query: a view would be two rows written in every new profile).
+//! the profile, a merge's, an audience change), keys of the profile's one table (see
+//! [`table`](super::table)), read as `events`, a row per event with the columns the rest
+//! of the store queries (a common table expression, [`with`], put before each query: a
+//! view would be two rows written in every new profile).
 //!
 //! A row written costs a thousand rows read, and a delivery brings a profile a few events
 //! at a time: one block row instead of a row per event is most of what an event costs in
@@ -14,15 +15,15 @@ use std::collections::HashSet;
 use worker::{Result, SqlStorageValue};
 
 use super::object::ProfileStore;
+use super::table::{self, BLOCKS};
 use super::{EventRow, Text};
 
-/// The blocks: each a JSON array of events, each event an array of the columns [`with`]
-/// reads, in order (`body` as text, `name` and `source` null when absent).
-pub(super) const BLOCKS: &str =
-    "CREATE TABLE IF NOT EXISTS event_blocks (block INTEGER PRIMARY KEY, events TEXT NOT NULL)";
-
-/// The events as rows: what timelines, audiences, retention and merges read.
-const EVENTS: &str = "WITH events AS (SELECT
+/// The events as rows: what timelines, audiences, retention and merges read. A block is
+/// a JSON array of events, each event an array of these columns, in order (`body` as
+/// text, `name` and `source` null when absent).
+fn events() -> String {
+    format!(
+        "events AS (SELECT
   json_extract(e.value, '$[0]') AS message_id,
   json_extract(e.value, '$[1]') AS type,
   json_extract(e.value, '$[2]') AS name,
@@ -31,11 +32,24 @@ const EVENTS: &str = "WITH events AS (SELECT
   json_extract(e.value, '$[5]') AS body,
   json_extract(e.value, '$[6]') AS source,
   json_extract(e.value, '$[7]') AS seq
-FROM event_blocks AS b, json_each(b.events) AS e) ";
+FROM meta AS b, json_each(b.value) AS e WHERE {})",
+        BLOCKS.picks("b")
+    )
+}
 
 /// `query`, which reads `events`, with the events' definition before it.
 pub(super) fn with(query: &str) -> String {
-    [EVENTS, query].concat()
+    table::with(&[events()], query)
+}
+
+/// Inserts a block holding `events` (JSON), numbered after the last.
+fn insert_block() -> String {
+    format!(
+        "INSERT INTO meta (key, value) VALUES (printf('{}%012d', 1 + COALESCE((SELECT CAST(substr(MAX(key), {}) AS INTEGER) FROM meta WHERE {}), 0)), ?)",
+        BLOCKS.prefix(),
+        BLOCKS.prefix().len() + 1,
+        BLOCKS.picks("")
+    )
 }
 
 /// Which events a delete takes.
@@ -89,10 +103,8 @@ impl ProfileStore {
                 ])
             })
             .collect();
-        self.sql().exec(
-            "INSERT INTO event_blocks (events) VALUES (?)",
-            vec![serde_json::to_string(&block)?.into()],
-        )?;
+        self.sql()
+            .exec(&insert_block(), vec![serde_json::to_string(&block)?.into()])?;
         Ok(())
     }
 
@@ -107,11 +119,14 @@ impl ProfileStore {
             ),
         };
         let sql = self.sql();
+        let blocks = BLOCKS.picks("");
         sql.exec(
             &[
-                "UPDATE event_blocks SET events = (SELECT json_group_array(json(e.value)) FROM json_each(event_blocks.events) AS e WHERE NOT (",
+                "UPDATE meta SET value = (SELECT json_group_array(json(e.value)) FROM json_each(meta.value) AS e WHERE NOT (",
                 picked,
-                ")) WHERE EXISTS (SELECT 1 FROM json_each(event_blocks.events) AS e WHERE ",
+                ")) WHERE ",
+                &blocks,
+                " AND EXISTS (SELECT 1 FROM json_each(meta.value) AS e WHERE ",
                 picked,
                 ")",
             ]
@@ -119,18 +134,34 @@ impl ProfileStore {
             vec![value],
         )?;
         sql.exec(
-            "DELETE FROM event_blocks WHERE json_array_length(events) = 0",
+            &[
+                "DELETE FROM meta WHERE ",
+                &blocks,
+                " AND json_array_length(value) = 0",
+            ]
+            .concat(),
             None,
         )?;
         Ok(())
     }
 
-    /// Moves the events of an object from before blocks (a table named `events`, one row
-    /// each) into one block, in the order they were stored.
+    /// Moves the events of an object from before version 10 into blocks of `meta`: a
+    /// table of blocks (`event_blocks`, versions 6 to 9), and before those a table of
+    /// events (`events`, one row each), which becomes one block after them.
     pub(super) fn events_into_blocks(&self) -> Result<()> {
         let sql = self.sql();
         // Blocks were read through a view for a while.
         sql.exec("DROP VIEW IF EXISTS events", None)?;
+        if crate::schema::table_exists(&sql, "event_blocks")? {
+            sql.exec(
+                &format!(
+                    "INSERT OR REPLACE INTO meta (key, value) SELECT printf('{}%012d', block), events FROM event_blocks WHERE json_array_length(events) > 0",
+                    BLOCKS.prefix()
+                ),
+                None,
+            )?;
+            sql.exec("DROP TABLE event_blocks", None)?;
+        }
         if !crate::schema::table_exists(&sql, "events")? {
             return Ok(());
         }
@@ -140,22 +171,24 @@ impl ProfileStore {
         } else {
             "rowid"
         };
-        sql.exec(
-            &[
-                "ALTER TABLE events RENAME TO events_rows;
-                 INSERT INTO event_blocks (events)
-                   SELECT json_group_array(json_array(message_id, type, name, timestamp, received_at, body, source, s))
-                   FROM (SELECT *, ",
-                seq,
-                " AS s FROM events_rows ORDER BY ",
-                seq,
-                ");
-                 DELETE FROM event_blocks WHERE json_array_length(events) = 0;
-                 DROP TABLE events_rows;",
-            ]
-            .concat(),
-            None,
-        )?;
+        let block: Vec<Text> = sql
+            .exec(
+                &[
+                    "SELECT json_group_array(json_array(message_id, type, name, timestamp, received_at, body, source, s)) AS value
+                     FROM (SELECT *, ",
+                    seq,
+                    " AS s FROM events ORDER BY ",
+                    seq,
+                    ")",
+                ]
+                .concat(),
+                None,
+            )?
+            .to_array()?;
+        if let Some(block) = block.into_iter().next().filter(|b| b.value != "[]") {
+            sql.exec(&insert_block(), vec![block.value.into()])?;
+        }
+        sql.exec("DROP TABLE events", None)?;
         Ok(())
     }
 }

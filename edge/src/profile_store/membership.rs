@@ -2,7 +2,8 @@
 //! change and again, by alarm, at the instant a verdict says it can change by itself.
 //!
 //! Every entry and exit is recorded three ways, in the change's transaction: the
-//! `memberships` table (what the profile shows), an `Audience Entered` / `Audience Exited`
+//! memberships (keys of the profile's table, see [`table`](super::table): what the
+//! profile shows), an `Audience Entered` / `Audience Exited`
 //! event in its timeline, and a numbered membership change in the outbox, which the drain
 //! sends to the activation queue.
 
@@ -16,6 +17,7 @@ use worker::Result;
 
 use super::events;
 use super::object::ProfileStore;
+use super::table::{self, MEMBERSHIPS};
 use super::EventRow as StoredEvent;
 use crate::audiences::registry::{self, Definitions};
 
@@ -84,16 +86,20 @@ impl ProfileStore {
 
     /// The audiences the profile is in: key and since.
     pub(super) fn memberships(&self) -> Result<Vec<(String, i64)>> {
-        Ok(self
-            .sql()
+        Ok(self.held()?.into_iter().map(|m| (m.key, m.since)).collect())
+    }
+
+    /// The audiences the profile is in, in the order of their keys.
+    fn held(&self) -> Result<Vec<Member>> {
+        self.sql()
             .exec(
-                "SELECT key, name, grp, since FROM memberships WHERE member = 1 ORDER BY key",
+                &table::with(
+                    &[table::memberships()],
+                    "SELECT key, name, grp, since FROM memberships WHERE member = 1 ORDER BY key",
+                ),
                 None,
             )?
-            .to_array::<Member>()?
-            .into_iter()
-            .map(|m| (m.key, m.since))
-            .collect())
+            .to_array()
     }
 
     /// Evaluates every audience for the profile as `doc` shows it (`None`: the profile is
@@ -109,13 +115,7 @@ impl ProfileStore {
             Some(doc) => self.verdicts(&definitions, doc, now)?,
             None => BTreeMap::new(),
         };
-        let held: Vec<Member> = self
-            .sql()
-            .exec(
-                "SELECT key, name, grp, since FROM memberships WHERE member = 1",
-                None,
-            )?
-            .to_array()?;
+        let held = self.held()?;
         let held_keys: BTreeSet<&str> = held.iter().map(|m| m.key.as_str()).collect();
         let mut seq = self.last_membership_seq()?;
         for d in definitions.iter() {
@@ -123,11 +123,10 @@ impl ProfileStore {
             if member && !held_keys.contains(d.key.as_str()) {
                 seq += 1;
                 self.sql().exec(
-                    "INSERT INTO memberships (key, name, grp, since, seq, member) VALUES (?, ?, ?, ?, ?, 1)
-                     ON CONFLICT (key) DO UPDATE SET name = excluded.name, grp = excluded.grp,
-                       since = excluded.since, seq = excluded.seq, member = 1",
+                    "INSERT INTO meta (key, value) VALUES (?, json_array(?, ?, ?, ?, 1))
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     vec![
-                        d.key.clone().into(),
+                        [MEMBERSHIPS.prefix(), &d.key].concat().into(),
                         d.name.clone().into(),
                         d.group.clone().into(),
                         now.into(),
@@ -152,8 +151,12 @@ impl ProfileStore {
                 // after it (a profile that is gone keeps none: see below).
                 if doc.is_some() {
                     self.sql().exec(
-                        "UPDATE memberships SET member = 0, seq = ?, since = ? WHERE key = ?",
-                        vec![seq.into(), now.into(), m.key.clone().into()],
+                        "UPDATE meta SET value = json_set(value, '$[2]', ?, '$[3]', ?, '$[4]', 0) WHERE key = ?",
+                        vec![
+                            now.into(),
+                            seq.into(),
+                            [MEMBERSHIPS.prefix(), &m.key].concat().into(),
+                        ],
                     )?;
                 }
                 let name = definitions
@@ -173,7 +176,7 @@ impl ProfileStore {
         if doc.is_none() {
             // A profile that is gone (merged away, erased) keeps no trace of its audiences,
             // the exits it kept before either.
-            self.sql().exec("DELETE FROM memberships", None)?;
+            self.clear_ranges(&[MEMBERSHIPS])?;
         }
         let next_change = verdicts.values().filter_map(|v| v.next_change).min();
         let mut keys: Vec<String> = verdicts
@@ -253,7 +256,13 @@ impl ProfileStore {
         }
         let kept = self
             .sql()
-            .exec("SELECT MAX(seq) AS seq FROM memberships", None)?
+            .exec(
+                &table::with(
+                    &[table::memberships()],
+                    "SELECT MAX(seq) AS seq FROM memberships",
+                ),
+                None,
+            )?
             .to_array::<Last>()?
             .into_iter()
             .next()

@@ -2,8 +2,8 @@
 //! profile's events, identifiers (each with the event that linked it), traits and merge log
 //! in the object's own SQLite database.
 //!
-//! Writing is idempotent by `messageId` (the events table's primary key), which is what
-//! turns at-least-once delivery into exactly-once in the profile. Each newly stored event
+//! Writing is idempotent by `messageId` (an event whose id the profile holds is not stored
+//! again), which is what turns at-least-once delivery into exactly-once in the profile. Each newly stored event
 //! also updates the traits (latest by event time, with the source and event of each value)
 //! and the computed traits' aggregate, in the same synchronous write. A merge copies a
 //! profile into another (idempotent too), then leaves a forward in the emptied one, so a
@@ -13,14 +13,16 @@
 //! retry) share the object's one alarm.
 //!
 //! This module is the Worker's side: the calls other parts make and what they carry.
-//! [`object`] is the Durable Object (schema and writes), [`views`] what a profile shows,
-//! [`unmerge`] how a profile splits.
+//! [`object`] is the Durable Object (schema and writes), [`table`] how its state lies in
+//! its one table, [`events`] its events, [`views`] what a profile shows, [`unmerge`] how a
+//! profile splits.
 
 mod change;
 mod events;
 mod membership;
 mod object;
 mod retention;
+mod table;
 mod unmerge;
 mod views;
 

@@ -18,37 +18,18 @@ use crate::meter::Sql;
 
 use super::change::{Notify, Plan};
 use super::events;
+use super::table::{self, IDENTITY};
 use super::{
     to_json, Absorb, Ask, Count, Dump, Erased, EventRow, FactRow, Holding, IdentityRow,
     IngestReport, Text,
 };
 use crate::{config, http};
 
-/// The tables keyed by what they are looked up by have no rowid: an insert writes one row,
-/// not a row and its key's index. Events are kept apart, in blocks (see
-/// [`events`](super::events)).
-const TABLES: [(&str, &str, &str); 3] = [
-    (
-        "identity",
-        "CREATE TABLE IF NOT EXISTS identity (kind TEXT NOT NULL, value TEXT NOT NULL, first_seen INTEGER NOT NULL, message_id TEXT NOT NULL, via TEXT, PRIMARY KEY (kind, value)) WITHOUT ROWID",
-        "kind, value, first_seen, message_id, via",
-    ),
-    (
-        "meta",
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-        "key, value",
-    ),
-    (
-        "memberships",
-        "CREATE TABLE IF NOT EXISTS memberships (key TEXT PRIMARY KEY, name TEXT NOT NULL, grp TEXT, since INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0, member INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID",
-        "key, name, grp, since",
-    ),
-];
-
 /// Tables most profiles never write (traits come with identify calls; the rest with merges
-/// and unmerges): created on their first write, and read as empty until then. Every
-/// table a new object creates is a row written, and most profiles are a visitor's few
-/// events.
+/// and unmerges): created on their first write, and read as empty until then. What every
+/// profile has is kept in its one table (see [`table`](super::table)). Those keyed by what
+/// they are looked up by have no rowid: an insert writes one row, not a row and its key's
+/// index.
 pub(super) const LAZY: [(&str, &str, &str); 4] = [
     (
         "traits",
@@ -87,7 +68,13 @@ const ADDED_COLUMNS: [(&str, &str); 3] = [
 /// 8: a membership keeps the number of its latest change, and an exit keeps its row.
 /// 9: events are read through a common table expression, not a view, and the outbox
 ///    is keys of `meta`.
-const SCHEMA_VERSION: &str = "9";
+/// 10: identifiers, memberships and event blocks are keys of `meta` too (see
+///    [`table`](super::table)). An object created at this version or later holds no
+///    `schema` key (a row written per profile) until a later version upgrades it: no key
+///    and no `identity` table is version 10.
+const SCHEMA_VERSION: &str = "10";
+/// A table every object before version 10 has.
+const BEFORE_10: &str = "identity";
 /// The oldest version whose aggregate is what this code computes (3 added the report
 /// ledger); an object older than it is rebuilt from its events when upgraded.
 const AGGREGATE_SINCE: u32 = 3;
@@ -195,7 +182,8 @@ impl DurableObject for ProfileStore {
                 if to.is_empty() {
                     return http::error(400, "invalid_forward", "to names no profile");
                 }
-                self.clear(&["event_blocks", "identity", "traits"])?;
+                self.clear_ranges(&[table::BLOCKS, IDENTITY])?;
+                self.clear(&["traits"])?;
                 self.sql().exec(
                     "DELETE FROM meta WHERE key IN ('aggregate', 'expired', 'audience_facts', 'oldest')",
                     None,
@@ -295,6 +283,14 @@ impl ProfileStore {
         Ok(())
     }
 
+    /// Deletes the keys of `ranges`.
+    pub(super) fn clear_ranges(&self, ranges: &[table::Range]) -> Result<()> {
+        for range in ranges {
+            self.sql().exec(&range.delete(), None)?;
+        }
+        Ok(())
+    }
+
     /// Empties `tables` (those that exist).
     pub(super) fn clear(&self, tables: &[&str]) -> Result<()> {
         for table in tables {
@@ -310,79 +306,101 @@ impl ProfileStore {
         Sql::of(&self.state, "profile")
     }
 
-    /// Creates the tables, and brings an object created by older code up to date: adds
-    /// the columns it lacks and computes its aggregate from its events.
+    /// Creates the profile's table, and brings an object created by older code up to date
+    /// (once per instance).
     pub(super) fn ensure_schema(&self) -> Result<()> {
         if self.ready.get() {
             return Ok(());
         }
         let sql = self.sql();
-        // A new object gets the current tables; an old one keeps its own until upgraded.
-        // One statement at a time: a cursor counts the rows its last statement wrote.
-        for (_, create, _) in TABLES {
-            sql.exec(create, None)?;
-        }
-        sql.exec(events::BLOCKS, None)?;
+        sql.exec(table::CREATE, None)?;
         let held = self.meta("schema")?;
-        if held.as_deref() != Some(SCHEMA_VERSION) {
-            let mut upgraded = false;
-            for (table, column) in ADDED_COLUMNS {
-                // A table created lazily is created with its columns, when it is; events
-                // are in blocks now, and a table of them is only an older object's.
-                if !self.has(table)? {
-                    continue;
-                }
-                let probe = ["SELECT ", column, " FROM ", table, " LIMIT 0"].concat();
-                if sql.exec(&probe, None).is_err() {
-                    let alter = ["ALTER TABLE ", table, " ADD COLUMN ", column, " TEXT"].concat();
-                    sql.exec(&alter, None)?;
-                    upgraded = true;
-                }
-            }
-            for (table, create, columns) in TABLES {
-                crate::schema::without_rowid(&sql, table, create, columns)?;
-            }
-            if sql
-                .exec("SELECT seq FROM memberships LIMIT 0", None)
-                .is_err()
-            {
-                sql.exec(
-                    "ALTER TABLE memberships ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-                     ALTER TABLE memberships ADD COLUMN member INTEGER NOT NULL DEFAULT 1;",
-                    None,
-                )?;
-            }
-            self.events_into_blocks()?;
-            if crate::schema::table_exists(&sql, "outbox")? {
-                sql.exec(
-                    "INSERT OR REPLACE INTO meta (key, value) SELECT 'outbox:' || target, body FROM outbox;
-                     DROP TABLE outbox;",
-                    None,
-                )?;
-            }
-            for (table, create, columns) in LAZY.iter().filter(|(_, _, c)| !c.is_empty()) {
-                if self.has(table)? {
-                    crate::schema::without_rowid(&sql, table, create, columns)?;
-                }
-            }
-            if held.is_some() {
-                // Deadlines were a table before version 5, definitions a copy before 7.
-                sql.exec(
-                    "DROP TABLE IF EXISTS deadlines; DELETE FROM meta WHERE key = 'audiences'",
-                    None,
-                )?;
-            }
-            // An object from older code may hold events its aggregate does not summarise
-            // yet; a new object has none.
-            let version: u32 = held.and_then(|v| v.parse().ok()).unwrap_or(0);
-            let stale = self.meta("aggregate")?.is_some() && version < AGGREGATE_SINCE;
-            if upgraded || stale {
-                self.rebuild()?;
-            }
-            self.set_meta("schema", SCHEMA_VERSION)?;
+        if held.as_deref() != Some(SCHEMA_VERSION) && (held.is_some() || self.has(BEFORE_10)?) {
+            self.upgrade(held)?;
         }
         self.ready.set(true);
         Ok(())
+    }
+
+    /// Brings an object created by older code (`held`: its schema version) up to date:
+    /// adds the columns it lacks, moves its tables into `meta` (see
+    /// [`table`](super::table)) and computes its aggregate from its events if it must.
+    fn upgrade(&self, held: Option<String>) -> Result<()> {
+        let sql = self.sql();
+        let mut upgraded = false;
+        for (table, column) in ADDED_COLUMNS {
+            // A table created lazily is created with its columns, when it is; events are
+            // in blocks now, and a table of them is only an older object's.
+            if !self.has(table)? {
+                continue;
+            }
+            let probe = ["SELECT ", column, " FROM ", table, " LIMIT 0"].concat();
+            if sql.exec(&probe, None).is_err() {
+                let alter = ["ALTER TABLE ", table, " ADD COLUMN ", column, " TEXT"].concat();
+                sql.exec(&alter, None)?;
+                upgraded = true;
+            }
+        }
+        crate::schema::without_rowid(&sql, "meta", table::CREATE, "key, value")?;
+        if crate::schema::table_exists(&sql, "identity")? {
+            sql.exec(
+                &format!(
+                    "INSERT OR REPLACE INTO meta (key, value)
+                     SELECT '{}' || json_array(kind, value), json_array(kind, value, first_seen, message_id, via) FROM identity",
+                    IDENTITY.prefix()
+                ),
+                None,
+            )?;
+            sql.exec("DROP TABLE identity", None)?;
+        }
+        if crate::schema::table_exists(&sql, "memberships")? {
+            // Before version 8 a membership had no number and an exit no row.
+            let numbered = sql
+                .exec("SELECT seq FROM memberships LIMIT 0", None)
+                .is_ok();
+            let (seq, member) = if numbered {
+                ("seq", "member")
+            } else {
+                ("0", "1")
+            };
+            sql.exec(
+                &format!(
+                    "INSERT OR REPLACE INTO meta (key, value)
+                     SELECT '{}' || key, json_array(name, grp, since, {seq}, {member}) FROM memberships",
+                    table::MEMBERSHIPS.prefix()
+                ),
+                None,
+            )?;
+            sql.exec("DROP TABLE memberships", None)?;
+        }
+        self.events_into_blocks()?;
+        if crate::schema::table_exists(&sql, "outbox")? {
+            sql.exec(
+                &format!(
+                    "INSERT OR REPLACE INTO meta (key, value) SELECT '{}' || target, body FROM outbox",
+                    table::OUTBOX.prefix()
+                ),
+                None,
+            )?;
+            sql.exec("DROP TABLE outbox", None)?;
+        }
+        for (table, create, columns) in LAZY.iter().filter(|(_, _, c)| !c.is_empty()) {
+            if self.has(table)? {
+                crate::schema::without_rowid(&sql, table, create, columns)?;
+            }
+        }
+        // Deadlines were a table before version 5, definitions a copy before 7.
+        sql.exec("DROP TABLE IF EXISTS deadlines", None)?;
+        sql.exec("DELETE FROM meta WHERE key = 'audiences'", None)?;
+        // What the instance read of the tables is out of date now.
+        *self.lazy.borrow_mut() = None;
+        // An object from older code may hold events its aggregate does not summarise yet.
+        let version: u32 = held.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let stale = self.meta("aggregate")?.is_some() && version < AGGREGATE_SINCE;
+        if upgraded || stale {
+            self.rebuild()?;
+        }
+        self.set_meta("schema", SCHEMA_VERSION)
     }
 
     pub(super) fn aggregate(&self) -> Result<Aggregate> {
@@ -523,10 +541,14 @@ impl ProfileStore {
     }
 
     pub(super) fn link(&self, row: &IdentityRow) -> Result<()> {
+        // The earliest cause wins.
         self.sql().exec(
-            "INSERT INTO identity (kind, value, first_seen, message_id, via) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (kind, value) DO UPDATE SET first_seen = excluded.first_seen, message_id = excluded.message_id,
-               via = excluded.via WHERE excluded.first_seen < identity.first_seen",
+            &format!(
+                "INSERT INTO meta (key, value) VALUES ('{}' || json_array(?1, ?2), json_array(?1, ?2, ?3, ?4, ?5))
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                 WHERE json_extract(excluded.value, '$[2]') < json_extract(meta.value, '$[2]')",
+                IDENTITY.prefix()
+            ),
             vec![
                 row.kind.as_str().into(),
                 row.value.as_str().into(),
@@ -540,12 +562,7 @@ impl ProfileStore {
 
     pub(super) fn holding(&self) -> Result<Holding> {
         let ids = self
-            .sql()
-            .exec(
-                "SELECT kind, value, first_seen, message_id, via FROM identity",
-                None,
-            )?
-            .to_array::<IdentityRow>()?
+            .identities()?
             .into_iter()
             .map(|r| Identifier {
                 kind: r.kind,
@@ -568,12 +585,7 @@ impl ProfileStore {
                     None,
                 )?
                 .to_array()?,
-            identity: sql
-                .exec(
-                    "SELECT kind, value, first_seen, message_id, via FROM identity",
-                    None,
-                )?
-                .to_array()?,
+            identity: self.identities()?,
             apart: self.kept_apart()?,
             expired: self.expired()?,
             audience_facts: self.kept_facts()?,
@@ -722,14 +734,8 @@ impl ProfileStore {
             .map(|r| r.value)
             .collect();
         let identifiers: Vec<String> = self.identities()?.iter().map(IdentityRow::key).collect();
-        self.clear(&[
-            "event_blocks",
-            "identity",
-            "traits",
-            "merge_log",
-            "unmerge_log",
-            "kept_apart",
-        ])?;
+        self.clear_ranges(&[table::BLOCKS, IDENTITY])?;
+        self.clear(&["traits", "merge_log", "unmerge_log", "kept_apart"])?;
         sql.exec(
             "DELETE FROM meta WHERE key IN ('aggregate', 'split_from', 'expired', 'audience_facts', 'oldest')",
             None,

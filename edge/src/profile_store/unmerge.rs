@@ -100,7 +100,7 @@ impl ProfileStore {
     pub(super) fn detach(&self, detach: &Detach) -> Result<()> {
         let sql = self.sql();
         self.delete_events(Taken::Ids(&detach.message_ids))?;
-        sql.exec("DELETE FROM identity", None)?;
+        sql.exec(&super::table::IDENTITY.delete(), None)?;
         for row in &detach.kept {
             self.link(row)?;
         }

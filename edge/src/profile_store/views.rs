@@ -8,6 +8,7 @@ use worker::Result;
 
 use super::events;
 use super::object::ProfileStore;
+use super::table;
 use super::{BodyRow, Count, IdentityRow, MergeRow, PageRow, TraitRow, UnmergeRow};
 use crate::config;
 
@@ -43,7 +44,13 @@ impl ProfileStore {
 
     pub(super) fn identities(&self) -> Result<Vec<IdentityRow>> {
         self.sql()
-            .exec("SELECT kind, value, first_seen, message_id, via FROM identity ORDER BY first_seen, kind", None)?
+            .exec(
+                &table::with(
+                    &[table::identity()],
+                    "SELECT kind, value, first_seen, message_id, via FROM identity ORDER BY first_seen, kind",
+                ),
+                None,
+            )?
             .to_array()
     }
 
