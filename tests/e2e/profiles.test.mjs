@@ -161,6 +161,39 @@ test('computed traits are right after duplicates and out-of-order events', async
   assert.equal(profile.id, (await lookup('anonymousId', 'buyer')).body.id);
 });
 
+test('computed traits stay right over many deliveries, also after a merge', async () => {
+  // The aggregate is saved every few writes and read with the writes since folded in:
+  // one delivery at a time, past a save and between two.
+  const orders = 11;
+  let before = (await counters(worker.url)).accepted ?? 0;
+  for (let i = 1; i <= orders; i += 1) {
+    await sendBatch(worker.url, [{ type: 'track', event: 'Order Completed', anonymousId: 'regular', messageId: `r-${i}`,
+      timestamp: at(60 + i), properties: { order_id: `R-${i}`, revenue: i * 10 } }]);
+    await settled(worker.url, before + i);
+  }
+  const total = (orders * (orders + 1) / 2) * 10;
+  let c = (await profileWith('anonymousId', 'regular', orders)).computedTraits;
+  assert.equal(c.orderCount, orders);
+  assert.equal(c.totalRevenue, total);
+  // A second device's order, then the login that joins both: the survivor rebuilds.
+  before = (await counters(worker.url)).accepted ?? 0;
+  await sendBatch(worker.url, [{ type: 'track', event: 'Order Completed', anonymousId: 'regular-phone', messageId: 'r-phone',
+    userId: 'user-regular', timestamp: at(80), properties: { order_id: 'R-P', revenue: 5 } }]);
+  await settled(worker.url, before + 1);
+  await sendBatch(worker.url, [{ type: 'identify', anonymousId: 'regular', userId: 'user-regular', messageId: 'r-login', timestamp: at(81) }]);
+  await settled(worker.url, before + 2);
+  const merged = await profileWith('userId', 'user-regular', orders + 2);
+  c = merged.computedTraits;
+  assert.equal(c.orderCount, orders + 1);
+  assert.equal(c.totalRevenue, total + 5);
+  // And one more delivery after the merge is added once.
+  await sendBatch(worker.url, [{ type: 'track', event: 'Order Completed', userId: 'user-regular', messageId: 'r-last',
+    timestamp: at(82), properties: { order_id: 'R-L', revenue: 1 } }]);
+  c = (await profileWith('userId', 'user-regular', orders + 3)).computedTraits;
+  assert.equal(c.orderCount, orders + 2);
+  assert.equal(c.totalRevenue, total + 6);
+});
+
 test('revenue is kept per currency and totalled in the workspace currency', async () => {
   const order = (messageId, revenue, currency) => ({ type: 'track', event: 'Order Completed', anonymousId: 'money', messageId,
     timestamp: at(70), properties: { order_id: messageId, revenue, ...(currency ? { currency } : {}) } });

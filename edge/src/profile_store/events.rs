@@ -31,7 +31,9 @@ fn events() -> String {
   json_extract(e.value, '$[4]') AS received_at,
   json_extract(e.value, '$[5]') AS body,
   json_extract(e.value, '$[6]') AS source,
-  json_extract(e.value, '$[7]') AS seq
+  json_extract(e.value, '$[7]') AS seq,
+  b.key AS block,
+  e.key AS position
 FROM meta AS b, json_each(b.value) AS e WHERE {})",
         BLOCKS.picks("b")
     )
@@ -42,13 +44,42 @@ pub(super) fn with(query: &str) -> String {
     table::with(&[events()], query)
 }
 
-/// Inserts a block holding `events` (JSON), numbered after the last.
+impl ProfileStore {
+    /// The key of the last block stored, if any.
+    pub(super) fn last_block(&self) -> Result<Option<String>> {
+        Ok(self
+            .sql()
+            .exec(
+                &[
+                    "SELECT MAX(key) AS value FROM meta WHERE ",
+                    &BLOCKS.picks(""),
+                ]
+                .concat(),
+                None,
+            )?
+            .to_array::<MaybeText>()?
+            .into_iter()
+            .next()
+            .and_then(|t| t.value))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct MaybeText {
+    value: Option<String>,
+}
+
+/// Inserts a block holding `events` (JSON), numbered after the last, and after the one
+/// the saved aggregate summarises events through (so no block stored later is numbered
+/// as if it were summarised, whatever was deleted).
 fn insert_block() -> String {
     format!(
-        "INSERT INTO meta (key, value) VALUES (printf('{}%012d', 1 + COALESCE((SELECT CAST(substr(MAX(key), {}) AS INTEGER) FROM meta WHERE {}), 0)), ?)",
-        BLOCKS.prefix(),
-        BLOCKS.prefix().len() + 1,
-        BLOCKS.picks("")
+        "INSERT INTO meta (key, value) VALUES (printf('{prefix}%012d', 1 + COALESCE((SELECT MAX(CAST(substr(k, {from}) AS INTEGER)) FROM (
+           SELECT MAX(key) AS k FROM meta WHERE {blocks}
+           UNION ALL SELECT json_extract(value, '$.through') FROM meta WHERE key = 'aggregate')), 0)), ?)",
+        prefix = BLOCKS.prefix(),
+        from = BLOCKS.prefix().len() + 1,
+        blocks = BLOCKS.picks("")
     )
 }
 

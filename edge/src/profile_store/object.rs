@@ -17,8 +17,8 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 use crate::meter::Sql;
 
 use super::change::{Notify, Plan};
-use super::events;
 use super::table::{self, IDENTITY};
+use super::{events, membership};
 use super::{
     to_json, Absorb, Ask, Count, Dump, Erased, EventRow, FactRow, Holding, IdentityRow,
     IngestReport, Text,
@@ -78,6 +78,35 @@ const BEFORE_10: &str = "identity";
 /// The oldest version whose aggregate is what this code computes (3 added the report
 /// ledger); an object older than it is rebuilt from its events when upgraded.
 const AGGREGATE_SINCE: u32 = 3;
+
+/// How many blocks of events are stored before the aggregate is saved again; until then
+/// it is read as saved with the blocks since folded in. Saving it with every write was a
+/// row written per write, and most profiles are a few writes.
+const SAVE_AGGREGATE_EVERY: usize = 8;
+
+/// The aggregate as `meta` keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum SavedAggregate {
+    /// The aggregate of the events up to block `through` (a key; `None`: before the first).
+    Through {
+        through: Option<String>,
+        aggregate: Aggregate,
+    },
+    /// Before version 10: the aggregate of every event stored.
+    Whole(Aggregate),
+}
+
+/// A stored event the aggregate has not summarised yet.
+#[derive(serde::Deserialize)]
+struct UnsavedRow {
+    block: String,
+    r#type: String,
+    name: Option<String>,
+    timestamp: i64,
+    body: String,
+    source: Option<String>,
+}
 
 /// The time now (ms), read once per request and passed down.
 fn now() -> i64 {
@@ -394,6 +423,12 @@ impl ProfileStore {
         sql.exec("DELETE FROM meta WHERE key = 'audiences'", None)?;
         // What the instance read of the tables is out of date now.
         *self.lazy.borrow_mut() = None;
+        // Before version 10 every write saved the aggregate: it summarises every block.
+        if let Some(text) = self.meta("aggregate")? {
+            if let Ok(SavedAggregate::Whole(whole)) = serde_json::from_str(&text) {
+                self.save_aggregate(&whole)?;
+            }
+        }
         // An object from older code may hold events its aggregate does not summarise yet.
         let version: u32 = held.and_then(|v| v.parse().ok()).unwrap_or(0);
         let stale = self.meta("aggregate")?.is_some() && version < AGGREGATE_SINCE;
@@ -403,15 +438,69 @@ impl ProfileStore {
         self.set_meta("schema", SCHEMA_VERSION)
     }
 
+    /// The profile's aggregate: as last saved, with the events stored since folded in.
     pub(super) fn aggregate(&self) -> Result<Aggregate> {
-        Ok(self
-            .meta("aggregate")?
-            .and_then(|a| serde_json::from_str(&a).ok())
-            .unwrap_or_default())
+        Ok(self.aggregate_and_unsaved()?.0)
     }
 
+    /// The aggregate, and how many blocks were stored since it was last saved.
+    fn aggregate_and_unsaved(&self) -> Result<(Aggregate, usize)> {
+        let saved = match self.meta("aggregate")? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                worker::Error::RustError(format!("the profile's aggregate is unreadable: {e}"))
+            })?,
+            None => SavedAggregate::Through {
+                through: None,
+                aggregate: Aggregate::default(),
+            },
+        };
+        let (through, mut aggregate) = match saved {
+            SavedAggregate::Through { through, aggregate } => (through, aggregate),
+            // An upgrade saves it anew (see `upgrade`), before anything reads it.
+            SavedAggregate::Whole(_) => {
+                return Err(worker::Error::RustError(
+                    "the profile's aggregate is from before version 10 and was not upgraded".into(),
+                ))
+            }
+        };
+        let rows: Vec<UnsavedRow> = self
+            .sql()
+            .exec(
+                &events::with(
+                    "SELECT block, message_id, type, name, timestamp, body, source FROM events
+                     WHERE block > ? ORDER BY block, position",
+                ),
+                vec![through.unwrap_or_default().into()],
+            )?
+            .to_array()?;
+        let blocks = rows
+            .iter()
+            .map(|r| r.block.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        for row in rows
+            .iter()
+            .filter(|r| r.source.as_deref() != Some(membership::SOURCE))
+        {
+            let body: Map<String, Value> = serde_json::from_str(&row.body).unwrap_or_default();
+            aggregate.add(&computed::Fact {
+                kind: &row.r#type,
+                name: row.name.as_deref(),
+                timestamp: row.timestamp,
+                body: &body,
+                source: row.source.as_deref(),
+            });
+        }
+        Ok((aggregate, blocks))
+    }
+
+    /// Saves `aggregate` as summarising every event stored now.
     pub(super) fn save_aggregate(&self, aggregate: &Aggregate) -> Result<()> {
-        self.set_meta("aggregate", &to_json(aggregate)?)
+        let saved = SavedAggregate::Through {
+            through: self.last_block()?,
+            aggregate: aggregate.clone(),
+        };
+        self.set_meta("aggregate", &to_json(&saved)?)
     }
 
     /// Recomputes the traits and the aggregate from the stored events (after a merge, an
@@ -655,7 +744,7 @@ impl ProfileStore {
             duplicates: 0,
             summary: None,
         };
-        let mut aggregate = self.aggregate()?;
+        let (mut aggregate, unsaved) = self.aggregate_and_unsaved()?;
         // A duplicate is an event stored before, or met earlier in this delivery.
         let mut seen = self.stored_ids(events.iter().map(|e| e.message_id.as_str()))?;
         let mut block = Vec::new();
@@ -687,7 +776,7 @@ impl ProfileStore {
             self.take_in(&mut aggregate, &row, &event.body)?;
         }
         self.append_events(&block)?;
-        if report.stored > 0 {
+        if report.stored > 0 && unsaved + 1 >= SAVE_AGGREGATE_EVERY {
             self.save_aggregate(&aggregate)?;
         }
         Ok((report, aggregate))
