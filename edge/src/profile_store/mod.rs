@@ -492,6 +492,26 @@ struct FactRow {
     timestamp: i64,
     body: String,
     source: Option<String>,
+    /// The block that holds it, when asked for.
+    #[serde(default)]
+    block: Option<String>,
+}
+
+impl FactRow {
+    /// Adds the event, whose body is `body`, to `aggregate`.
+    fn add_to(
+        &self,
+        aggregate: &mut cdp_protocol::computed::Aggregate,
+        body: &serde_json::Map<String, Value>,
+    ) {
+        aggregate.add(&cdp_protocol::computed::Fact {
+            kind: &self.r#type,
+            name: self.name.as_deref(),
+            timestamp: self.timestamp,
+            body,
+            source: self.source.as_deref(),
+        });
+    }
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use cdp_protocol::audience::Definition;
 use std::collections::BTreeMap;
 
-use cdp_protocol::computed::{self, Aggregate};
+use cdp_protocol::computed::Aggregate;
 use cdp_protocol::event::Event;
 use cdp_protocol::identity::Identifier;
 use cdp_protocol::timeline::TimelineQuery;
@@ -95,17 +95,6 @@ enum SavedAggregate {
     },
     /// Before version 10: the aggregate of every event stored.
     Whole(Aggregate),
-}
-
-/// A stored event the aggregate has not summarised yet.
-#[derive(serde::Deserialize)]
-struct UnsavedRow {
-    block: String,
-    r#type: String,
-    name: Option<String>,
-    timestamp: i64,
-    body: String,
-    source: Option<String>,
 }
 
 /// The time now (ms), read once per request and passed down.
@@ -463,7 +452,7 @@ impl ProfileStore {
                 ))
             }
         };
-        let rows: Vec<UnsavedRow> = self
+        let rows: Vec<FactRow> = self
             .sql()
             .exec(
                 &events::with(
@@ -475,7 +464,7 @@ impl ProfileStore {
             .to_array()?;
         let blocks = rows
             .iter()
-            .map(|r| r.block.as_str())
+            .map(|r| r.block.as_deref())
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         for row in rows
@@ -483,13 +472,7 @@ impl ProfileStore {
             .filter(|r| r.source.as_deref() != Some(membership::SOURCE))
         {
             let body: Map<String, Value> = serde_json::from_str(&row.body).unwrap_or_default();
-            aggregate.add(&computed::Fact {
-                kind: &row.r#type,
-                name: row.name.as_deref(),
-                timestamp: row.timestamp,
-                body: &body,
-                source: row.source.as_deref(),
-            });
+            row.add_to(&mut aggregate, &body);
         }
         Ok((aggregate, blocks))
     }
@@ -546,13 +529,7 @@ impl ProfileStore {
                 }
             }
         }
-        aggregate.add(&computed::Fact {
-            kind: &row.r#type,
-            name: row.name.as_deref(),
-            timestamp: row.timestamp,
-            body,
-            source: row.source.as_deref(),
-        });
+        row.add_to(aggregate, body);
         Ok(())
     }
 
@@ -772,6 +749,7 @@ impl ProfileStore {
                 timestamp: event.timestamp,
                 body: String::new(),
                 source,
+                block: None,
             };
             self.take_in(&mut aggregate, &row, &event.body)?;
         }

@@ -9,7 +9,7 @@
 //! "did buy" audience keeps its members. The timeline and the reports' ledger lose them.
 
 use cdp_protocol::audience;
-use cdp_protocol::computed::{self, Aggregate};
+use cdp_protocol::computed::Aggregate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use worker::Result;
@@ -171,13 +171,7 @@ impl ProfileStore {
             .filter(|r| r.source.as_deref() != Some("audiences"))
         {
             let body: Map<String, Value> = serde_json::from_str(&row.body).unwrap_or_default();
-            expired.add(&computed::Fact {
-                kind: &row.r#type,
-                name: row.name.as_deref(),
-                timestamp: row.timestamp,
-                body: &body,
-                source: row.source.as_deref(),
-            });
+            row.add_to(&mut expired, &body);
             let read = types.iter().any(|t| *t == row.r#type)
                 || (row.r#type == "track"
                     && row
