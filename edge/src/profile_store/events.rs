@@ -101,22 +101,53 @@ impl ProfileStore {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        Ok(self
-            .sql()
+        let mut stored: HashSet<String> = self
+            .unwritten
+            .borrow()
+            .iter()
+            .flatten()
+            .filter(|r| ids.contains(&r.message_id.as_str()))
+            .map(|r| r.message_id.clone())
+            .collect();
+        stored.extend(
+            self.sql()
             .exec(
                 &with("SELECT message_id AS value FROM events WHERE message_id IN (SELECT value FROM json_each(?))"),
                 vec![serde_json::to_string(&ids)?.into()],
             )?
-            .to_array::<Text>()?
-            .into_iter()
-            .map(|t| t.value)
-            .collect())
+                .to_array::<Text>()?
+                .into_iter()
+                .map(|t| t.value),
+        );
+        Ok(stored)
+    }
+
+    /// Runs `write` with the events it stores (see [`append_events`](Self::append_events))
+    /// kept back and written as one block when it ends: an ingest's events and the
+    /// audience changes they cause are one row written, not two.
+    pub(super) fn in_one_block<T>(&self, write: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        *self.unwritten.borrow_mut() = Some(Vec::new());
+        let outcome = write(self);
+        // Taken whatever the outcome: nothing kept back outlives the change.
+        let rows = self.unwritten.borrow_mut().take().unwrap_or_default();
+        let value = outcome?;
+        self.append_events(&rows)?;
+        Ok(value)
+    }
+
+    /// The events kept back so far (see [`in_one_block`](Self::in_one_block)).
+    pub(super) fn unwritten_events(&self) -> Vec<EventRow> {
+        self.unwritten.borrow().clone().unwrap_or_default()
     }
 
     /// Stores `rows` as one block (nothing when there are none). The caller has left out
     /// those already stored (see [`stored_ids`](Self::stored_ids)).
     pub(super) fn append_events(&self, rows: &[EventRow]) -> Result<()> {
         if rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(kept) = self.unwritten.borrow_mut().as_mut() {
+            kept.extend_from_slice(rows);
             return Ok(());
         }
         let block: Vec<serde_json::Value> = rows

@@ -222,7 +222,7 @@ impl ProfileStore {
         if names.is_empty() && types.is_empty() {
             return Ok(Vec::new());
         }
-        let (names, types) = (
+        let (names_json, types_json) = (
             serde_json::to_string(&names)?,
             serde_json::to_string(&types)?,
         );
@@ -234,9 +234,25 @@ impl ProfileStore {
                  WHERE (type = 'track' AND name IN (SELECT value FROM json_each(?)))
                     OR type IN (SELECT value FROM json_each(?))",
                 ),
-                vec![names.into(), types.into()],
+                vec![names_json.into(), types_json.into()],
             )?
             .to_array()?;
+        // This change's events, not written yet (see `in_one_block`).
+        rows.extend(
+            self.unwritten_events()
+                .into_iter()
+                .filter(|e| {
+                    let named =
+                        e.r#type == "track" && e.name.as_ref().is_some_and(|n| names.contains(n));
+                    named || types.contains(&e.r#type)
+                })
+                .map(|e| EventRow {
+                    r#type: e.r#type,
+                    name: e.name,
+                    timestamp: e.timestamp,
+                    body: e.body,
+                }),
+        );
         // Expired events the audiences read were kept as facts (see `retention`).
         rows.extend(self.kept_facts()?.into_iter().map(|f| EventRow {
             r#type: f.r#type,

@@ -88,7 +88,7 @@ struct IngestBody {
     audiences: Option<Definitions>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct EventRow {
     message_id: String,
     r#type: String,

@@ -118,6 +118,9 @@ pub struct ProfileStore {
     pub(super) plan: Cell<Plan>,
     /// The lazily created tables this object has (read once per instance).
     lazy: RefCell<Option<std::collections::BTreeSet<String>>>,
+    /// Events stored in this change and not written yet: one block at its end (see
+    /// [`in_one_block`](Self::in_one_block)).
+    pub(super) unwritten: RefCell<Option<Vec<EventRow>>>,
 }
 
 impl DurableObject for ProfileStore {
@@ -131,6 +134,7 @@ impl DurableObject for ProfileStore {
             parsed: RefCell::new(None),
             plan: Cell::new(Plan::default()),
             lazy: RefCell::new(None),
+            unwritten: RefCell::new(None),
         }
     }
 
@@ -165,9 +169,16 @@ impl DurableObject for ProfileStore {
                 for link in &body.links {
                     self.link(link)?;
                 }
-                let (mut report, aggregate) = self.store(&body.events, &body.sources)?;
                 let now = now();
-                report.summary = self.after_change(&aggregate, now, Notify::Caller)?;
+                // The delivery's events and the audience changes they cause: one block.
+                let (report, save) = self.in_one_block(|me| {
+                    let (mut report, aggregate, save) = me.store(&body.events, &body.sources)?;
+                    report.summary = me.after_change(&aggregate, now, Notify::Caller)?;
+                    Ok((report, save.then_some(aggregate)))
+                })?;
+                if let Some(aggregate) = save {
+                    self.save_aggregate(&aggregate)?;
+                }
                 if self.outbox_waiting()? {
                     // Membership changes: sent now (a failed send is retried by alarm).
                     self.drain(now).await?;
@@ -709,13 +720,14 @@ impl ProfileStore {
     }
 
     /// Stores events not seen before, and returns the report with the profile's aggregate
-    /// after them. No `await` between the writes, so the runtime commits them together: a
-    /// crash cannot leave half a batch.
+    /// after them, and whether it is due to be saved (after the block is written). No
+    /// `await` between the writes, so the runtime commits them together: a crash cannot
+    /// leave half a batch.
     pub(super) fn store(
         &self,
         events: &[Event],
         sources: &BTreeMap<String, String>,
-    ) -> Result<(IngestReport, Aggregate)> {
+    ) -> Result<(IngestReport, Aggregate, bool)> {
         let mut report = IngestReport {
             stored: 0,
             duplicates: 0,
@@ -754,10 +766,8 @@ impl ProfileStore {
             self.take_in(&mut aggregate, &row, &event.body)?;
         }
         self.append_events(&block)?;
-        if report.stored > 0 && unsaved + 1 >= SAVE_AGGREGATE_EVERY {
-            self.save_aggregate(&aggregate)?;
-        }
-        Ok((report, aggregate))
+        let save = report.stored > 0 && unsaved + 1 >= SAVE_AGGREGATE_EVERY;
+        Ok((report, aggregate, save))
     }
 
     /// Latest value by event time wins, so late-arriving old events cannot overwrite news;
