@@ -211,7 +211,6 @@ impl DurableObject for IdentityShard {
                 "CREATE TABLE IF NOT EXISTS suppressed (key TEXT PRIMARY KEY) WITHOUT ROWID",
                 "key",
             )?;
-            sql.exec("CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL)", None)?;
             Ok(())
         })?;
         let body: Entries = req.json().await?;
@@ -299,6 +298,9 @@ impl DurableObject for IdentityShard {
             }
             "/faults" => {
                 self.faults.set(Some(true));
+                // Local development's only: production shards never create it (a table
+                // created is two rows written, in each of the 64 shards).
+                sql.exec(FAULTS, None)?;
                 for (key, failures) in body.found {
                     let n: i64 = failures.parse().unwrap_or(0);
                     sql.exec(
@@ -314,16 +316,21 @@ impl DurableObject for IdentityShard {
     }
 }
 
+/// Faults injected into lookups (`/faults`, local development only).
+const FAULTS: &str =
+    "CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL)";
+
 impl IdentityShard {
     /// Whether any fault was ever injected into this shard (one query per instance).
     fn faults_possible(&self, sql: &crate::meter::Sql) -> Result<bool> {
         if let Some(known) = self.faults.get() {
             return Ok(known);
         }
-        let any = !sql
-            .exec("SELECT key FROM faults LIMIT 1", None)?
-            .to_array::<Key>()?
-            .is_empty();
+        let any = crate::schema::table_exists(sql, "faults")?
+            && !sql
+                .exec("SELECT key FROM faults LIMIT 1", None)?
+                .to_array::<Key>()?
+                .is_empty();
         self.faults.set(Some(any));
         Ok(any)
     }
