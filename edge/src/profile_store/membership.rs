@@ -3,9 +3,9 @@
 //!
 //! Every entry and exit is recorded three ways, in the change's transaction: the
 //! memberships (keys of the profile's table, see [`table`](super::table): what the
-//! profile shows), an `Audience Entered` / `Audience Exited`
-//! event in its timeline, and a numbered membership change in the outbox, which the drain
-//! sends to the activation queue.
+//! profile shows), an `Audience Entered` / `Audience Exited` event in its timeline (in
+//! the ingest's own block when an ingest caused it), and a numbered membership change in
+//! the outbox, which the drain sends to the activation queue.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;

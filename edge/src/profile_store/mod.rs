@@ -3,8 +3,8 @@
 //! in the object's own SQLite database.
 //!
 //! Writing is idempotent by `messageId` (an event whose id the profile holds is not stored
-//! again), which is what turns at-least-once delivery into exactly-once in the profile. Each newly stored event
-//! also updates the traits (latest by event time, with the source and event of each value)
+//! again), which is what turns at-least-once delivery into exactly-once in the profile.
+//! Each newly stored event also updates the traits (latest by event time, with the source and event of each value)
 //! and the computed traits' aggregate, in the same synchronous write. A merge copies a
 //! profile into another (idempotent too), then leaves a forward in the emptied one, so a
 //! stale reference still finds the person; an unmerge splits one off again. Every change

@@ -320,11 +320,11 @@ impl ProfileStore {
         Ok(())
     }
 
-    /// Empties `tables` (those that exist).
+    /// Empties lazily created `tables` (those that exist; the rest of a profile is key
+    /// ranges, see [`clear_ranges`](Self::clear_ranges)).
     pub(super) fn clear(&self, tables: &[&str]) -> Result<()> {
         for table in tables {
-            let eager = !LAZY.iter().any(|(name, _, _)| name == table);
-            if eager || self.has(table)? {
+            if self.has(table)? {
                 self.sql().exec(&format!("DELETE FROM {table}"), None)?;
             }
         }
