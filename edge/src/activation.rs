@@ -17,7 +17,7 @@ use worker::{
 };
 
 use crate::audiences::registry::{self, Ask};
-use crate::config::{Config, DELIVERIES};
+use crate::config::{Config, ACTIVATION, DELIVERIES};
 use crate::profile_store::{self, Showing, View};
 use crate::stats::{self, Counter, Counts};
 use crate::{http, import_job};
@@ -61,6 +61,15 @@ async fn destinations(env: &Env, development: bool) -> Result<Vec<(Destination, 
         .collect())
 }
 
+/// Puts membership changes on the activation queue, as a profile's outbox does.
+pub async fn publish(env: &Env, changes: &[Change]) -> Result<()> {
+    let bodies = changes
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<std::result::Result<Vec<String>, _>>()?;
+    crate::queue::send_texts(env, ACTIVATION, bodies).await
+}
+
 /// The activation queue's consumer: each membership change becomes one delivery per
 /// destination that receives it.
 pub async fn fan_out(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
@@ -83,14 +92,11 @@ pub async fn fan_out(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
                     attempt: 1,
                     first_at: now(),
                 };
-                out.push(worker::MessageBuilder::new(serde_json::to_string(&delivery)?).build());
+                out.push(serde_json::to_string(&delivery)?);
             }
         }
     }
-    if !out.is_empty() {
-        crate::meter::add(crate::meter::Cost::QueueWrite, out.len() as i64);
-        env.queue(DELIVERIES)?.send_batch(out).await?;
-    }
+    crate::queue::send_texts(env, DELIVERIES, out).await?;
     batch.raw_iter().for_each(|m| m.ack());
     stats::add(env, counts).await;
     Ok(())
@@ -570,15 +576,10 @@ pub async fn replay(env: &Env, key: &str) -> Result<Response> {
                 first_at: now(),
                 ..d
             };
-            serde_json::to_string(&again)
-                .ok()
-                .map(|t| worker::MessageBuilder::new(t).build())
+            serde_json::to_string(&again).ok()
         })
         .collect();
-    if !messages.is_empty() {
-        crate::meter::add(crate::meter::Cost::QueueWrite, messages.len() as i64);
-        env.queue(DELIVERIES)?.send_batch(messages).await?;
-    }
+    crate::queue::send_texts(env, DELIVERIES, messages).await?;
     http::json(200, &json!({"replayed": count}))
 }
 

@@ -11,8 +11,8 @@
 //! that keeps failing goes to the dead-letter queue, which this consumer counts and
 //! archives under `dead/`.
 //!
-//! Counters: those a message carries from the collector are added once per message id,
-//! however often it is delivered; the consumer's own are added for deliveries that
+//! Counters: those a message carries from the collector are added once per message,
+//! however often it is delivered (see [`stats::add_once`]); the consumer's own are added for deliveries that
 //! succeeded, so a retried failure does not count its events twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -27,13 +27,17 @@ use crate::audiences::registry::{self, Definitions};
 use crate::config::{Config, ARCHIVE, DEAD_LETTER_QUEUE};
 use crate::queue::QueuedBatch;
 use crate::stats::{self, Counter, Counts};
-use crate::{archive, catalog, directory, import_job, profile_store, queue, resolver};
+use crate::{activation, archive, catalog, directory, import_job, profile_store, queue, resolver};
 
 /// Handles one batch of queue messages (from the events queue or its dead-letter queue).
 ///
 /// The messages of a batch are delivered together (one write per profile, one directory
 /// round), which keeps the number of Durable Object calls per event low.
-pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
+pub async fn consume(
+    batch: MessageBatch<JsValue>,
+    env: &Env,
+    deliveries: &queue::Deliveries,
+) -> Result<()> {
     let dead_letters = batch.queue() == DEAD_LETTER_QUEUE;
     let mut counts = Counts::new();
     let mut readable = Vec::new();
@@ -68,7 +72,11 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
         }
         match serde_json::from_str::<QueuedBatch>(&text) {
             Ok(mut queued) => {
-                carried.push((message.id(), std::mem::take(&mut queued.counts)));
+                carried.push(stats::Carried {
+                    first_time: !deliveries.seen_before(&message.id()),
+                    id: message.id(),
+                    counts: std::mem::take(&mut queued.counts),
+                });
                 readable.push((message, queued));
             }
             Err(e) => {
@@ -99,7 +107,10 @@ pub async fn consume(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
             let batches: Vec<(String, &QueuedBatch)> =
                 these.iter().map(|(m, q)| (m.id(), q)).collect();
             let mut attempt = Counts::new();
-            match deliver(env, &batches, &audiences, &mut attempt).await {
+            // Handed over before: the profiles may have stored it without its membership
+            // changes being sent.
+            let again = these.iter().any(|(m, _)| deliveries.seen_before(&m.id()));
+            match deliver(env, &batches, &audiences, again, &mut attempt).await {
                 Ok(()) => {
                     add(&mut counts, attempt);
                     these.iter().for_each(|(m, _)| m.ack());
@@ -170,7 +181,8 @@ async fn isolate(
             })
             .collect();
         let mut attempt = Counts::new();
-        match deliver(env, &batches, audiences, &mut attempt).await {
+        // After a failed delivery: the profiles may have stored part of it already.
+        match deliver(env, &batches, audiences, true, &mut attempt).await {
             Ok(()) => {
                 add(counts, attempt);
                 parts.keys().for_each(|m| delivered_some[*m] = true);
@@ -219,10 +231,12 @@ async fn report_chunk(env: &Env, job: &str, chunk: u32, events: usize) {
     }
 }
 
+/// Delivers `batches` to their profiles; `again` when they may have reached them before.
 async fn deliver(
     env: &Env,
     batches: &[(String, &QueuedBatch)],
     audiences: &Definitions,
+    again: bool,
     counts: &mut Counts,
 ) -> Result<()> {
     let config = Config::load(env).map_err(worker::Error::RustError)?;
@@ -264,9 +278,10 @@ async fn deliver(
             .get(profile)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        profile_store::ingest(env, profile, events, links, &sources, audiences)
+        profile_store::ingest(env, profile, events, links, &sources, audiences, again)
     });
     let mut summaries = Vec::new();
+    let mut changes = Vec::new();
     // What reached a profile: erased people's events and those without a usable
     // identifier are counted as such by the resolver; what a profile held already is a
     // duplicate.
@@ -282,11 +297,15 @@ async fn deliver(
         if let Some(summary) = report.summary {
             summaries.push((profile.clone(), summary));
         }
+        changes.extend(report.changes);
     }
     if !summaries.is_empty() {
         directory::put(env, summaries).await?;
     }
     archive::store(env, batches, &routed.suppressed).await?;
+    // The profiles handed their membership changes to the delivery; if sending them fails,
+    // the delivery is tried again, and the profiles hand them over again (`again`).
+    activation::publish(env, &changes).await?;
     let replay = batches.iter().all(|(_, q)| q.replay);
     if replay {
         // What a replay meets again was counted when it was first delivered.

@@ -46,8 +46,33 @@ use worker::{
     ScheduledEvent,
 };
 
-#[event(queue)]
-async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
+/// The queue handler, written out rather than through `#[event(queue)]`: that macro hands
+/// over a batch whose messages do not tell how often they were delivered, and the counters
+/// need to know which messages arrive for the first time (see [`stats::add_once`]).
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = queue)]
+pub fn queue_entry(
+    batch: worker::worker_sys::MessageBatch,
+    env: Env,
+    _ctx: worker::worker_sys::Context,
+) -> js_sys::Promise {
+    let deliveries = queue::Deliveries::of(&batch);
+    wasm_bindgen_futures::future_to_promise(async move {
+        match queue(MessageBatch::from(batch), env, deliveries).await {
+            Ok(()) => Ok(JsValue::UNDEFINED),
+            // A rejected promise makes the queue retry the messages not acknowledged.
+            Err(e) => {
+                worker::console_error!("{e}");
+                Err(JsValue::from_str(&e.to_string()))
+            }
+        }
+    })
+}
+
+async fn queue(
+    batch: MessageBatch<JsValue>,
+    env: Env,
+    deliveries: queue::Deliveries,
+) -> Result<()> {
     meter::enabled(&env);
     // Each message is read once per delivery and deleted once acknowledged; a retried one
     // is read again (counted by its next delivery), so deletes are counted as reads here.
@@ -61,7 +86,7 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
         config::DELIVERIES_QUEUE => activation::deliver(batch, &env).await,
         config::EXPORTS_QUEUE => exports::consume(batch, &env).await,
         config::CATALOG_QUEUE => catalog::consume(batch, &env).await,
-        _ => consumer::consume(batch, &env).await,
+        _ => consumer::consume(batch, &env, &deliveries).await,
     }
 }
 

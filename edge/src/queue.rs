@@ -9,6 +9,58 @@ use crate::config::EVENTS;
 use crate::meter;
 use crate::stats::Counts;
 
+/// How many times the queue has handed over each message of a batch (its `attempts`: 1 the
+/// first time), by message id.
+#[derive(Debug, Default)]
+pub struct Deliveries(std::collections::HashMap<String, u32>);
+
+impl Deliveries {
+    /// Read from the batch as the runtime gives it (the `worker` crate's messages do not
+    /// carry `attempts`).
+    pub fn of(batch: &worker::worker_sys::MessageBatch) -> Self {
+        let field = |message: &wasm_bindgen::JsValue, name: &str| {
+            js_sys::Reflect::get(message, &name.into()).ok()
+        };
+        let messages = batch.messages().map(|a| a.to_vec()).unwrap_or_default();
+        Self(
+            messages
+                .iter()
+                .filter_map(|m| {
+                    let id = field(m, "id")?.as_string()?;
+                    let attempts = field(m, "attempts")?.as_f64()?;
+                    Some((id, attempts as u32))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether message `id` may have been handed over before: its attempts say so, or the
+    /// runtime did not tell.
+    pub fn seen_before(&self, id: &str) -> bool {
+        self.0.get(id).is_none_or(|attempts| *attempts > 1)
+    }
+}
+
+/// Sends `bodies` (text messages) to the queue bound as `binding`, in sends of at most 100
+/// messages, the most one send may carry.
+pub async fn send_texts(env: &Env, binding: &str, bodies: Vec<String>) -> Result<()> {
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    let queue = env.queue(binding)?;
+    let mut bodies = bodies.into_iter().peekable();
+    while bodies.peek().is_some() {
+        let chunk: Vec<_> = bodies
+            .by_ref()
+            .take(100)
+            .map(|b| worker::MessageBuilder::new(b).build())
+            .collect();
+        meter::add(meter::Cost::QueueWrite, chunk.len() as i64);
+        queue.send_batch(chunk).await?;
+    }
+    Ok(())
+}
+
 /// A queue message must stay under 128 KB; leave room for the envelope.
 const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 

@@ -2,7 +2,7 @@
 //! dropped, queue retries, dead-lettered. Kept in a few Durable Objects chosen at random
 //! per write, so no single object counts all traffic; a read sums them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use worker::{
@@ -126,8 +126,11 @@ pub async fn add(env: &Env, mut counts: Counts) {
     if counts.is_empty() {
         return;
     }
-    let shard = (js_sys::Math::random() * f64::from(SHARDS)) as u32 % SHARDS;
-    post(env, shard, "add", &counts).await;
+    post(env, random_shard(), "add", &counts).await;
+}
+
+fn random_shard() -> u32 {
+    (js_sys::Math::random() * f64::from(SHARDS)) as u32 % SHARDS
 }
 
 /// Posts `body` to a shard; counting never fails a request, so errors are logged.
@@ -152,19 +155,74 @@ const APPLIED_FOR_MS: i64 = 8 * 24 * 3_600_000;
 /// as offsets from now).
 const FORGET_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
+/// One queue message's counters, for [`add_once`].
+pub struct Carried {
+    /// The message's id.
+    pub id: String,
+    /// Whether the queue hands the message over for the first time (its `attempts` is 1).
+    pub first_time: bool,
+    /// What it carries.
+    pub counts: Counts,
+}
+
+/// What one call adds: the counters of messages not added before, and their ids.
+#[derive(serde::Serialize, Deserialize)]
+struct AddOnce {
+    ids: Vec<String>,
+    counts: Counts,
+}
+
 /// Adds the counters each queue message carries exactly once, however often the queue
-/// delivers the message: the shard of the message's id remembers the ids it applied. One
-/// call per shard the batch's messages fall in.
-pub async fn add_once(env: &Env, per_message: Vec<(String, Counts)>) {
-    let mut by_shard: BTreeMap<u32, Vec<(String, Counts)>> = BTreeMap::new();
-    for (id, counts) in per_message.into_iter().filter(|(_, c)| !c.is_empty()) {
-        let shard = crate::shard::of(&id, u64::from(SHARDS)) as u32;
-        by_shard.entry(shard).or_default().push((id, counts));
-    }
-    let calls = by_shard
+/// delivers the message. A message handed over for the first time cannot have been added
+/// yet, so only the others are looked up, in every shard (retries are rare); then one
+/// shard adds what is new and remembers the ids, as one row per call. (A row per message
+/// id was a fifth of a row written per event, and as much again to forget it.)
+pub async fn add_once(env: &Env, carried: Vec<Carried>) {
+    let carried: Vec<Carried> = carried
+        .into_iter()
+        .filter(|c| !c.counts.is_empty())
+        .collect();
+    let again: Vec<&str> = carried
         .iter()
-        .map(|(shard, entries)| post(env, *shard, "add-once", entries));
-    futures_util::future::join_all(calls).await;
+        .filter(|c| !c.first_time)
+        .map(|c| c.id.as_str())
+        .collect();
+    let added_before = if again.is_empty() {
+        BTreeSet::new()
+    } else {
+        match added_among(env, &again).await {
+            Ok(added) => added,
+            Err(e) => {
+                // Counting never fails a delivery; the retried messages go uncounted
+                // rather than counted twice.
+                worker::console_error!("counting failed: {e}");
+                again.iter().map(|id| (*id).to_owned()).collect()
+            }
+        }
+    };
+    let mut call = AddOnce {
+        ids: Vec::new(),
+        counts: Counts::new(),
+    };
+    for c in carried
+        .into_iter()
+        .filter(|c| !added_before.contains(&c.id))
+    {
+        for (name, n) in c.counts {
+            *call.counts.entry(name).or_default() += n;
+        }
+        call.ids.push(c.id);
+    }
+    if !call.ids.is_empty() {
+        post(env, random_shard(), "add-once", &call).await;
+    }
+}
+
+/// Which of `ids` some shard has added.
+async fn added_among(env: &Env, ids: &[&str]) -> Result<BTreeSet<String>> {
+    let body = serde_json::to_string(ids).map_err(worker::Error::from)?;
+    let added: Vec<String> = from_every_shard(env, "https://stats/added", Some(&body)).await?;
+    Ok(added.into_iter().collect())
 }
 
 /// Every shard's hourly counters between `from` (included) and `to` (excluded), as
@@ -177,19 +235,29 @@ pub async fn hourly(env: &Env, from: i64, to: i64) -> Result<Vec<Row>> {
         &to.to_string(),
     ]
     .concat();
-    let asks = (0..SHARDS).map(|shard| {
-        let url = url.clone();
-        async move {
-            let req = Request::new(&url, Method::Get)?;
-            let mut res = crate::meter::call(&stub(env, shard)?, req).await?;
-            res.json::<Vec<Row>>().await
+    from_every_shard(env, &url, None).await
+}
+
+/// Asks every shard at once (a `POST` of `body`, else a `GET`): their lists in one.
+async fn from_every_shard<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    url: &str,
+    body: Option<&str>,
+) -> Result<Vec<T>> {
+    let asks = (0..SHARDS).map(|shard| async move {
+        let mut init = RequestInit::new();
+        if let Some(body) = body {
+            init.with_method(Method::Post).with_body(Some(body.into()));
         }
+        let req = Request::new_with_init(url, &init)?;
+        let mut res = crate::meter::call(&stub(env, shard)?, req).await?;
+        res.json::<Vec<T>>().await
     });
-    let mut rows = Vec::new();
+    let mut all = Vec::new();
     for answer in futures_util::future::join_all(asks).await {
-        rows.extend(answer?);
+        all.extend(answer?);
     }
-    Ok(rows)
+    Ok(all)
 }
 
 /// The sum of every shard's counters.
@@ -252,10 +320,20 @@ impl DurableObject for StatsShard {
     async fn alarm(&self) -> Result<Response> {
         crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         let now = worker::Date::now().as_millis() as i64;
-        crate::meter::Sql::of(&self.state, "counters").exec(
-            "DELETE FROM applied WHERE at < ?",
-            vec![(now - APPLIED_FOR_MS).into()],
-        )?;
+        let sql = crate::meter::Sql::of(&self.state, "counters");
+        let before = now - APPLIED_FOR_MS;
+        sql.exec("DELETE FROM added WHERE at < ?", vec![before.into()])?;
+        if crate::schema::table_exists(&sql, "applied")? {
+            // Ids kept one per row, before version 2: forgotten the same way, then dropped.
+            sql.exec("DELETE FROM applied WHERE at < ?", vec![before.into()])?;
+            if sql
+                .exec("SELECT id FROM applied LIMIT 1", None)?
+                .to_array::<serde_json::Value>()?
+                .is_empty()
+            {
+                sql.exec("DROP TABLE applied", None)?;
+            }
+        }
         self.state.storage().set_alarm(FORGET_EVERY).await?;
         Response::empty()
     }
@@ -271,36 +349,21 @@ impl DurableObject for StatsShard {
                 "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
                 "name, value",
             )?;
-            crate::schema::without_rowid(
-                sql,
-                "applied",
-                "CREATE TABLE IF NOT EXISTS applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
-                "id, at",
-            )?;
+            // The ids of the messages each call added, as a JSON array: one row per call.
+            sql.exec("CREATE TABLE IF NOT EXISTS added (at INTEGER NOT NULL, ids TEXT NOT NULL)", None)?;
             sql.exec("CREATE TABLE IF NOT EXISTS hourly (hour INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (hour, name)) WITHOUT ROWID", None)?;
             Ok(())
         })?;
         let unmetered = crate::meter::Sql::unmetered(&self.state);
         if req.method() == Method::Post && req.path() == "/add-once" {
             let now = worker::Date::now().as_millis() as i64;
-            let entries: Vec<(String, Counts)> = req.json().await?;
-            // The messages' counts are summed first: one write per counter per call, not
-            // one per counter per message.
-            let mut fresh_counts = Counts::new();
-            for (id, counts) in entries {
-                let fresh = sql
-                    .exec(
-                        "INSERT OR IGNORE INTO applied (id, at) VALUES (?, ?)",
-                        vec![id.into(), now.into()],
-                    )?
-                    .rows_written();
-                if fresh > 0 {
-                    for (name, n) in counts {
-                        *fresh_counts.entry(name).or_default() += n;
-                    }
-                }
-            }
-            add_to(&sql, &unmetered, fresh_counts, now)?;
+            let call: AddOnce = req.json().await?;
+            let ids = serde_json::to_string(&call.ids).map_err(worker::Error::from)?;
+            sql.exec(
+                "INSERT INTO added (at, ids) VALUES (?, ?)",
+                vec![now.into(), ids.into()],
+            )?;
+            add_to(&sql, &unmetered, call.counts, now)?;
             // The ids are forgotten by an hourly alarm, not here: a scan per batch would
             // read the whole table each time.
             let storage = self.state.storage();
@@ -308,6 +371,32 @@ impl DurableObject for StatsShard {
                 storage.set_alarm(FORGET_EVERY).await?;
             }
             return http::json(200, &serde_json::json!({"ok": true}));
+        }
+        if req.method() == Method::Post && req.path() == "/added" {
+            let ids: Vec<String> = req.json().await?;
+            let asked = serde_json::to_string(&ids).map_err(worker::Error::from)?;
+            let mut query = String::from(
+                "SELECT j.value AS value FROM added AS a, json_each(a.ids) AS j
+                 WHERE j.value IN (SELECT value FROM json_each(?))",
+            );
+            let mut params = vec![asked.clone().into()];
+            if crate::schema::table_exists(&sql, "applied")? {
+                query.push_str(
+                    " UNION SELECT id AS value FROM applied WHERE id IN (SELECT value FROM json_each(?))",
+                );
+                params.push(asked.into());
+            }
+            #[derive(Deserialize)]
+            struct Id {
+                value: String,
+            }
+            let found: Vec<String> = sql
+                .exec(&query, params)?
+                .to_array::<Id>()?
+                .into_iter()
+                .map(|i| i.value)
+                .collect();
+            return http::json(200, &found);
         }
         if req.method() == Method::Post && req.path() == "/set" {
             // Entries that are set, not added to (an import job's progress).

@@ -357,6 +357,53 @@ pub struct Change {
     pub at: String,
 }
 
+/// The `messageId` prefix of the timeline events that record membership changes.
+const TIMELINE_PREFIX: &str = "audience-";
+
+impl Change {
+    /// The `Audience Entered` or `Audience Exited` event that records this change in the
+    /// profile's timeline. It holds the whole change, so the timeline can send it again
+    /// (see [`Change::from_timeline_event`]).
+    pub fn timeline_event(&self) -> Value {
+        let event = if self.change == "entered" {
+            "Audience Entered"
+        } else {
+            "Audience Exited"
+        };
+        json!({"type": "track", "event": event,
+            "messageId": format!("{TIMELINE_PREFIX}{}-{}", self.profile, self.seq),
+            "timestamp": self.at, "receivedAt": self.at,
+            "properties": {"audience_key": self.audience, "audience_name": self.name, "group": self.group}})
+    }
+
+    /// The change a timeline event records (`None`: the event records none).
+    pub fn from_timeline_event(event: &Value) -> Option<Self> {
+        let change = match event.get("event")?.as_str()? {
+            "Audience Entered" => "entered",
+            "Audience Exited" => "exited",
+            _ => return None,
+        };
+        let message_id = event.get("messageId")?.as_str()?;
+        let (profile, seq) = message_id.strip_prefix(TIMELINE_PREFIX)?.rsplit_once('-')?;
+        let properties = event.get("properties")?;
+        let text = |key: &str| {
+            properties
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Some(Self {
+            profile: profile.to_owned(),
+            seq: seq.parse().ok()?,
+            audience: text("audience_key")?,
+            name: text("audience_name").unwrap_or_default(),
+            group: text("group"),
+            change: change.to_owned(),
+            at: event.get("timestamp")?.as_str()?.to_owned(),
+        })
+    }
+}
+
 impl Destination {
     /// Whether this destination receives `change`.
     pub fn wants(&self, change: &Change) -> bool {
@@ -441,6 +488,44 @@ pub fn webhook_payload(change: &Change, profile: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_read_back_from_its_timeline_event() {
+        let change = Change {
+            profile: "p-1f-x".into(),
+            seq: 12,
+            audience: "buyers".into(),
+            name: "Buyers".into(),
+            group: Some("sales".into()),
+            change: "exited".into(),
+            at: "2026-12-03T10:00:00.000Z".into(),
+        };
+        let event = change.timeline_event();
+        assert_eq!(event["event"], "Audience Exited");
+        assert_eq!(event["messageId"], "audience-p-1f-x-12");
+        assert_eq!(Change::from_timeline_event(&event), Some(change.clone()));
+        let entered = Change {
+            change: "entered".into(),
+            group: None,
+            ..change
+        };
+        let event = entered.timeline_event();
+        assert_eq!(event["event"], "Audience Entered");
+        assert_eq!(Change::from_timeline_event(&event), Some(entered));
+    }
+
+    #[test]
+    fn other_events_record_no_change() {
+        let page = json!({"type": "page", "messageId": "audience-p-1", "timestamp": "2026-12-03T10:00:00Z"});
+        assert_eq!(Change::from_timeline_event(&page), None);
+        let forged = json!({"type": "track", "event": "Audience Entered", "messageId": "m-1",
+            "timestamp": "2026-12-03T10:00:00Z", "properties": {"audience_key": "a"}});
+        assert_eq!(
+            Change::from_timeline_event(&forged),
+            None,
+            "not an audience messageId"
+        );
+    }
 
     fn webhook(extra: Value) -> Value {
         let mut d = json!({"key": "crm", "type": "webhook", "audiences": ["cart_no_buy"],

@@ -124,6 +124,28 @@ test('a receiver that fails twice gets the same message a third time, and nothin
   assert.ok(stats.deliveries_retried >= 2 && stats.deliveries_sent >= 1, JSON.stringify(stats));
 });
 
+test('an entry caused by a delivery that is retried after its profile stored it still leaves, once', async () => {
+  await webhook('retried', '/retried');
+  const person = 'act-retried';
+  await sendBatch(worker.url, [{ type: 'identify', anonymousId: person, messageId: `act-${++n}`, traits: { email: `${person}@example.com` } }]);
+  const listed = () => admin(worker.url, `/v1/profiles?where=identifiers.anonymousId~${person}`);
+  const entry = await eventually(async () => (await listed()).body.profiles?.[0], { timeout: 15_000 });
+  assert.ok(entry, 'listed in the directory');
+  // The next delivery reaches the profile, which stores the event and records the entry,
+  // and then fails twice at the directory: the queue hands the message over again, and
+  // the entry must come from the profile's timeline, since the event is a duplicate now.
+  const fault = await fetch(`${worker.url}/v1/admin/faults?directoryProfile=${entry.id}&failures=2`,
+    { method: 'POST', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(fault.status, 200);
+  await sendBatch(worker.url, [event(person, 'Product Added')]);
+  assert.ok(await eventually(() => of('/retried', person).length === 1, { timeout: 30_000 }), 'the entry arrives');
+  assert.equal(of('/retried', person)[0].body.type, 'audience.entered');
+  const stats = (await admin(worker.url, '/v1/stats')).body;
+  assert.ok(stats.queue_retries >= 1, `the delivery was retried: ${JSON.stringify(stats)}`);
+  await new Promise((r) => setTimeout(r, 2_000));
+  assert.equal(of('/retried', person).length, 1, 'once');
+});
+
 test('a 429 is tried again after its Retry-After, not the backoff; another 4xx is not retried', async () => {
   // The backoff says an hour; Retry-After says a second.
   behaviour.set('/busy', (attempt) => (attempt === 1 ? { status: 429, headers: { 'Retry-After': '1' } } : 200));

@@ -283,8 +283,7 @@ struct Chunk {
 
 /// Queues the first chunk of every directory partition.
 async fn start_backfill(env: &Env, audience: &str, version: i64) -> Result<()> {
-    let queue = env.queue(BACKFILL)?;
-    let messages: Vec<worker::SendMessage<String>> = (0..directory::SHARDS)
+    let messages = (0..directory::SHARDS)
         .map(|shard| {
             let chunk = Chunk {
                 audience: audience.to_owned(),
@@ -292,12 +291,10 @@ async fn start_backfill(env: &Env, audience: &str, version: i64) -> Result<()> {
                 shard,
                 after: String::new(),
             };
-            let text = serde_json::to_string(&chunk).unwrap_or_default();
-            worker::MessageBuilder::new(text).build()
+            serde_json::to_string(&chunk).map_err(worker::Error::from)
         })
-        .collect();
-    crate::meter::add(crate::meter::Cost::QueueWrite, messages.len() as i64);
-    queue.send_batch(messages).await
+        .collect::<Result<Vec<String>>>()?;
+    crate::queue::send_texts(env, BACKFILL, messages).await
 }
 
 /// The backfill queue's consumer: each chunk evaluates up to [`BACKFILL_CHUNK`] profiles

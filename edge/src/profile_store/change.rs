@@ -11,6 +11,10 @@
 //! Ingest is the one exception to the outbox: its caller, the queue consumer, publishes the
 //! summaries of a whole delivery at once (one directory call per shard, not one per
 //! profile), and its delivery is retried until that succeeds, which is the same guarantee.
+//! It sends the delivery's membership changes too. A retried delivery meets its events as
+//! duplicates, which cause no change, so the profile hands back the changes its timeline
+//! recorded with them (`again`): sent at least once, as the outbox sends them, without the
+//! outbox's two rows per change (the entry and its removal).
 //!
 //! The deadlines (the abandoned cart, so search learns of it on time with no new event;
 //! the audiences' next verdict change, see [`membership`](super::membership); retention;
@@ -29,8 +33,8 @@ use super::table::OUTBOX;
 use super::Text;
 use crate::{config, directory};
 
-/// The deadlines an evaluation in this request worked out (the cart's and the
-/// audiences'), for [`ProfileStore::arm`].
+/// The deadlines an evaluation in this request worked out (the cart's, the audiences' and
+/// retention's), for [`ProfileStore::arm`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Plan {
     /// Whether the deadlines were worked out since the alarm was last set.
@@ -75,9 +79,14 @@ impl ProfileStore {
             .abandons_at(abandon_after)
             .filter(|at| *at > now && summary.is_some())
             .map(|at| at + 1_000);
+        let retention = if self.meta("merged_into")?.is_some() {
+            None
+        } else {
+            self.retention_deadline(aggregate)?
+        };
         self.plan.set(Plan {
             worked_out: true,
-            earliest: earliest([cart, audience_change]),
+            earliest: earliest([cart, audience_change, retention]),
         });
         Ok(summary)
     }
@@ -207,13 +216,15 @@ impl ProfileStore {
         self.drain(now).await
     }
 
-    /// Sets the alarm to the earliest deadline: the cart's and the audiences' as this
-    /// request worked them out, retention's, and a retry while the outbox holds notices a
-    /// send failed to deliver. Without deadlines worked out in this request, an alarm set
-    /// earlier is only ever brought forward, never dropped.
+    /// Sets the alarm to the earliest deadline: the cart's, the audiences' and retention's
+    /// as this request worked them out (retention's is worked out here otherwise), and a
+    /// retry while the outbox holds notices a send failed to deliver. Without deadlines
+    /// worked out in this request, an alarm set earlier is only ever brought forward, never
+    /// dropped.
     pub(super) async fn arm(&self, now: i64) -> Result<()> {
         let plan = self.plan.take();
-        let retention = if self.meta("merged_into")?.is_some() {
+        // Worked out with the plan when there is one (it had the aggregate at hand).
+        let retention = if plan.worked_out || self.meta("merged_into")?.is_some() {
             None
         } else {
             self.retention_deadline(&self.aggregate()?)?

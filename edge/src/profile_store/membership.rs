@@ -4,13 +4,15 @@
 //! Every entry and exit is recorded three ways, in the change's transaction: the
 //! memberships (keys of the profile's table, see [`table`](super::table): what the
 //! profile shows), an `Audience Entered` / `Audience Exited` event in its timeline (in
-//! the ingest's own block when an ingest caused it), and a numbered membership change in
-//! the outbox, which the drain sends to the activation queue.
+//! the ingest's own block when an ingest caused it), and a numbered membership change for
+//! the activation queue: in the outbox, which the drain sends, or, for an ingest, handed to
+//! the queue consumer with its answer (see [`change`](super::change)).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use cdp_protocol::audience::{self, Definition, Fact};
+use cdp_protocol::destination::Change as MembershipChange;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::Result;
@@ -18,7 +20,7 @@ use worker::Result;
 use super::events;
 use super::object::ProfileStore;
 use super::table::{self, MEMBERSHIPS};
-use super::EventRow as StoredEvent;
+use super::{to_json, EventRow as StoredEvent};
 use crate::audiences::registry::{self, Definitions};
 
 /// Where membership changes go (the source of the timeline events they write).
@@ -110,7 +112,7 @@ impl ProfileStore {
         doc: Option<&Value>,
         now: i64,
     ) -> Result<(Vec<String>, Option<i64>)> {
-        let (version, definitions) = self.definitions()?;
+        let (_, definitions) = self.definitions()?;
         let verdicts = match doc {
             Some(doc) => self.verdicts(&definitions, doc, now)?,
             None => BTreeMap::new(),
@@ -140,7 +142,7 @@ impl ProfileStore {
                     group: d.group.as_deref(),
                     seq,
                 };
-                self.record(change, (version, now), doc.is_some())?;
+                self.record(change, now, doc.is_some())?;
             }
         }
         for m in &held {
@@ -170,7 +172,7 @@ impl ProfileStore {
                     group: m.grp.as_deref(),
                     seq,
                 };
-                self.record(change, (version, now), doc.is_some())?;
+                self.record(change, now, doc.is_some())?;
             }
         }
         if doc.is_none() {
@@ -293,8 +295,8 @@ impl ProfileStore {
 
     /// One entry or exit: the timeline event (`timeline`: not for a profile that is gone,
     /// which keeps no events, an erased one least of all) and the numbered change for
-    /// activation. `when` is the definitions' version and the instant.
-    fn record(&self, change: Change<'_>, when: (i64, i64), timeline: bool) -> Result<()> {
+    /// activation. `now` is the instant.
+    fn record(&self, change: Change<'_>, now: i64, timeline: bool) -> Result<()> {
         let Change {
             entered,
             key,
@@ -302,23 +304,23 @@ impl ProfileStore {
             group,
             seq,
         } = change;
-        let (version, now) = when;
-        let profile = self.meta("id")?.unwrap_or_default();
-        let event_name = if entered {
-            "Audience Entered"
-        } else {
-            "Audience Exited"
+        let change = MembershipChange {
+            profile: self.meta("id")?.unwrap_or_default(),
+            seq,
+            audience: key.to_owned(),
+            name: name.to_owned(),
+            group: group.map(str::to_owned),
+            change: if entered { "entered" } else { "exited" }.to_owned(),
+            at: cdp_protocol::time::format_rfc3339(now),
         };
-        let message_id = format!("audience-{profile}-{seq}");
-        let at = cdp_protocol::time::format_rfc3339(now);
-        let properties = json!({"audience_key": key, "audience_name": name, "group": group});
-        let body = json!({"type": "track", "event": event_name, "messageId": message_id,
-            "timestamp": at, "receivedAt": at, "properties": properties});
-        if timeline && self.stored_ids([message_id.as_str()])?.is_empty() {
+        let body = change.timeline_event();
+        let message_id = body["messageId"].as_str().unwrap_or_default().to_owned();
+        let recorded = timeline && self.stored_ids([message_id.as_str()])?.is_empty();
+        if recorded {
             self.append_events(&[StoredEvent {
-                message_id: message_id.clone(),
+                message_id,
                 r#type: "track".to_owned(),
-                name: Some(event_name.to_owned()),
+                name: body["event"].as_str().map(str::to_owned),
                 timestamp: now,
                 received_at: now,
                 body: body.to_string(),
@@ -326,10 +328,45 @@ impl ProfileStore {
                 seq: 0,
             }])?;
         }
-        let change = json!({"profile": profile, "seq": seq, "audience": key, "name": name,
-            "group": group, "change": if entered { "entered" } else { "exited" }, "at": at,
-            "definitionsVersion": version});
-        self.put_in_outbox(&format!("membership:{seq}"), &change.to_string())?;
+        // An ingest hands the change to its caller, which sends it with the rest of its
+        // delivery (and, if that fails, gets it again from the timeline when the delivery
+        // is retried: see `changes_recorded_with`); every other change goes through the
+        // outbox. Two rows fewer per change than the outbox: its entry, and its removal.
+        if let (true, Some(pending)) = (recorded, self.for_caller.borrow_mut().as_mut()) {
+            pending.push(change);
+            return Ok(());
+        }
+        self.put_in_outbox(&format!("membership:{seq}"), &to_json(&change)?)?;
         Ok(())
+    }
+
+    /// The membership changes recorded in the timeline with the events `held` (message ids
+    /// stored before): what an ingest of those events handed its caller, for a delivery
+    /// that is retried because the caller may not have sent them.
+    pub(super) fn changes_recorded_with(&self, held: &[String]) -> Result<Vec<MembershipChange>> {
+        #[derive(Deserialize)]
+        struct Body {
+            body: String,
+        }
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held = serde_json::to_string(held)?;
+        let rows = self
+            .sql()
+            .exec(
+                &events::with(
+                    "SELECT body FROM events WHERE source = ? AND block IN
+                       (SELECT block FROM events WHERE message_id IN (SELECT value FROM json_each(?)))
+                     ORDER BY seq",
+                ),
+                vec![SOURCE.into(), held.into()],
+            )?
+            .to_array::<Body>()?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .filter_map(|body| MembershipChange::from_timeline_event(&body))
+            .collect())
     }
 }

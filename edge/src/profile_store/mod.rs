@@ -86,6 +86,10 @@ struct IngestBody {
     /// The audience definitions as the delivery read them.
     #[serde(default)]
     audiences: Option<Definitions>,
+    /// The delivery may have reached the profile before, and its membership changes not
+    /// been sent: those recorded with events held already are handed back again.
+    #[serde(default)]
+    again: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -263,6 +267,10 @@ pub struct IngestReport {
     /// the other profiles of its batch (one call per directory shard, not one per profile).
     #[serde(default)]
     pub summary: Option<Value>,
+    /// The audience entries and exits the delivery caused, which the caller sends to the
+    /// activation queue with the rest of its delivery (see `change`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<cdp_protocol::destination::Change>,
 }
 
 async fn call<T: DeserializeOwned>(env: &Env, profile: &str, ask: &Ask) -> Result<(u16, T)> {
@@ -300,6 +308,7 @@ pub async fn ingest(
     links: &[IdentityRow],
     sources: &BTreeMap<String, String>,
     audiences: &Definitions,
+    again: bool,
 ) -> Result<IngestReport> {
     let ask = Ask::Ingest(IngestBody {
         profile: profile.to_owned(),
@@ -314,6 +323,7 @@ pub async fn ingest(
             })
             .collect(),
         audiences: Some(audiences.clone()),
+        again,
     });
     Ok(call(env, profile, &ask).await?.1)
 }

@@ -8,6 +8,7 @@ use cdp_protocol::audience::Definition;
 use std::collections::BTreeMap;
 
 use cdp_protocol::computed::Aggregate;
+use cdp_protocol::destination::Change as MembershipChange;
 use cdp_protocol::event::Event;
 use cdp_protocol::identity::Identifier;
 use cdp_protocol::timeline::TimelineQuery;
@@ -121,6 +122,9 @@ pub struct ProfileStore {
     /// Events stored in this change and not written yet: one block at its end (see
     /// [`in_one_block`](Self::in_one_block)).
     pub(super) unwritten: RefCell<Option<Vec<EventRow>>>,
+    /// Membership changes an ingest hands to its caller rather than to the outbox (see
+    /// [`change`](super::change)).
+    pub(super) for_caller: RefCell<Option<Vec<MembershipChange>>>,
 }
 
 impl DurableObject for ProfileStore {
@@ -135,6 +139,7 @@ impl DurableObject for ProfileStore {
             plan: Cell::new(Plan::default()),
             lazy: RefCell::new(None),
             unwritten: RefCell::new(None),
+            for_caller: RefCell::new(None),
         }
     }
 
@@ -170,15 +175,26 @@ impl DurableObject for ProfileStore {
                     self.link(link)?;
                 }
                 let now = now();
+                let held = if body.again {
+                    let ids = body.events.iter().map(|e| e.message_id.as_str());
+                    self.stored_ids(ids)?.into_iter().collect()
+                } else {
+                    Vec::new()
+                };
                 // The delivery's events and the audience changes they cause: one block.
-                let (report, save) = self.in_one_block(|me| {
+                *self.for_caller.borrow_mut() = Some(Vec::new());
+                let written = self.in_one_block(|me| {
                     let (mut report, aggregate, save) = me.store(&body.events, &body.sources)?;
                     report.summary = me.after_change(&aggregate, now, Notify::Caller)?;
                     Ok((report, save.then_some(aggregate)))
-                })?;
+                });
+                let changes = self.for_caller.borrow_mut().take().unwrap_or_default();
+                let (mut report, save) = written?;
                 if let Some(aggregate) = save {
                     self.save_aggregate(&aggregate)?;
                 }
+                report.changes = self.changes_recorded_with(&held)?;
+                report.changes.extend(changes);
                 if self.outbox_waiting()? {
                     // Membership changes: sent now (a failed send is retried by alarm).
                     self.drain(now).await?;
@@ -732,6 +748,7 @@ impl ProfileStore {
             stored: 0,
             duplicates: 0,
             summary: None,
+            changes: Vec::new(),
         };
         let (mut aggregate, unsaved) = self.aggregate_and_unsaved()?;
         // A duplicate is an event stored before, or met earlier in this delivery.
