@@ -12,8 +12,9 @@
 //! archives under `dead/`.
 //!
 //! Counters: those a message carries from the collector are added once per message,
-//! however often it is delivered (see [`stats::add_once`]); the consumer's own are added for deliveries that
-//! succeeded, so a retried failure does not count its events twice.
+//! however often it is delivered (see [`stats::add_once`]); the consumer's own are added
+//! for deliveries that succeeded, so a retried failure does not count its events twice.
+//! Both go in one call per queue batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -87,11 +88,22 @@ pub async fn consume(
             }
         }
     }
-    // Counted whether the message is delivered now, retried or dead-lettered: the counts
-    // describe what the collector accepted, once.
-    stats::add_once(env, carried).await;
+    let outcome = deliver_all(env, &readable, deliveries, &mut counts).await;
+    // The counters the messages carry are added whether they are delivered now, retried or
+    // dead-lettered (they describe what the collector accepted, once), with the consumer's
+    // own for what went through, in one call, whatever happened.
+    stats::add_once(env, carried, counts).await;
+    outcome
+}
+
+/// Delivers the readable messages in turns, replays apart, and settles each message.
+async fn deliver_all(
+    env: &Env,
+    readable: &[(RawMessage, QueuedBatch)],
+    deliveries: &queue::Deliveries,
+    counts: &mut Counts,
+) -> Result<()> {
     if readable.is_empty() {
-        stats::add(env, counts).await;
         return Ok(());
     }
     // Read once per delivery and passed to every profile written, with their version.
@@ -112,17 +124,16 @@ pub async fn consume(
             let again = these.iter().any(|(m, _)| deliveries.seen_before(&m.id()));
             match deliver(env, &batches, &audiences, again, &mut attempt).await {
                 Ok(()) => {
-                    add(&mut counts, attempt);
+                    add(counts, attempt);
                     these.iter().for_each(|(m, _)| m.ack());
                 }
                 Err(e) => {
                     worker::console_error!("delivery of a batch failed, isolating: {e}");
-                    isolate(env, these, &audiences, &mut counts).await?;
+                    isolate(env, these, &audiences, counts).await?;
                 }
             }
         }
     }
-    stats::add(env, counts).await;
     Ok(())
 }
 

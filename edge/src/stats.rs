@@ -176,8 +176,9 @@ struct AddOnce {
 /// delivers the message. A message handed over for the first time cannot have been added
 /// yet, so only the others are looked up, in every shard (retries are rare); then one
 /// shard adds what is new and remembers the ids, as one row per call. (A row per message
-/// id was a fifth of a row written per event, and as much again to forget it.)
-pub async fn add_once(env: &Env, carried: Vec<Carried>) {
+/// id was a fifth of a row written per event, and as much again to forget it.) `counts`
+/// are added as they are (the caller's own, and the meter's), in the same call.
+pub async fn add_once(env: &Env, carried: Vec<Carried>, mut counts: Counts) {
     let carried: Vec<Carried> = carried
         .into_iter()
         .filter(|c| !c.counts.is_empty())
@@ -200,9 +201,10 @@ pub async fn add_once(env: &Env, carried: Vec<Carried>) {
             }
         }
     };
+    crate::meter::flush_into(env, &mut counts);
     let mut call = AddOnce {
         ids: Vec::new(),
-        counts: Counts::new(),
+        counts,
     };
     for c in carried
         .into_iter()
@@ -213,7 +215,7 @@ pub async fn add_once(env: &Env, carried: Vec<Carried>) {
         }
         call.ids.push(c.id);
     }
-    if !call.ids.is_empty() {
+    if !call.ids.is_empty() || !call.counts.is_empty() {
         post(env, random_shard(), "add-once", &call).await;
     }
 }
@@ -358,11 +360,13 @@ impl DurableObject for StatsShard {
         if req.method() == Method::Post && req.path() == "/add-once" {
             let now = worker::Date::now().as_millis() as i64;
             let call: AddOnce = req.json().await?;
-            let ids = serde_json::to_string(&call.ids).map_err(worker::Error::from)?;
-            sql.exec(
-                "INSERT INTO added (at, ids) VALUES (?, ?)",
-                vec![now.into(), ids.into()],
-            )?;
+            if !call.ids.is_empty() {
+                let ids = serde_json::to_string(&call.ids).map_err(worker::Error::from)?;
+                sql.exec(
+                    "INSERT INTO added (at, ids) VALUES (?, ?)",
+                    vec![now.into(), ids.into()],
+                )?;
+            }
             add_to(&sql, &unmetered, call.counts, now)?;
             // The ids are forgotten by an hourly alarm, not here: a scan per batch would
             // read the whole table each time.
