@@ -61,10 +61,16 @@ async fn destinations(env: &Env, development: bool) -> Result<Vec<(Destination, 
         .collect())
 }
 
-/// Puts membership changes on the activation queue, as a profile's outbox does.
+/// Most membership changes one activation message carries (a change is a few hundred
+/// bytes; a message may hold 128 KB).
+const CHANGES_PER_MESSAGE: usize = 100;
+
+/// Puts a delivery's membership changes on the activation queue, up to
+/// [`CHANGES_PER_MESSAGE`] in each message: a queue message is three operations (written,
+/// read, deleted), and one per change was a tenth of the pipeline's cost.
 pub async fn publish(env: &Env, changes: &[Change]) -> Result<()> {
     let bodies = changes
-        .iter()
+        .chunks(CHANGES_PER_MESSAGE)
         .map(serde_json::to_string)
         .collect::<std::result::Result<Vec<String>, _>>()?;
     crate::queue::send_texts(env, ACTIVATION, bodies).await
@@ -78,21 +84,28 @@ pub async fn fan_out(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     let mut counts = Counts::new();
     let mut out = Vec::new();
     for message in batch.raw_iter() {
-        stats::bump(&mut counts, Counter::MembershipChanges, 1);
         let text = message.body().as_string().unwrap_or_default();
-        let Ok(change) = serde_json::from_str::<Change>(&text) else {
+        let Some(changes) = destination::changes_in(&text) else {
             worker::console_error!("unreadable membership change {}", message.id());
             continue;
         };
-        for (d, shown) in &all {
-            if d.wants(&change) && shown.get("state").and_then(Value::as_str) == Some("active") {
-                let delivery = Delivery {
-                    destination: d.key.clone(),
-                    change: change.clone(),
-                    attempt: 1,
-                    first_at: now(),
-                };
-                out.push(serde_json::to_string(&delivery)?);
+        stats::bump(
+            &mut counts,
+            Counter::MembershipChanges,
+            changes.len() as i64,
+        );
+        for change in changes {
+            for (d, shown) in &all {
+                let active = shown.get("state").and_then(Value::as_str) == Some("active");
+                if active && d.wants(&change) {
+                    let delivery = Delivery {
+                        destination: d.key.clone(),
+                        change: change.clone(),
+                        attempt: 1,
+                        first_at: now(),
+                    };
+                    out.push(serde_json::to_string(&delivery)?);
+                }
             }
         }
     }

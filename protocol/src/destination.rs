@@ -404,6 +404,22 @@ impl Change {
     }
 }
 
+/// The membership changes one activation queue message carries: one change (a profile's
+/// outbox sends them one at a time) or a list (a delivery's, sent together); `None` when it
+/// is neither.
+pub fn changes_in(message: &str) -> Option<Vec<Change>> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Carried {
+        One(Change),
+        Many(Vec<Change>),
+    }
+    match serde_json::from_str(message).ok()? {
+        Carried::One(change) => Some(vec![change]),
+        Carried::Many(changes) => Some(changes),
+    }
+}
+
 impl Destination {
     /// Whether this destination receives `change`.
     pub fn wants(&self, change: &Change) -> bool {
@@ -512,6 +528,21 @@ mod tests {
         let event = entered.timeline_event();
         assert_eq!(event["event"], "Audience Entered");
         assert_eq!(Change::from_timeline_event(&event), Some(entered));
+    }
+
+    #[test]
+    fn a_message_carries_one_change_or_a_list() {
+        let one = json!({"profile": "p-1", "seq": 1, "audience": "a", "change": "entered",
+            "at": "2026-12-03T10:00:00.000Z"});
+        let two = json!([one, {"profile": "p-2", "seq": 4, "audience": "a", "name": "A",
+            "group": "g", "change": "exited", "at": "2026-12-03T10:00:01.000Z"}]);
+        assert_eq!(changes_in(&one.to_string()).map(|c| c.len()), Some(1));
+        let both = changes_in(&two.to_string()).expect("a list");
+        assert_eq!(both.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 4]);
+        assert_eq!(both[1].group.as_deref(), Some("g"));
+        assert_eq!(changes_in("[]"), Some(Vec::new()));
+        assert_eq!(changes_in("{\"profile\": 1}"), None);
+        assert_eq!(changes_in("not json"), None);
     }
 
     #[test]
