@@ -352,12 +352,14 @@ pub async fn replay_dead_letters(req: Request, env: &Env) -> Result<Response> {
 }
 
 /// How to ask for a fault.
-const HOW: &str = "give ?anonymousId=…&failures=N (its deliveries fail) or ?directoryProfile=…&failures=N (its directory entry cannot be written)";
+const HOW: &str = "give ?anonymousId=…&failures=N (its deliveries fail), ?anonymousId=…&pauseMs=N (its next delivery pauses between resolution and the profile's write) or ?directoryProfile=…&failures=N (its directory entry cannot be written)";
 
 /// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): resolving that
 /// id fails its next N times, to show that delivery retries lose nothing; with
 /// `directoryProfile=<profile id>` instead, writing that profile's directory entry fails N
-/// times, to show that a profile's outbox sends its notice again until it lands.
+/// times, to show that a profile's outbox sends its notice again until it lands; with
+/// `pauseMs=N` instead of `failures`, that id's next delivery pauses N ms between resolving
+/// and writing the profile, to show that a profile erased meanwhile refuses the write.
 pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if !config.development {
         return http::error(
@@ -372,6 +374,18 @@ pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
+    if let (Some(id), Some(ms)) = (
+        param("anonymousId"),
+        param("pauseMs").and_then(|m| m.parse::<u64>().ok()),
+    ) {
+        let key = Identifier {
+            kind: "anonymousId".into(),
+            value: id,
+        }
+        .key();
+        identity_index::inject_pause(env, &key, ms).await?;
+        return http::json(200, &serde_json::json!({"ok": true}));
+    }
     let Some(failures) = param("failures").and_then(|f| f.parse::<u32>().ok()) else {
         return http::error(400, "invalid_fault", HOW);
     };

@@ -28,6 +28,10 @@ struct Entries {
     /// Keys of erased people: their events are dropped, never stored again.
     #[serde(default)]
     suppressed: Vec<String>,
+    /// How long the delivery that looked these keys up pauses before writing its profiles
+    /// (an injected pause, local development only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pause_ms: Option<u64>,
 }
 
 /// What the index knows of some identifiers.
@@ -37,6 +41,8 @@ pub struct Known {
     pub profiles: BTreeMap<String, String>,
     /// Identifier keys of erased people.
     pub suppressed: Vec<String>,
+    /// An injected pause before the delivery writes its profiles (see [`inject_pause`]).
+    pub pause_ms: u64,
 }
 
 async fn call(env: &Env, shard: u64, path: &str, body: &Entries) -> Result<Entries> {
@@ -66,6 +72,7 @@ pub async fn lookup(env: &Env, keys: &[String], delivery: bool) -> Result<Known>
         let answer = answer?;
         known.profiles.extend(answer.found);
         known.suppressed.extend(answer.suppressed);
+        known.pause_ms = known.pause_ms.max(answer.pause_ms.unwrap_or_default());
     }
     Ok(known)
 }
@@ -143,7 +150,19 @@ async fn post_pairs(env: &Env, path: &str, entries: &BTreeMap<String, String>) -
 /// Makes lookups of `key` fail `failures` times (local development only: shows that
 /// delivery is retried and loses nothing).
 pub async fn inject_failures(env: &Env, key: &str, failures: u32) -> Result<()> {
-    let found = BTreeMap::from([(key.to_owned(), failures.to_string())]);
+    put_fault(env, key, key.to_owned(), u64::from(failures)).await
+}
+
+/// Makes the next delivery that looks `key` up pause `ms` between resolving its events and
+/// writing its profiles (local development only: shows that a profile erased or merged
+/// meanwhile refuses the write, and the delivery is resolved again).
+pub async fn inject_pause(env: &Env, key: &str, ms: u64) -> Result<()> {
+    put_fault(env, key, [PAUSE, key].concat(), ms).await
+}
+
+/// Stores fault `row` with its number in the faults table of `key`'s shard.
+async fn put_fault(env: &Env, key: &str, row: String, n: u64) -> Result<()> {
+    let found = BTreeMap::from([(row, n.to_string())]);
     call(
         env,
         shard::of(key, SHARDS),
@@ -156,6 +175,9 @@ pub async fn inject_failures(env: &Env, key: &str, failures: u32) -> Result<()> 
     .await?;
     Ok(())
 }
+
+/// Where the faults table keeps an injected pause: the key, so prefixed.
+const PAUSE: &str = "pause:";
 
 /// One partition of the index.
 #[durable_object]
@@ -218,8 +240,12 @@ impl DurableObject for IdentityShard {
             "/lookup" => {
                 let mut found = BTreeMap::new();
                 let mut suppressed = Vec::new();
+                let mut pause_ms = None;
                 let delivery = body.delivery && self.faults_possible(&sql)?;
                 for key in body.keys {
+                    if delivery {
+                        pause_ms = pause_ms.or(self.take_pause(&sql, &key)?);
+                    }
                     // Only where a fault was ever injected: production never reads the table.
                     let fault = if delivery {
                         sql.exec(
@@ -261,6 +287,7 @@ impl DurableObject for IdentityShard {
                     &Entries {
                         found,
                         suppressed,
+                        pause_ms,
                         ..Entries::default()
                     },
                 )
@@ -321,6 +348,22 @@ const FAULTS: &str =
     "CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL)";
 
 impl IdentityShard {
+    /// The pause injected for `key`, if any; taken once.
+    fn take_pause(&self, sql: &crate::meter::Sql, key: &str) -> Result<Option<u64>> {
+        let pause = [PAUSE, key].concat();
+        let found = sql
+            .exec(
+                "SELECT remaining FROM faults WHERE key = ?",
+                vec![pause.as_str().into()],
+            )?
+            .to_array::<Remaining>()?;
+        let Some(found) = found.first() else {
+            return Ok(None);
+        };
+        sql.exec("DELETE FROM faults WHERE key = ?", vec![pause.into()])?;
+        Ok(Some(found.remaining.max(0) as u64))
+    }
+
     /// Whether any fault was ever injected into this shard (one query per instance).
     fn faults_possible(&self, sql: &crate::meter::Sql) -> Result<bool> {
         if let Some(known) = self.faults.get() {

@@ -90,6 +90,7 @@ pub async fn resolve(
         .into_iter()
         .collect();
     let known = identity_index::lookup(env, &keys, true).await?;
+    let pause_ms = known.pause_ms;
     let suppressed: BTreeSet<String> = known.suppressed.into_iter().collect();
     // The rules, plus the pairs the involved profiles were told to keep apart (unmerges).
     let mut rules = rules.clone();
@@ -187,6 +188,11 @@ pub async fn resolve(
     repoint.extend(routing.repoint.into_iter().map(|(id, p)| (id.key(), p)));
     if !repoint.is_empty() {
         identity_index::assign(env, &repoint).await?;
+    }
+    if pause_ms > 0 {
+        // Local development's injected pause: time for an erasure or a merge to land
+        // between this resolution and the profiles' writes.
+        worker::Delay::from(std::time::Duration::from_millis(pause_ms)).await;
     }
     Ok(routed)
 }

@@ -130,6 +130,27 @@ test('erasure reaches the dead-letter store: a person\'s undelivered events are 
   assert.equal((await post('/v1/admin/faults?anonymousId=doomed&failures=0')).status, 200);
 });
 
+test('a person erased while their delivery is on its way gets nothing stored again', async () => {
+  assert.equal((await sendBatch(worker.url, [page('erased-midway', 'mid-1')])).status, 200);
+  const { body: profile } = await eventually(async () => {
+    const r = await admin(worker.url, '/v1/profiles/lookup?anonymousId=erased-midway');
+    return r.status === 200 ? r : null;
+  });
+  const before = await settled();
+  // The next delivery resolves its page to the profile, then waits 8 s before writing it;
+  // the erasure lands in that wait. The profile refuses the write, and the delivery,
+  // resolved again, drops the page as an erased person's.
+  assert.equal((await post('/v1/admin/faults?anonymousId=erased-midway&pauseMs=8000')).status, 200);
+  assert.equal((await sendBatch(worker.url, [page('erased-midway', 'mid-2')])).status, 200);
+  await new Promise((r) => setTimeout(r, 3_000));
+  const erased = await fetch(`${worker.url}/v1/profiles/${profile.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(erased.status, 200);
+  const after = await settled(before.accepted + 1);
+  assert.equal((after.delivered ?? 0) - (before.delivered ?? 0), 0, 'nothing stored in the erased profile');
+  assert.equal((after.suppressed ?? 0) - (before.suppressed ?? 0), 1, 'the page dropped as the erased person\'s');
+  assert.equal((await admin(worker.url, '/v1/profiles/lookup?anonymousId=erased-midway')).status, 404);
+});
+
 test('a change whose directory notice fails is sent again from the profile\'s outbox until it lands', async () => {
   assert.equal((await sendBatch(worker.url, [page('outbox-visitor', 'outbox-1')])).status, 200);
   const listed = () => admin(worker.url, '/v1/profiles?where=identifiers.anonymousId~outbox-visitor');

@@ -325,7 +325,13 @@ pub async fn ingest(
         audiences: Some(audiences.clone()),
         again,
     });
-    Ok(call(env, profile, &ask).await?.1)
+    let (status, answer): (u16, Value) = call(env, profile, &ask).await?;
+    if status == 409 {
+        return Err(worker::Error::RustError(format!(
+            "profile {profile} was erased or merged away after its events were resolved to it; the delivery is tried again"
+        )));
+    }
+    serde_json::from_value(answer).map_err(worker::Error::from)
 }
 
 /// Evaluates profile `profile`'s audiences under `audiences` (a backfill); whether its

@@ -168,6 +168,16 @@ impl DurableObject for ProfileStore {
         }
         match ask {
             Ask::Ingest(body) => {
+                if self.meta("erased_at")?.is_some() || self.meta("merged_into")?.is_some() {
+                    // Erased or merged away after the delivery resolved its events here: the
+                    // delivery is resolved again (an erased person's events are dropped then,
+                    // a merged one's go to the survivor), never stored in what is gone.
+                    return http::error(
+                        409,
+                        "profile_gone",
+                        "the profile was erased or merged into another; resolve the events again",
+                    );
+                }
                 // Before the change: it is one synchronous stretch, so one transaction.
                 self.take_definitions(body.audiences.as_ref()).await?;
                 self.set_meta("id", &body.profile)?;
