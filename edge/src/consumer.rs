@@ -119,9 +119,11 @@ async fn deliver_all(
             let batches: Vec<(String, &QueuedBatch)> =
                 these.iter().map(|(m, q)| (m.id(), q)).collect();
             let mut attempt = Counts::new();
-            // Handed over before: the profiles may have stored it without its membership
-            // changes being sent.
-            let again = these.iter().any(|(m, _)| deliveries.seen_before(&m.id()));
+            // Handed over before (or its events were, in another message): the profiles may
+            // have stored them without their membership changes being sent.
+            let again = these
+                .iter()
+                .any(|(m, q)| q.again || deliveries.seen_before(&m.id()));
             match deliver(env, &batches, &audiences, again, &mut attempt).await {
                 Ok(()) => {
                     add(counts, attempt);
@@ -293,6 +295,7 @@ async fn deliver(
     });
     let mut summaries = Vec::new();
     let mut changes = Vec::new();
+    let mut suppressed = routed.suppressed.clone();
     // What reached a profile: erased people's events and those without a usable
     // identifier are counted as such by the resolver; what a profile held already is a
     // duplicate.
@@ -309,11 +312,14 @@ async fn deliver(
             summaries.push((profile.clone(), summary));
         }
         changes.extend(report.changes);
+        // Erased after resolution: the erased person's, dropped and not archived.
+        stats::bump(counts, Counter::Suppressed, report.erased.len() as i64);
+        suppressed.extend(report.erased);
     }
     if !summaries.is_empty() {
         directory::put(env, summaries).await?;
     }
-    archive::store(env, batches, &routed.suppressed).await?;
+    archive::store(env, batches, &suppressed).await?;
     // The profiles handed their membership changes to the delivery; if sending them fails,
     // the delivery is tried again, and the profiles hand them over again (`again`).
     activation::publish(env, &changes).await?;

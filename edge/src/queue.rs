@@ -89,6 +89,11 @@ pub struct QueuedBatch {
     /// failed (its progress reports the whole chunk once this part is through).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_events: Option<usize>,
+    /// Its events may have reached their profiles before (the part of a message that failed
+    /// after the rest went through, or a dead letter sent again), though the queue hands it
+    /// over for the first time: its profiles hand back the membership changes they recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
 }
 
 impl QueuedBatch {
@@ -103,6 +108,7 @@ impl QueuedBatch {
             counts: Counts::new(),
             job: None,
             chunk_events: None,
+            again: false,
         }
     }
 
@@ -124,6 +130,7 @@ pub async fn requeue(env: &Env, queued: &QueuedBatch, events: Vec<Event>) -> Res
         events,
         job: queued.job.clone(),
         chunk_events: Some(queued.chunk_events()),
+        again: true,
         ..queued.part()
     };
     let text = message.to_text()?;
@@ -138,6 +145,7 @@ pub async fn resend(env: &Env, messages: Vec<QueuedBatch>) -> Result<()> {
     let queue = env.queue(EVENTS)?;
     for mut message in messages {
         message.counts = Counts::new();
+        message.again = true;
         let text = message.to_text()?;
         meter::queue_write(text.len());
         queue.send(text).await?;
@@ -212,6 +220,7 @@ pub async fn enqueue(
             counts: Counts::new(),
             job: job.map(|j| (j.to_owned(), sent)),
             chunk_events: None,
+            again: false,
         };
         if sent == 0 {
             // The first message carries the request's counters, and with them what the

@@ -138,8 +138,8 @@ test('a person erased while their delivery is on its way gets nothing stored aga
   });
   const before = await settled();
   // The next delivery resolves its page to the profile, then waits 8 s before writing it;
-  // the erasure lands in that wait. The profile refuses the write, and the delivery,
-  // resolved again, drops the page as an erased person's.
+  // the erasure lands in that wait. The erased profile stores nothing: the page is
+  // dropped as the erased person's.
   assert.equal((await post('/v1/admin/faults?anonymousId=erased-midway&pauseMs=8000')).status, 200);
   assert.equal((await sendBatch(worker.url, [page('erased-midway', 'mid-2')])).status, 200);
   await new Promise((r) => setTimeout(r, 3_000));

@@ -257,7 +257,7 @@ pub async fn erase(env: &Env, profile: &str) -> Result<Erased> {
 }
 
 /// What an ingest call reports back.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct IngestReport {
     /// Events newly stored.
     pub stored: usize,
@@ -271,6 +271,10 @@ pub struct IngestReport {
     /// activation queue with the rest of its delivery (see `change`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<cdp_protocol::destination::Change>,
+    /// Events not stored because the profile was erased after the delivery resolved them to
+    /// it (by `messageId`): the erased person's, dropped as suppressed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<String>,
 }
 
 async fn call<T: DeserializeOwned>(env: &Env, profile: &str, ask: &Ask) -> Result<(u16, T)> {
@@ -328,7 +332,7 @@ pub async fn ingest(
     let (status, answer): (u16, Value) = call(env, profile, &ask).await?;
     if status == 409 {
         return Err(worker::Error::RustError(format!(
-            "profile {profile} was erased or merged away after its events were resolved to it; the delivery is tried again"
+            "profile {profile} was merged away after its events were resolved to it; the delivery is tried again"
         )));
     }
     serde_json::from_value(answer).map_err(worker::Error::from)

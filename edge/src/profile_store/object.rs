@@ -168,14 +168,23 @@ impl DurableObject for ProfileStore {
         }
         match ask {
             Ask::Ingest(body) => {
-                if self.meta("erased_at")?.is_some() || self.meta("merged_into")?.is_some() {
-                    // Erased or merged away after the delivery resolved its events here: the
-                    // delivery is resolved again (an erased person's events are dropped then,
-                    // a merged one's go to the survivor), never stored in what is gone.
+                if self.meta("erased_at")?.is_some() {
+                    // Erased after the delivery resolved its events here: they are the erased
+                    // person's, dropped (the caller counts them as suppressed), never stored.
+                    let erased = body.events.iter().map(|e| e.message_id.clone()).collect();
+                    let report = IngestReport {
+                        erased,
+                        ..IngestReport::default()
+                    };
+                    return http::json(200, &report);
+                }
+                if self.meta("merged_into")?.is_some() {
+                    // Merged away after the delivery resolved its events here: the delivery
+                    // is tried again, resolved again, and lands in the survivor.
                     return http::error(
                         409,
                         "profile_gone",
-                        "the profile was erased or merged into another; resolve the events again",
+                        "the profile was merged into another; resolve the events again",
                     );
                 }
                 // Before the change: it is one synchronous stretch, so one transaction.
@@ -198,8 +207,16 @@ impl DurableObject for ProfileStore {
                     report.summary = me.after_change(&aggregate, now, Notify::Caller)?;
                     Ok((report, save.then_some(aggregate)))
                 });
-                let changes = self.for_caller.borrow_mut().take().unwrap_or_default();
+                let mut changes = self.for_caller.borrow_mut().take().unwrap_or_default();
                 let (mut report, save) = written?;
+                if report.stored == 0 {
+                    // No event of this delivery was stored with them, so a retry could not
+                    // find these changes again in the timeline: the outbox sends them.
+                    for change in changes.drain(..) {
+                        let target = ["membership:", &change.seq.to_string()].concat();
+                        self.put_in_outbox(&target, &to_json(&change)?)?;
+                    }
+                }
                 if let Some(aggregate) = save {
                     self.save_aggregate(&aggregate)?;
                 }
@@ -754,12 +771,7 @@ impl ProfileStore {
         events: &[Event],
         sources: &BTreeMap<String, String>,
     ) -> Result<(IngestReport, Aggregate, bool)> {
-        let mut report = IngestReport {
-            stored: 0,
-            duplicates: 0,
-            summary: None,
-            changes: Vec::new(),
-        };
+        let mut report = IngestReport::default();
         let (mut aggregate, unsaved) = self.aggregate_and_unsaved()?;
         // A duplicate is an event stored before, or met earlier in this delivery.
         let mut seen = self.stored_ids(events.iter().map(|e| e.message_id.as_str()))?;

@@ -70,7 +70,7 @@ impl ProfileStore {
         struct Oldest {
             at: Option<i64>,
         }
-        Ok(self
+        let stored = self
             .sql()
             .exec(
                 &events::with("SELECT MIN(timestamp) AS at FROM events"),
@@ -79,7 +79,11 @@ impl ProfileStore {
             .to_array::<Oldest>()?
             .into_iter()
             .next()
-            .and_then(|o| o.at))
+            .and_then(|o| o.at);
+        // And this change's events, not written yet (see `in_one_block`): an ingest works
+        // retention's deadline out before its block is written.
+        let unwritten = self.unwritten_events().iter().map(|e| e.timestamp).min();
+        Ok(stored.into_iter().chain(unwritten).min())
     }
 
     /// Notes the oldest event's time, read from the events (after some left or came).
