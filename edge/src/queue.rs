@@ -41,22 +41,27 @@ impl Deliveries {
     }
 }
 
-/// Sends `bodies` (text messages) to the queue bound as `binding`, in sends of at most 100
-/// messages, the most one send may carry.
+/// Most messages one send may carry.
+const SEND_MESSAGES: usize = 100;
+/// Most bytes one send may carry (the queue's 256 KB, less room for the envelopes).
+const SEND_BYTES: usize = 240 * 1024;
+
+/// Sends `bodies` (text messages) to the queue bound as `binding`, in as few sends as the
+/// queue's limits per send allow (messages and bytes).
 pub async fn send_texts(env: &Env, binding: &str, bodies: Vec<String>) -> Result<()> {
     if bodies.is_empty() {
         return Ok(());
     }
     let queue = env.queue(binding)?;
-    let mut bodies = bodies.into_iter().peekable();
-    while bodies.peek().is_some() {
-        let chunk: Vec<_> = bodies
-            .by_ref()
-            .take(100)
-            .map(|b| worker::MessageBuilder::new(b).build())
-            .collect();
-        meter::add(meter::Cost::QueueWrite, chunk.len() as i64);
-        queue.send_batch(chunk).await?;
+    for turn in cdp_protocol::routing::turns(&bodies, String::len, SEND_BYTES) {
+        for chunk in turn.chunks(SEND_MESSAGES) {
+            let messages: Vec<_> = chunk
+                .iter()
+                .map(|b| worker::MessageBuilder::new(b.clone()).build())
+                .collect();
+            meter::add(meter::Cost::QueueWrite, messages.len() as i64);
+            queue.send_batch(messages).await?;
+        }
     }
     Ok(())
 }
