@@ -59,7 +59,7 @@ pub async fn send_texts(env: &Env, binding: &str, bodies: Vec<String>) -> Result
                 .iter()
                 .map(|b| worker::MessageBuilder::new(b.clone()).build())
                 .collect();
-            meter::add(meter::Cost::QueueWrite, messages.len() as i64);
+            chunk.iter().for_each(|b| meter::queue_write(b.len()));
             queue.send_batch(messages).await?;
         }
     }
@@ -147,15 +147,15 @@ pub async fn requeue(env: &Env, queued: &QueuedBatch, events: Vec<Event>) -> Res
 /// Sends messages read back from the dead-letter store to the queue again, as they were
 /// but without their counters (counted when they were first accepted).
 pub async fn resend(env: &Env, messages: Vec<QueuedBatch>) -> Result<()> {
-    let queue = env.queue(EVENTS)?;
-    for mut message in messages {
-        message.counts = Counts::new();
-        message.again = true;
-        let text = message.to_text()?;
-        meter::queue_write(text.len());
-        queue.send(text).await?;
-    }
-    Ok(())
+    let texts = messages
+        .into_iter()
+        .map(|mut message| {
+            message.counts = Counts::new();
+            message.again = true;
+            message.to_text()
+        })
+        .collect::<Result<Vec<String>>>()?;
+    send_texts(env, EVENTS, texts).await
 }
 
 /// Splits events into messages under the queue's size limit, in order. `source_bytes` is the

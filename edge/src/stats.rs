@@ -323,6 +323,8 @@ impl DurableObject for StatsShard {
         crate::meter::add(crate::meter::Cost::ObjectAlarm, 1);
         let now = worker::Date::now().as_millis() as i64;
         let sql = crate::meter::Sql::of(&self.state, "counters");
+        // An object from before version 2 may meet its alarm before any request.
+        self.ensure_schema(&sql)?;
         let before = now - APPLIED_FOR_MS;
         sql.exec("DELETE FROM added WHERE at < ?", vec![before.into()])?;
         if crate::schema::table_exists(&sql, "applied")? {
@@ -344,18 +346,7 @@ impl DurableObject for StatsShard {
         // What this request counted goes back to the caller (see crate::meter).
         crate::meter::stamp(async {
         let sql = crate::meter::Sql::of(&self.state, "counters");
-        self.schema.ensure_with(&sql, |sql| {
-            crate::schema::without_rowid(
-                sql,
-                "counters",
-                "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
-                "name, value",
-            )?;
-            // The ids of the messages each call added, as a JSON array: one row per call.
-            sql.exec("CREATE TABLE IF NOT EXISTS added (at INTEGER NOT NULL, ids TEXT NOT NULL)", None)?;
-            sql.exec("CREATE TABLE IF NOT EXISTS hourly (hour INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (hour, name)) WITHOUT ROWID", None)?;
-            Ok(())
-        })?;
+        self.ensure_schema(&sql)?;
         let unmetered = crate::meter::Sql::unmetered(&self.state);
         if req.method() == Method::Post && req.path() == "/add-once" {
             let now = worker::Date::now().as_millis() as i64;
@@ -457,6 +448,24 @@ impl DurableObject for StatsShard {
             .collect();
         http::json(200, &rows)
         }.await)
+    }
+}
+
+impl StatsShard {
+    /// Creates the tables (once per instance).
+    fn ensure_schema(&self, sql: &crate::meter::Sql) -> Result<()> {
+        self.schema.ensure_with(sql, |sql| {
+            crate::schema::without_rowid(
+                sql,
+                "counters",
+                "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+                "name, value",
+            )?;
+            // The ids of the messages each call added, as a JSON array: one row per call.
+            sql.exec("CREATE TABLE IF NOT EXISTS added (at INTEGER NOT NULL, ids TEXT NOT NULL)", None)?;
+            sql.exec("CREATE TABLE IF NOT EXISTS hourly (hour INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (hour, name)) WITHOUT ROWID", None)?;
+            Ok(())
+        })
     }
 }
 

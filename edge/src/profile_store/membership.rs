@@ -336,8 +336,13 @@ impl ProfileStore {
             pending.push(change);
             return Ok(());
         }
-        self.put_in_outbox(&format!("membership:{seq}"), &to_json(&change)?)?;
-        Ok(())
+        self.put_change_in_outbox(&change)
+    }
+
+    /// Puts `change` in the outbox, which the drain sends to the activation queue.
+    pub(super) fn put_change_in_outbox(&self, change: &MembershipChange) -> Result<()> {
+        let target = ["membership:", &change.seq.to_string()].concat();
+        self.put_in_outbox(&target, &to_json(change)?)
     }
 
     /// The membership changes recorded in the timeline with the events `held` (message ids

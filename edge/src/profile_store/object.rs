@@ -213,8 +213,7 @@ impl DurableObject for ProfileStore {
                     // No event of this delivery was stored with them, so a retry could not
                     // find these changes again in the timeline: the outbox sends them.
                     for change in changes.drain(..) {
-                        let target = ["membership:", &change.seq.to_string()].concat();
-                        self.put_in_outbox(&target, &to_json(&change)?)?;
+                        self.put_change_in_outbox(&change)?;
                     }
                 }
                 if let Some(aggregate) = save {
