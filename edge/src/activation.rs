@@ -131,9 +131,12 @@ enum Outcome {
 /// The deliveries queue's consumer.
 pub async fn deliver(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     let config = Config::load(env).map_err(worker::Error::RustError)?;
-    let all = destinations(env, config.development).await?;
+    let mut all = destinations(env, config.development).await?;
     let mut counts = Counts::new();
     let mut log = Vec::new();
+    // Turned off only after the log that says why is written, so whoever sees the
+    // destination disabled also finds the delivery that disabled it.
+    let mut gone = Vec::new();
     let mut messages: Vec<(worker::RawMessage, Delivery)> = Vec::new();
     for message in batch.raw_iter() {
         match serde_json::from_str::<Delivery>(&message.body().as_string().unwrap_or_default()) {
@@ -146,7 +149,8 @@ pub async fn deliver(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
         (&a.change.profile, a.change.seq).cmp(&(&b.change.profile, b.change.seq))
     });
     for (message, delivery) in messages {
-        let Some((target, shown)) = all.iter().find(|(d, _)| d.key == delivery.destination) else {
+        let Some((target, shown)) = all.iter_mut().find(|(d, _)| d.key == delivery.destination)
+        else {
             message.ack();
             continue;
         };
@@ -186,14 +190,12 @@ pub async fn deliver(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
                     "the receiver answered 410 Gone at {}",
                     cdp_protocol::time::format_rfc3339(started)
                 );
-                registry::call(
-                    env,
-                    &Ask::DisableDestination {
-                        key: target.key.clone(),
-                        reason,
-                    },
-                )
-                .await?;
+                // The rest of this batch sees it off already.
+                shown["state"] = json!("disabled");
+                gone.push(Ask::DisableDestination {
+                    key: target.key.clone(),
+                    reason,
+                });
             }
             Outcome::Again(status, wait, why) => {
                 entry["status"] = json!(status);
@@ -235,6 +237,9 @@ pub async fn deliver(batch: MessageBatch<JsValue>, env: &Env) -> Result<()> {
     }
     if !log.is_empty() {
         registry::call(env, &Ask::LogDeliveries { entries: log }).await?;
+    }
+    for ask in &gone {
+        registry::call(env, ask).await?;
     }
     stats::add(env, counts).await;
     Ok(())
