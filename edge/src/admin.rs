@@ -352,14 +352,17 @@ pub async fn replay_dead_letters(req: Request, env: &Env) -> Result<Response> {
 }
 
 /// How to ask for a fault.
-const HOW: &str = "give ?anonymousId=…&failures=N (its deliveries fail), ?anonymousId=…&pauseMs=N (its next delivery pauses between resolution and the profile's write) or ?directoryProfile=…&failures=N (its directory entry cannot be written)";
+const HOW: &str = "give ?anonymousId=…&failures=N (its deliveries fail), ?anonymousId=…&pauseMs=N[&pauseAt=write|assign|forward] (its next delivery pauses before writing the profile, the identity index, or a merge's forward) or ?directoryProfile=…&failures=N (its directory entry cannot be written)";
 
 /// `POST /v1/admin/faults?anonymousId=…&failures=N` (local development only): resolving that
 /// id fails its next N times, to show that delivery retries lose nothing; with
 /// `directoryProfile=<profile id>` instead, writing that profile's directory entry fails N
 /// times, to show that a profile's outbox sends its notice again until it lands; with
-/// `pauseMs=N` instead of `failures`, that id's next delivery pauses N ms between resolving
-/// and writing the profile, to show that a profile erased meanwhile refuses the write.
+/// `pauseMs=N` instead of `failures`, that id's next delivery pauses N ms at `pauseAt`:
+/// before writing the profile (`write`, the default: a profile erased meanwhile refuses the
+/// write), before writing the identity index (`assign`: another partition's consumer wins
+/// and this delivery is resolved again), or in a merge before its forward (`forward`: a
+/// profile that changed meanwhile is copied again).
 pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if !config.development {
         return http::error(
@@ -378,12 +381,16 @@ pub async fn faults(req: Request, env: &Env, config: &Config) -> Result<Response
         param("anonymousId"),
         param("pauseMs").and_then(|m| m.parse::<u64>().ok()),
     ) {
+        let at = param("pauseAt").unwrap_or_else(|| "write".into());
+        let Some(at) = identity_index::Pause::named(&at) else {
+            return http::error(400, "invalid_fault", HOW);
+        };
         let key = Identifier {
             kind: "anonymousId".into(),
             value: id,
         }
         .key();
-        identity_index::inject_pause(env, &key, ms).await?;
+        identity_index::inject_pause(env, &key, at, ms).await?;
         return http::json(200, &serde_json::json!({"ok": true}));
     }
     let Some(failures) = param("failures").and_then(|f| f.parse::<u32>().ok()) else {

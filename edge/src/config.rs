@@ -19,8 +19,11 @@ pub const IDENTITIES: &str = "IDENTITIES";
 pub const DIRECTORY: &str = "DIRECTORY";
 /// The counters' Durable Object namespace.
 pub const STATS: &str = "STATS";
-/// The queue between the collector and the profile store.
+/// The queue between the collector and the profile store; its further partitions are bound
+/// as `EVENTS_1`, `EVENTS_2`, … (see `queue::partitions`).
 pub const EVENTS: &str = "EVENTS";
+/// The most event queue partitions the Worker looks for.
+pub const MAX_EVENT_PARTITIONS: usize = 16;
 /// Name of the dead-letter queue, as its consumer sees it.
 pub const DEAD_LETTER_QUEUE: &str = "cdp-events-dlq";
 /// The audience registry's Durable Object namespace.

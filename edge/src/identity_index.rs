@@ -25,13 +25,55 @@ struct Entries {
     delivery: bool,
     #[serde(default)]
     found: BTreeMap<String, String>,
+    /// For a conditional assignment: where each key pointed when the delivery read it
+    /// (a key absent here was unassigned then).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    expected: BTreeMap<String, String>,
     /// Keys of erased people: their events are dropped, never stored again.
     #[serde(default)]
     suppressed: Vec<String>,
-    /// How long the delivery that looked these keys up pauses before writing its profiles
-    /// (an injected pause, local development only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pause_ms: Option<u64>,
+    /// How long the delivery that looked these keys up pauses, by [`Pause`] stage (an
+    /// injected pause, local development only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pauses: BTreeMap<String, u64>,
+}
+
+/// Where an injected pause holds a delivery (local development only), to show what
+/// happens when another consumer, an erasure or a merge lands in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// Between resolving the events and writing the profiles.
+    Write,
+    /// Between reading the identity index and writing it.
+    Assign,
+    /// In a merge, between copying the merged profile and forwarding it.
+    Forward,
+}
+
+impl Pause {
+    /// Every stage.
+    pub const ALL: [Pause; 3] = [Pause::Write, Pause::Assign, Pause::Forward];
+
+    /// The stage's name, as `/v1/admin/faults?pauseAt=` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pause::Write => "write",
+            Pause::Assign => "assign",
+            Pause::Forward => "forward",
+        }
+    }
+
+    /// The stage named `name`.
+    pub fn named(name: &str) -> Option<Pause> {
+        Pause::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Waits what `known` says for this stage, if anything.
+    pub async fn hold(self, known: &BTreeMap<String, u64>) {
+        if let Some(ms) = known.get(self.name()).filter(|ms| **ms > 0) {
+            worker::Delay::from(std::time::Duration::from_millis(*ms)).await;
+        }
+    }
 }
 
 /// What the index knows of some identifiers.
@@ -41,8 +83,8 @@ pub struct Known {
     pub profiles: BTreeMap<String, String>,
     /// Identifier keys of erased people.
     pub suppressed: Vec<String>,
-    /// An injected pause before the delivery writes its profiles (see [`inject_pause`]).
-    pub pause_ms: u64,
+    /// Injected pauses, by [`Pause`] stage name (see [`inject_pause`]).
+    pub pauses: BTreeMap<String, u64>,
 }
 
 async fn call(env: &Env, shard: u64, path: &str, body: &Entries) -> Result<Entries> {
@@ -72,7 +114,10 @@ pub async fn lookup(env: &Env, keys: &[String], delivery: bool) -> Result<Known>
         let answer = answer?;
         known.profiles.extend(answer.found);
         known.suppressed.extend(answer.suppressed);
-        known.pause_ms = known.pause_ms.max(answer.pause_ms.unwrap_or_default());
+        for (stage, ms) in answer.pauses {
+            let at = known.pauses.entry(stage).or_default();
+            *at = (*at).max(ms);
+        }
     }
     Ok(known)
 }
@@ -120,31 +165,52 @@ pub async fn assign(env: &Env, entries: &BTreeMap<String, String>) -> Result<()>
     post_pairs(env, "/assign", entries).await
 }
 
+/// Points each key at its profile only where the key still points where the delivery read
+/// it (`read`: key → profile; a key absent there was unassigned), or points there already:
+/// the compare-and-set that lets consumers of different partitions resolve at once. A shard
+/// changes none of its keys when one of them moved, or was erased, meanwhile; the keys that
+/// did are returned (key → where it points now, empty when erased).
+pub async fn assign_if(
+    env: &Env,
+    entries: &BTreeMap<String, String>,
+    read: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let answers = post_pairs_with(env, "/assign-if", entries, read).await?;
+    Ok(answers.into_iter().flat_map(|a| a.found).collect())
+}
+
 /// Sends each shard its part of `entries` (key → profile) at `path`.
 async fn post_pairs(env: &Env, path: &str, entries: &BTreeMap<String, String>) -> Result<()> {
-    let keys: Vec<String> = entries.keys().cloned().collect();
-    let calls = shard::group(&keys, SHARDS).into_iter().map(|(s, keys)| {
-        let found = keys
-            .iter()
-            .filter_map(|k| entries.get(k).map(|p| (k.clone(), p.clone())))
-            .collect();
-        async move {
-            call(
-                env,
-                s,
-                path,
-                &Entries {
-                    found,
-                    ..Entries::default()
-                },
-            )
-            .await
-        }
-    });
-    for answer in futures_util::future::join_all(calls).await {
-        answer?;
-    }
+    post_pairs_with(env, path, entries, &BTreeMap::new()).await?;
     Ok(())
+}
+
+/// Sends each shard its part of `entries` (key → profile), with what was read of those
+/// keys, at `path`; the shards' answers.
+async fn post_pairs_with(
+    env: &Env,
+    path: &str,
+    entries: &BTreeMap<String, String>,
+    read: &BTreeMap<String, String>,
+) -> Result<Vec<Entries>> {
+    let keys: Vec<String> = entries.keys().cloned().collect();
+    let part = |keys: &[String], of: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        keys.iter()
+            .filter_map(|k| of.get(k).map(|p| (k.clone(), p.clone())))
+            .collect()
+    };
+    let calls = shard::group(&keys, SHARDS).into_iter().map(|(s, keys)| {
+        let body = Entries {
+            found: part(&keys, entries),
+            expected: part(&keys, read),
+            ..Entries::default()
+        };
+        async move { call(env, s, path, &body).await }
+    });
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Makes lookups of `key` fail `failures` times (local development only: shows that
@@ -153,11 +219,17 @@ pub async fn inject_failures(env: &Env, key: &str, failures: u32) -> Result<()> 
     put_fault(env, key, key.to_owned(), u64::from(failures)).await
 }
 
-/// Makes the next delivery that looks `key` up pause `ms` between resolving its events and
-/// writing its profiles (local development only: shows that a profile erased or merged
-/// meanwhile refuses the write, and the delivery is resolved again).
-pub async fn inject_pause(env: &Env, key: &str, ms: u64) -> Result<()> {
-    put_fault(env, key, [PAUSE, key].concat(), ms).await
+/// Makes the next delivery that looks `key` up pause `ms` at stage `at` (local development
+/// only: shows that a profile erased or merged meanwhile refuses the write, that another
+/// consumer's assignment wins over a stale one, and that a merge copies again a profile
+/// that changed while it was copied).
+pub async fn inject_pause(env: &Env, key: &str, at: Pause, ms: u64) -> Result<()> {
+    put_fault(env, key, pause_row(at, key), ms).await
+}
+
+/// Where the faults table keeps an injected pause.
+fn pause_row(at: Pause, key: &str) -> String {
+    format!("pause:{}:{key}", at.name())
 }
 
 /// Stores fault `row` with its number in the faults table of `key`'s shard.
@@ -175,9 +247,6 @@ async fn put_fault(env: &Env, key: &str, row: String, n: u64) -> Result<()> {
     .await?;
     Ok(())
 }
-
-/// Where the faults table keeps an injected pause: the key, so prefixed.
-const PAUSE: &str = "pause:";
 
 /// One partition of the index.
 #[durable_object]
@@ -240,11 +309,15 @@ impl DurableObject for IdentityShard {
             "/lookup" => {
                 let mut found = BTreeMap::new();
                 let mut suppressed = Vec::new();
-                let mut pause_ms = None;
+                let mut pauses = BTreeMap::new();
                 let delivery = body.delivery && self.faults_possible(&sql)?;
                 for key in body.keys {
                     if delivery {
-                        pause_ms = pause_ms.or(self.take_pause(&sql, &key)?);
+                        for at in Pause::ALL {
+                            if let Some(ms) = self.take_pause(&sql, at, &key)? {
+                                pauses.insert(at.name().to_owned(), ms);
+                            }
+                        }
                     }
                     // Only where a fault was ever injected: production never reads the table.
                     let fault = if delivery {
@@ -287,7 +360,7 @@ impl DurableObject for IdentityShard {
                     &Entries {
                         found,
                         suppressed,
-                        pause_ms,
+                        pauses,
                         ..Entries::default()
                     },
                 )
@@ -307,12 +380,47 @@ impl DurableObject for IdentityShard {
             }
             "/assign" => {
                 for (key, profile) in body.found {
-                    sql.exec(
-                        "INSERT INTO identities (key, profile) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET profile = excluded.profile WHERE profile != excluded.profile",
-                        vec![key.into(), profile.into()],
-                    )?;
+                    point(&sql, key, profile)?;
                 }
                 http::json(200, &Entries::default())
+            }
+            "/assign-if" => {
+                // All of this shard's keys or none: a delivery that loses one is resolved
+                // again from what the index says now.
+                let mut moved = BTreeMap::new();
+                for (key, profile) in &body.found {
+                    let erased = !sql
+                        .exec(
+                            "SELECT key FROM suppressed WHERE key = ?",
+                            vec![key.as_str().into()],
+                        )?
+                        .to_array::<Key>()?
+                        .is_empty();
+                    let now = sql
+                        .exec(
+                            "SELECT key, profile FROM identities WHERE key = ?",
+                            vec![key.as_str().into()],
+                        )?
+                        .to_array::<Row>()?
+                        .pop()
+                        .map(|r| r.profile);
+                    let kept = now.as_ref() == body.expected.get(key) || now.as_ref() == Some(profile);
+                    if erased || !kept {
+                        moved.insert(key.clone(), if erased { String::new() } else { now.unwrap_or_default() });
+                    }
+                }
+                if moved.is_empty() {
+                    for (key, profile) in body.found {
+                        point(&sql, key, profile)?;
+                    }
+                }
+                http::json(
+                    200,
+                    &Entries {
+                        found: moved,
+                        ..Entries::default()
+                    },
+                )
             }
             "/forget" => {
                 for (key, profile) in body.found {
@@ -343,14 +451,23 @@ impl DurableObject for IdentityShard {
     }
 }
 
+/// Points `key` at `profile` (written only when it changes).
+fn point(sql: &crate::meter::Sql, key: String, profile: String) -> Result<()> {
+    sql.exec(
+        "INSERT INTO identities (key, profile) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET profile = excluded.profile WHERE profile != excluded.profile",
+        vec![key.into(), profile.into()],
+    )?;
+    Ok(())
+}
+
 /// Faults injected into lookups (`/faults`, local development only).
 const FAULTS: &str =
     "CREATE TABLE IF NOT EXISTS faults (key TEXT PRIMARY KEY, remaining INTEGER NOT NULL)";
 
 impl IdentityShard {
-    /// The pause injected for `key`, if any; taken once.
-    fn take_pause(&self, sql: &crate::meter::Sql, key: &str) -> Result<Option<u64>> {
-        let pause = [PAUSE, key].concat();
+    /// The pause injected for `key` at stage `at`, if any; taken once.
+    fn take_pause(&self, sql: &crate::meter::Sql, at: Pause, key: &str) -> Result<Option<u64>> {
+        let pause = pause_row(at, key);
         let found = sql
             .exec(
                 "SELECT remaining FROM faults WHERE key = ?",

@@ -5,7 +5,7 @@ use cdp_protocol::event::Event;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Result};
 
-use crate::config::EVENTS;
+use crate::config::{EVENTS, MAX_EVENT_PARTITIONS};
 use crate::meter;
 use crate::stats::Counts;
 
@@ -39,6 +39,40 @@ impl Deliveries {
     pub fn seen_before(&self, id: &str) -> bool {
         self.0.get(id).is_none_or(|attempts| *attempts > 1)
     }
+}
+
+thread_local! {
+    /// How many event queue partitions are bound, learnt once per isolate.
+    static PARTITIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many event queues are bound: `EVENTS`, then `EVENTS_1`, `EVENTS_2`, … as far as they
+/// go without a gap. Each has its own consumer, one at a time, so the consumers of
+/// different partitions run at once (see README, Scale).
+pub fn partitions(env: &Env) -> usize {
+    PARTITIONS.with(|known| {
+        if known.get() == 0 {
+            let bound = (1..MAX_EVENT_PARTITIONS)
+                .take_while(|p| env.queue(&event_binding(*p)).is_ok())
+                .count();
+            known.set(1 + bound);
+        }
+        known.get()
+    })
+}
+
+/// The binding of event queue partition `p`.
+fn event_binding(p: usize) -> String {
+    if p == 0 {
+        EVENTS.to_owned()
+    } else {
+        format!("{EVENTS}_{p}")
+    }
+}
+
+/// The event queue binding that `events` go to: the partition of their device.
+fn events_queue(env: &Env, events: &[Event]) -> String {
+    event_binding(cdp_protocol::routing::partition(events, partitions(env)))
 }
 
 /// Most messages one send may carry.
@@ -141,21 +175,28 @@ pub async fn requeue(env: &Env, queued: &QueuedBatch, events: Vec<Event>) -> Res
     let text = message.to_text()?;
     meter::queue_write(text.len());
     let delayed = worker::MessageBuilder::new(text).delay_seconds(1).build();
-    env.queue(EVENTS)?.send(delayed).await
+    env.queue(&events_queue(env, &message.events))?
+        .send(delayed)
+        .await
 }
 
 /// Sends messages read back from the dead-letter store to the queue again, as they were
 /// but without their counters (counted when they were first accepted).
 pub async fn resend(env: &Env, messages: Vec<QueuedBatch>) -> Result<()> {
-    let texts = messages
-        .into_iter()
-        .map(|mut message| {
-            message.counts = Counts::new();
-            message.again = true;
-            message.to_text()
-        })
-        .collect::<Result<Vec<String>>>()?;
-    send_texts(env, EVENTS, texts).await
+    let mut by_queue: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for mut message in messages {
+        message.counts = Counts::new();
+        message.again = true;
+        let text = message.to_text()?;
+        by_queue
+            .entry(events_queue(env, &message.events))
+            .or_default()
+            .push(text);
+    }
+    for (binding, texts) in by_queue {
+        send_texts(env, &binding, texts).await?;
+    }
+    Ok(())
 }
 
 /// Splits events into messages under the queue's size limit, in order. `source_bytes` is the
@@ -207,7 +248,8 @@ pub async fn enqueue(
     events: Vec<Event>,
     mut counts: Counts,
 ) -> Result<u32> {
-    let queue = env.queue(EVENTS)?;
+    // Every part of one request to one partition, so they are delivered in order.
+    let queue = env.queue(&events_queue(env, &events))?;
     let Origin {
         source,
         received_at,

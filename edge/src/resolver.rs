@@ -7,6 +7,12 @@
 //! batch; merges are carried out in the order they were decided (copy, forward), then the
 //! index is re-pointed, so a retry after a failure finds the work done or redoes it
 //! harmlessly.
+//!
+//! Consumers of different queue partitions resolve at once. What they share is serialised
+//! where it meets: the index is re-pointed only where it still says what this delivery read
+//! (a compare-and-set), a profile merged away refuses writes, and a merge's forward is
+//! refused when the profile changed since it was copied. The loser fails before storing any
+//! event and is resolved again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +21,7 @@ use cdp_protocol::identity::{identifiers_of, Identifier, Rules};
 use cdp_protocol::routing::{route, Arrival, Known, Outcome};
 use worker::{Env, Result};
 
-use crate::identity_index;
+use crate::identity_index::{self, Pause};
 use crate::profile_store::{self, IdentityRow};
 use crate::stats::{self, Counter, Counts};
 
@@ -90,7 +96,7 @@ pub async fn resolve(
         .into_iter()
         .collect();
     let known = identity_index::lookup(env, &keys, true).await?;
-    let pause_ms = known.pause_ms;
+    let pauses = known.pauses;
     let suppressed: BTreeSet<String> = known.suppressed.into_iter().collect();
     // The rules, plus the pairs the involved profiles were told to keep apart (unmerges).
     let mut rules = rules.clone();
@@ -145,8 +151,10 @@ pub async fn resolve(
     let is_suppressed =
         |id: &Identifier| id.suppression_keys().iter().any(|k| suppressed.contains(k));
     let routing = route(&arrivals, is_suppressed, &mut state, &rules);
+    Pause::Assign.hold(&pauses).await;
     for merge in &routing.merges {
-        profile_store::merge(env, &merge.from, &merge.into, &merge.message_id, merge.at).await?;
+        let forward = Pause::Forward.hold(&pauses);
+        profile_store::merge(env, merge, forward).await?;
     }
     let unlinked = routing
         .outcomes
@@ -187,12 +195,19 @@ pub async fn resolve(
     }
     repoint.extend(routing.repoint.into_iter().map(|(id, p)| (id.key(), p)));
     if !repoint.is_empty() {
-        identity_index::assign(env, &repoint).await?;
+        // Only where the index still says what this delivery read: another partition's
+        // consumer may have linked the same person meanwhile. Then nothing of this delivery
+        // is stored yet, and it is resolved again (the queue retries it) from what the index
+        // says now; its merges already done stand, as the events say they are one person.
+        let moved = identity_index::assign_if(env, &repoint, &indexed).await?;
+        if !moved.is_empty() {
+            let keys: Vec<&str> = moved.keys().map(String::as_str).collect();
+            return Err(worker::Error::RustError(format!(
+                "the identity index changed while this delivery resolved it ({}): resolved again",
+                keys.join(", ")
+            )));
+        }
     }
-    if pause_ms > 0 {
-        // Local development's injected pause: time for an erasure or a merge to land
-        // between this resolution and the profiles' writes.
-        worker::Delay::from(std::time::Duration::from_millis(pause_ms)).await;
-    }
+    Pause::Write.hold(&pauses).await;
     Ok(routed)
 }

@@ -230,6 +230,21 @@ pub fn turns<T>(messages: &[T], size: impl Fn(&T) -> usize, limit: usize) -> Vec
     out
 }
 
+/// Which of `partitions` event queues a message of `events` goes to: the hash of the first
+/// `anonymousId` (else `userId`), so a device's events always meet in one consumer, in
+/// order, and consumers of different partitions rarely touch the same person. Events with
+/// neither go to the first partition.
+pub fn partition(events: &[crate::event::Event], partitions: usize) -> usize {
+    let device = events
+        .iter()
+        .find_map(|e| e.anonymous_id.as_deref())
+        .or_else(|| events.iter().find_map(|e| e.user_id.as_deref()));
+    match (device, partitions) {
+        (Some(key), n) if n > 1 => (fnv1a(key.as_bytes(), FNV_OFFSET) % n as u64) as usize,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod turns_tests {
     use super::turns;
@@ -243,6 +258,47 @@ mod turns_tests {
             .collect();
         assert_eq!(cut, vec![vec![400; 5], vec![400], vec![5000], vec![10, 10]]);
         assert!(turns(&[] as &[usize], |n| *n, 2_000).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::partition;
+    use crate::event::{Event, EventType};
+
+    fn event(anonymous: Option<&str>, user: Option<&str>) -> Event {
+        Event {
+            kind: EventType::Track,
+            message_id: "m".into(),
+            anonymous_id: anonymous.map(str::to_owned),
+            user_id: user.map(str::to_owned),
+            name: None,
+            timestamp: 0,
+            received_at: 0,
+            body: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_device_always_lands_in_the_same_partition_and_devices_spread() {
+        let one = [event(Some("a-1"), None), event(Some("a-2"), Some("u"))];
+        assert_eq!(
+            partition(&one, 4),
+            partition(&[event(Some("a-1"), Some("x"))], 4)
+        );
+        // A message with no anonymousId goes by its userId.
+        assert_eq!(
+            partition(&[event(None, Some("u-9"))], 4),
+            partition(&[event(Some("u-9"), None)], 4)
+        );
+        let spread: std::collections::BTreeSet<usize> = (0..64)
+            .map(|i| partition(&[event(Some(&format!("device-{i}")), None)], 4))
+            .collect();
+        assert_eq!(spread.len(), 4, "64 devices reach every partition");
+        assert!(spread.iter().all(|p| *p < 4));
+        assert_eq!(partition(&[event(None, None)], 4), 0);
+        assert_eq!(partition(&one, 1), 0);
+        assert_eq!(partition(&one, 0), 0);
     }
 }
 

@@ -129,6 +129,32 @@ struct Dump {
     expired: Option<cdp_protocol::computed::Aggregate>,
     #[serde(default)]
     audience_facts: Vec<retention::KeptFact>,
+    /// What the profile held when this was taken, as [`Dump::version`] says it: a merge's
+    /// forward is refused when the profile changed since (its changes would be cleared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+}
+
+impl Dump {
+    /// A fingerprint of what the dump holds, in an order of its own (the rows' order in
+    /// SQLite is not part of it): equal when nothing was added, removed or re-linked.
+    fn version(&self) -> Result<String> {
+        let mut parts: Vec<String> = self.events.iter().map(|e| e.message_id.clone()).collect();
+        parts.extend(
+            self.identity
+                .iter()
+                .map(|r| format!("{}\u{1f}{}\u{1f}{}", r.key(), r.first_seen, r.message_id)),
+        );
+        parts.extend(self.apart.iter().map(|(a, b)| format!("{a}\u{1f}{b}")));
+        parts.sort();
+        parts.push(to_json(&self.expired)?);
+        parts.push(to_json(&self.audience_facts)?);
+        let text = parts.join("\u{1e}");
+        Ok(format!(
+            "{:016x}",
+            cdp_protocol::hash::fnv1a(text.as_bytes(), cdp_protocol::hash::FNV_OFFSET)
+        ))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -188,8 +214,13 @@ enum Ask {
     Split(SplitAsk),
     /// Let an unmerged part go.
     Detach(Detach),
-    /// The profile was merged into `to`: empty it and leave a forward.
-    Forward { to: String },
+    /// The profile was merged into `to`: empty it and leave a forward, unless it changed
+    /// since the dump of `version` was taken.
+    Forward {
+        to: String,
+        #[serde(default)]
+        version: Option<String>,
+    },
     /// Erase everything.
     Erase,
     /// The profile as the admin API shows it.
@@ -380,24 +411,63 @@ pub async fn holding(env: &Env, profile: &str) -> Result<Holding> {
     Ok(call(env, profile, &Ask::Holding).await?.1)
 }
 
-/// Merges profile `from` into `into`, because of event `message_id` at `at`: copies
-/// everything, then leaves a forward in `from`. Idempotent.
-pub async fn merge(env: &Env, from: &str, into: &str, message_id: &str, at: i64) -> Result<()> {
-    let (_, dump): (u16, Dump) = call(env, from, &Ask::Dump).await?;
-    let absorb = Ask::Absorb(Absorb {
-        from: from.to_owned(),
-        message_id: message_id.to_owned(),
-        at,
-        dump,
-        split_into: None,
-    });
-    call::<Value>(env, into, &absorb).await?;
-    let forward = Ask::Forward {
-        to: into.to_owned(),
+/// Merges profile `merge.from` into `merge.into`: copies everything, then leaves a forward
+/// in `from`, unless `from` changed while it was copied (a consumer of another partition
+/// stored events or linked an identifier there): then it is copied again. `before_forward`
+/// runs once, before the first forward (local development's injected pause). Idempotent.
+/// A profile merged away or erased meanwhile fails the merge, and the delivery is resolved
+/// again.
+pub async fn merge(
+    env: &Env,
+    merge: &cdp_protocol::routing::Merge,
+    before_forward: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let (from, into) = (merge.from.as_str(), merge.into.as_str());
+    let gone = |profile: &str| {
+        worker::Error::RustError(format!(
+            "profile {profile} was merged into another or erased while this delivery merged {from} into {into}; the delivery is resolved again"
+        ))
     };
-    call::<Value>(env, from, &forward).await?;
-    Ok(())
+    let mut before_forward = Some(before_forward);
+    for _ in 0..4 {
+        let (status, dump): (u16, Value) = call(env, from, &Ask::Dump).await?;
+        if status == 409 {
+            return Err(gone(from));
+        }
+        let dump: Dump = serde_json::from_value(dump)?;
+        let version = dump.version.clone();
+        let absorb = Ask::Absorb(Absorb {
+            from: from.to_owned(),
+            message_id: merge.message_id.clone(),
+            at: merge.at,
+            dump,
+            split_into: None,
+        });
+        if call::<Value>(env, into, &absorb).await?.0 == 409 {
+            return Err(gone(into));
+        }
+        if let Some(pause) = before_forward.take() {
+            pause.await;
+        }
+        let forward = Ask::Forward {
+            to: into.to_owned(),
+            version,
+        };
+        let (status, answer) = call::<Value>(env, from, &forward).await?;
+        if status != 409 {
+            return Ok(());
+        }
+        if answer.pointer("/error/reason").and_then(Value::as_str) != Some(CHANGED) {
+            return Err(gone(from));
+        }
+    }
+    Err(worker::Error::RustError(format!(
+        "profile {from} kept changing while it was merged into {into}; the delivery is tried again"
+    )))
 }
+
+/// The reason a forward gives when the profile changed since its dump.
+const CHANGED: &str = "profile_changed";
 
 /// How profile `profile` would split if `detach` left it (`None`: it does not hold it, or
 /// holds nothing else). Changes nothing.
@@ -447,6 +517,7 @@ pub async fn apply_split(
             // apart by identifier).
             expired: None,
             audience_facts: Vec::new(),
+            version: None,
         },
         split_into: Some(into.to_owned()),
     });

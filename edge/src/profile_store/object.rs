@@ -181,11 +181,7 @@ impl DurableObject for ProfileStore {
                 if self.meta("merged_into")?.is_some() {
                     // Merged away after the delivery resolved its events here: the delivery
                     // is tried again, resolved again, and lands in the survivor.
-                    return http::error(
-                        409,
-                        "profile_gone",
-                        "the profile was merged into another; resolve the events again",
-                    );
+                    return gone();
                 }
                 // Before the change: it is one synchronous stretch, so one transaction.
                 self.take_definitions(body.audiences.as_ref()).await?;
@@ -230,8 +226,20 @@ impl DurableObject for ProfileStore {
                 http::json(200, &report)
             }
             Ask::Holding => http::json(200, &self.holding()?),
-            Ask::Dump => http::json(200, &self.dump()?),
+            Ask::Dump => {
+                if self.meta("merged_into")?.is_some() || self.meta("erased_at")?.is_some() {
+                    return gone();
+                }
+                let mut dump = self.dump()?;
+                dump.version = Some(dump.version()?);
+                http::json(200, &dump)
+            }
             Ask::Absorb(absorb) => {
+                // Merged away or erased since the delivery resolved to it (a consumer of
+                // another partition): the merge is resolved again.
+                if self.meta("merged_into")?.is_some() || self.meta("erased_at")?.is_some() {
+                    return gone();
+                }
                 self.absorb(absorb)?;
                 self.changed().await?;
                 http::json(200, &json!({"ok": true}))
@@ -249,9 +257,24 @@ impl DurableObject for ProfileStore {
                 self.changed().await?;
                 http::json(200, &json!({"ok": true}))
             }
-            Ask::Forward { to } => {
+            Ask::Forward { to, version } => {
                 if to.is_empty() {
                     return http::error(400, "invalid_forward", "to names no profile");
+                }
+                match self.meta("merged_into")? {
+                    // Forwarded already by this merge, tried again.
+                    Some(already) if already == to => return http::json(200, &json!({"ok": true})),
+                    Some(_) => return gone(),
+                    None => {}
+                }
+                if let Some(version) = version {
+                    if self.dump()?.version()? != version {
+                        return http::error(
+                            409,
+                            super::CHANGED,
+                            "the profile changed since it was copied; copy it again",
+                        );
+                    }
                 }
                 self.clear_ranges(&[table::BLOCKS, IDENTITY])?;
                 self.clear(&["traits"])?;
@@ -315,6 +338,15 @@ impl DurableObject for ProfileStore {
         }
         }.await)
     }
+}
+
+/// The answer of a profile merged away (or erased) to a write that assumed it was not.
+fn gone() -> Result<Response> {
+    http::error(
+        409,
+        "profile_gone",
+        "the profile was merged into another or erased; resolve the events again",
+    )
 }
 
 impl ProfileStore {
@@ -708,6 +740,7 @@ impl ProfileStore {
             apart: self.kept_apart()?,
             expired: self.expired()?,
             audience_facts: self.kept_facts()?,
+            version: None,
         })
     }
 
