@@ -1,16 +1,41 @@
-// Partitioned consumers (README, Scale): the events queue is four queues, a device's
-// messages go to the partition of its anonymousId's hash, and the four consumers run at
-// once. What two partitions share (one person on two devices) is serialised by the
+// Partitioned consumers (README, Scale): with the events queue declared as four queues, a
+// device's messages go to the partition of its anonymousId's hash, and the four consumers
+// run at once (this file's Worker declares them; wrangler.toml ships one). What two partitions share (one person on two devices) is serialised by the
 // identity index's compare-and-set and by a merge that copies a profile again when it
 // changed while being copied. Each race is forced with local development's injected
 // pause, holding one consumer at the point where the other can overtake it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_TOKEN, admin, eventually, sendBatch, settled, startWorker } from './harness.mjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ADMIN_TOKEN, ROOT, admin, eventually, sendBatch, settled, startWorker } from './harness.mjs';
+
+/** wrangler.toml (without its build step) with three more event queue partitions, each
+ * with its consumer, as README, Scale says to add them. */
+function partitioned() {
+  const path = join(ROOT, '.wrangler-partitions.toml');
+  const base = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').replace(/^\[build\]\n(?:(?!\[).*\n)*/m, '');
+  const more = [1, 2, 3].map((p) => `
+[[queues.producers]]
+queue = "cdp-events-${p}"
+binding = "EVENTS_${p}"
+
+[[queues.consumers]]
+queue = "cdp-events-${p}"
+max_batch_size = 100
+max_batch_timeout = 1
+max_retries = 5
+retry_delay = 1
+dead_letter_queue = "cdp-events-dlq"
+max_concurrency = 1
+`).join('');
+  writeFileSync(path, base + more);
+  return path;
+}
 
 let worker;
 
-before(async () => { worker = await startWorker(); });
+before(async () => { worker = await startWorker({ config: partitioned() }); });
 after(async () => { await worker?.stop(); });
 
 /** The partition of `anonymousId` among 4, as `cdp_protocol::routing::partition` says:
