@@ -260,7 +260,6 @@ pub struct IdentityShard {
 
 #[derive(Deserialize)]
 struct Row {
-    key: String,
     profile: String,
 }
 
@@ -340,20 +339,12 @@ impl DurableObject for IdentityShard {
                             "a failure injected for testing",
                         );
                     }
-                    let gone = sql
-                        .exec(
-                            "SELECT key FROM suppressed WHERE key = ?",
-                            vec![key.as_str().into()],
-                        )?
-                        .to_array::<Key>()?;
-                    suppressed.extend(gone.into_iter().map(|k| k.key));
-                    let rows = sql
-                        .exec(
-                            "SELECT key, profile FROM identities WHERE key = ?",
-                            vec![key.into()],
-                        )?
-                        .to_array::<Row>()?;
-                    found.extend(rows.into_iter().map(|r| (r.key, r.profile)));
+                    if erased(&sql, &key)? {
+                        suppressed.push(key.clone());
+                    }
+                    if let Some(profile) = pointed(&sql, &key)? {
+                        found.insert(key, profile);
+                    }
                 }
                 http::json(
                     200,
@@ -389,21 +380,8 @@ impl DurableObject for IdentityShard {
                 // again from what the index says now.
                 let mut moved = BTreeMap::new();
                 for (key, profile) in &body.found {
-                    let erased = !sql
-                        .exec(
-                            "SELECT key FROM suppressed WHERE key = ?",
-                            vec![key.as_str().into()],
-                        )?
-                        .to_array::<Key>()?
-                        .is_empty();
-                    let now = sql
-                        .exec(
-                            "SELECT key, profile FROM identities WHERE key = ?",
-                            vec![key.as_str().into()],
-                        )?
-                        .to_array::<Row>()?
-                        .pop()
-                        .map(|r| r.profile);
+                    let erased = erased(&sql, key)?;
+                    let now = pointed(&sql, key)?;
                     let kept = now.as_ref() == body.expected.get(key) || now.as_ref() == Some(profile);
                     if erased || !kept {
                         moved.insert(key.clone(), if erased { String::new() } else { now.unwrap_or_default() });
@@ -449,6 +427,25 @@ impl DurableObject for IdentityShard {
         }
         }.await)
     }
+}
+
+/// Whether `key` belongs to an erased person.
+fn erased(sql: &crate::meter::Sql, key: &str) -> Result<bool> {
+    let rows = sql
+        .exec("SELECT key FROM suppressed WHERE key = ?", vec![key.into()])?
+        .to_array::<Key>()?;
+    Ok(rows.iter().any(|row| row.key == key))
+}
+
+/// The profile `key` points at, if any.
+fn pointed(sql: &crate::meter::Sql, key: &str) -> Result<Option<String>> {
+    let rows = sql
+        .exec(
+            "SELECT profile FROM identities WHERE key = ?",
+            vec![key.into()],
+        )?
+        .to_array::<Row>()?;
+    Ok(rows.into_iter().next().map(|r| r.profile))
 }
 
 /// Points `key` at `profile` (written only when it changes).
