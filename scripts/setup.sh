@@ -45,5 +45,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Every time, not only after an install: a hand-run `npm ci` brings the unmended file back.
+node scripts/patch-miniflare.mjs
+
 [ -f .dev.vars ] || { cp .dev.vars.example .dev.vars; say "wrote .dev.vars with the local demo keys"; }
 exit 0

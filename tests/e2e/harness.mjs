@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { mended } from '../../scripts/patch-miniflare.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WRITE_KEY = 'demo-write-key';
@@ -50,6 +51,8 @@ function frozenConfig() {
  * `misconfigured` waits for the 500 a refused configuration gives; `keep` names a state
  * directory that outlives the Worker (a restart finds its storage again). */
 export async function startWorker({ config = frozenConfig(), vars = {}, misconfigured = false, keep } = {}) {
+  // The local queue broker loses messages under load without it (scripts/patch-miniflare.mjs).
+  if (!mended()) throw new Error('miniflare\'s queue broker is not mended: run `make setup` (scripts/patch-miniflare.mjs)');
   const port = await freePort();
   const state = keep ?? mkdtempSync(join(tmpdir(), 'cdp-e2e-'));
   const child = spawn(
