@@ -277,7 +277,7 @@ async fn deliver(
     // the catalog's fields.
     let enriched = catalog::Enricher::apply(env, &mut fresh).await?;
     stats::bump(counts, Counter::CatalogEnriched, enriched as i64);
-    let routed = resolver::resolve(env, fresh, &config.rules, counts).await?;
+    let routed = resolver::resolve(env, fresh, &config.rules, counts, !again).await?;
     let profiles: BTreeSet<&String> = routed.events.keys().chain(routed.links.keys()).collect();
     let profiles_written: Vec<&String> = profiles.iter().copied().collect();
     let writes = profiles.into_iter().map(|profile| {

@@ -70,11 +70,17 @@ async fn current(
 
 /// Resolves `events` to profiles. Events without a usable identifier (only blocked values)
 /// link nothing and are not stored; they are counted as `unlinked`.
+///
+/// `first` for a delivery's first attempt: profiles it cannot change (known visitors
+/// bringing nothing new, most events) are taken from the index as they are, without reading
+/// their holdings; one merged away meanwhile refuses the write, and the attempts after the
+/// first read every holding, so they follow its forward.
 pub async fn resolve(
     env: &Env,
     mut events: Vec<Event>,
     rules: &Rules,
     counts: &mut Counts,
+    first: bool,
 ) -> Result<Routed> {
     // Oldest first; a stable sort keeps the arrival order of events of the same millisecond.
     events.sort_by_key(|e| e.timestamp);
@@ -103,12 +109,18 @@ pub async fn resolve(
     let indexed = known.profiles;
 
     let mut holdings: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
-    // Every indexed profile's holding at once (one call each, in parallel); the rare
+    let inert = if first {
+        cdp_protocol::routing::inert(&ids_of, |id| indexed.get(&id.key()))
+    } else {
+        BTreeSet::new()
+    };
+    // Every other indexed profile's holding at once (one call each, in parallel); the rare
     // forward of a merged profile is followed after, one step at a time.
     let named: BTreeSet<&String> = ids_of
         .iter()
         .flatten()
         .filter_map(|id| indexed.get(&id.key()))
+        .filter(|p| !inert.contains(p))
         .collect();
     let asked = named.iter().map(|p| profile_store::holding(env, p));
     for (profile, held) in named
@@ -129,6 +141,10 @@ pub async fn resolve(
     let mut repoint: BTreeMap<String, String> = BTreeMap::new();
     for id in ids_of.iter().flatten() {
         if let Some(profile) = indexed.get(&id.key()) {
+            if inert.contains(profile) {
+                home.insert(id.clone(), profile.clone());
+                continue;
+            }
             let now = current(env, profile, &mut holdings, &mut rules).await?;
             if &now != profile {
                 repoint.insert(id.key(), now.clone());

@@ -209,6 +209,30 @@ pub fn route(
     routing
 }
 
+/// The indexed profiles a delivery cannot change: every event that names one of their
+/// identifiers names only identifiers `home` (the index, before the delivery) puts in that
+/// same profile. [`route`] stores such a profile's events there and links or merges nothing
+/// of it, whatever it holds, so the store need not read its holdings first. (A profile
+/// merged away since the index was written is found by its refusal of the write; the
+/// delivery is then resolved again, reading every holding.)
+pub fn inert<'a>(
+    ids_of: &[Vec<Identifier>],
+    home: impl Fn(&Identifier) -> Option<&'a String>,
+) -> BTreeSet<&'a String> {
+    let mut alone = BTreeSet::new();
+    let mut changed = BTreeSet::new();
+    for ids in ids_of {
+        let homes: Vec<Option<&String>> = ids.iter().map(&home).collect();
+        let profiles: BTreeSet<&String> = homes.iter().flatten().copied().collect();
+        if homes.iter().all(Option::is_some) && profiles.len() == 1 {
+            alone.extend(profiles);
+        } else {
+            changed.extend(profiles);
+        }
+    }
+    alone.difference(&changed).copied().collect()
+}
+
 /// A delivery's messages cut into consecutive turns of at most `limit` events each (`size`
 /// counts a message's events); a message larger than `limit` is a turn of its own. The
 /// consumer delivers turn after turn, so one invocation never holds every event of a
@@ -482,6 +506,67 @@ mod tests {
             }
             prop_assert_eq!(partition(&known), partition(&before), "a repeat changed the profiles");
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Routing a delivery without the holdings of the profiles `inert` names decides
+        /// exactly what routing it with every holding does.
+        #[test]
+        fn inert_profiles_need_no_holdings((_events, batches) in deliveries()) {
+            let rules = Rules::default();
+            let Some((last, before)) = batches.split_last() else { return Ok(()); };
+            let known = deliver(before, &rules);
+            let mut last = last.clone();
+            last.sort_by_key(|a| a.at);
+            let ids_of: Vec<Vec<Identifier>> = last.iter().map(|a| a.ids.clone()).collect();
+            let skipped = inert(&ids_of, |id| known.home.get(id));
+            let mut full = known.clone();
+            let mut partial = known.clone();
+            partial.holdings.retain(|p, _| !skipped.contains(p));
+            let a = route(&last, |_| false, &mut full, &rules);
+            let b = route(&last, |_| false, &mut partial, &rules);
+            prop_assert_eq!(a.outcomes, b.outcomes);
+            prop_assert_eq!(a.merges, b.merges);
+            prop_assert_eq!(a.links, b.links);
+            prop_assert_eq!(a.repoint, b.repoint);
+            prop_assert_eq!(full.home, partial.home);
+        }
+    }
+
+    #[test]
+    fn a_profile_named_with_a_new_identifier_or_another_profile_is_not_inert() {
+        let (d1, d2, d3, u) = (
+            id("anonymousId", "d1"),
+            id("anonymousId", "d2"),
+            id("anonymousId", "d3"),
+            id("userId", "u"),
+        );
+        let home: BTreeMap<Identifier, String> = [
+            (d1.clone(), "p1".to_owned()),
+            (d2.clone(), "p2".to_owned()),
+            (d3.clone(), "p3".to_owned()),
+        ]
+        .into();
+        let ids_of = vec![
+            vec![d1.clone()],
+            vec![d2.clone()],
+            vec![d2, u],
+            vec![d3.clone()],
+            vec![d3, d1],
+        ];
+        let inert = inert(&ids_of, |id| home.get(id));
+        assert!(inert.is_empty(), "p1 and p3 meet, p2 gains u: {inert:?}");
+        let alone = vec![vec![id("anonymousId", "d1")]];
+        assert_eq!(inert_of(&alone, &home), ["p1"]);
+    }
+
+    fn inert_of(ids_of: &[Vec<Identifier>], home: &BTreeMap<Identifier, String>) -> Vec<String> {
+        inert(ids_of, |id| home.get(id))
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     #[test]
