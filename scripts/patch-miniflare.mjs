@@ -7,10 +7,10 @@
 // that fetch can fail ("Network connection lost"); the exception leaves the broker's flush
 // before it clears its pending-flush marker, so no flush is ever scheduled again until a
 // full batch (100 messages) has piled up. The messages behind it stay in the broker's memory,
-// never delivered, and are gone when wrangler stops. Measured here: 160–640 events of every
-// `make bench-collector` pipeline row at batch 20 (5 of 6 runs), with `queue.metrics()`
-// showing them still in the backlog minutes later and no consumer invocation in flight.
-// Cloudflare's own queues do not run this code.
+// never delivered, and are gone when wrangler stops. Measured here, under the load of
+// `make bench-collector`'s pipeline row at batch 20: 160–640 events lost in 5 of 6 runs,
+// with `queue.metrics()` showing them still in the backlog minutes later and no consumer
+// invocation in flight. Cloudflare's own queues do not run this code.
 //
 // The mend: a log line that cannot be written is reported on the console and the flush goes
 // on (its retries, dead letters and next flush), as logging should never decide delivery.
